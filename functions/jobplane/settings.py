@@ -1,0 +1,148 @@
+"""Settings, read once at the edge (process start) into a frozen object passed explicitly.
+
+Domain code never reads ``os.environ``; ``Settings.from_env`` is the only place that does.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import Problem, ValidationError
+
+JOB_TYPES: tuple[str, ...] = ("training", "kb-index", "bot-test")
+DEFAULT_IMAGE = "ghcr.io/jobplane/trainer:0.1.0"
+IN_CLUSTER_COMMAND: tuple[str, ...] = ("python", "-m", "jobplane_trainer", "run")
+
+
+def local_command() -> tuple[str, ...]:
+    """The trainer command for the embedded plane: this interpreter, same entry point."""
+    return (sys.executable, "-m", "jobplane_trainer", "run")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the functions and adapters are configured by."""
+
+    store_url: str
+    """``file:///abs/dir`` (embedded default) or ``gs://bucket/prefix``."""
+    launcher: str = "local"
+    """``local`` (processes) or ``kubernetes`` (batch/v1 Jobs)."""
+    namespace: str = "default"
+    """Namespace of the Jobs."""
+    sink: str = ""
+    """Broker URL the Jobs send their CloudEvents to (``K_SINK`` in the pod)."""
+    callback_key: bytes = b""
+    """Key for per-run callback tokens (HMAC-SHA256 of the run id)."""
+    kueue: bool = False
+    """Label Jobs for Kueue (``kueue.x-k8s.io/queue-name``) and create them suspended."""
+    images: Mapping[str, str] = field(default_factory=dict)
+    """Container image per job type; never taken from an event or a spec."""
+    command: tuple[str, ...] = IN_CLUSTER_COMMAND
+    """The Job container's command (the trainer's entry point)."""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    """Optional nodeSelector for GPU Jobs (e.g. ``{"cloud.google.com/gke-accelerator": "nvidia-l4"}``)."""
+    ttl_seconds_after_finished: int = 3600
+    """How long finished Jobs stay; their status is already in the store."""
+    service_account: str = ""
+    """ServiceAccount of the Job pods (Workload Identity for GCS); empty = namespace default."""
+    default_training: Mapping[str, object] = field(default_factory=dict)
+    """Spec fields merged into ``train-{botId}`` the first time a bot is seen."""
+    predict_threshold: float | None = None
+    """Override of the calibrated out-of-scope threshold (None: use the model's)."""
+
+    def image_for(self, job_type: str) -> str:
+        return self.images.get(job_type, DEFAULT_IMAGE)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, defaults: Settings | None = None) -> Settings:
+        """Read ``JOBPLANE_*`` variables; unset ones keep ``defaults`` (or the built-ins)."""
+        base = defaults or cls(store_url=env.get("JOBPLANE_STORE", ""))
+        problems: list[Problem] = []
+        launcher = env.get("JOBPLANE_LAUNCHER", base.launcher)
+        if launcher not in ("local", "kubernetes"):
+            problems.append(Problem("JOBPLANE_LAUNCHER", f"must be local or kubernetes, got {launcher!r}"))
+        store_url = env.get("JOBPLANE_STORE", base.store_url)
+        if not (store_url.startswith("file:///") or store_url.startswith("gs://")):
+            problems.append(Problem("JOBPLANE_STORE", f"must be file:///abs/dir or gs://bucket/prefix, got {store_url!r}"))
+        images = dict(base.images)
+        for job_type in JOB_TYPES:
+            var = "JOBPLANE_IMAGE_" + job_type.upper().replace("-", "_")
+            if var in env:
+                images[job_type] = env[var]
+        command = base.command
+        if "JOBPLANE_COMMAND" in env:
+            command = tuple(_json_list(env["JOBPLANE_COMMAND"], "JOBPLANE_COMMAND", problems))
+        node_selector = dict(base.node_selector)
+        if "JOBPLANE_NODE_SELECTOR" in env:
+            node_selector = _json_object(env["JOBPLANE_NODE_SELECTOR"], "JOBPLANE_NODE_SELECTOR", problems)
+        key = env.get("JOBPLANE_CALLBACK_KEY")
+        if problems:
+            raise ValidationError(problems, what="settings")
+        return replace(
+            base,
+            store_url=store_url,
+            launcher=launcher,
+            namespace=env.get("JOBPLANE_NAMESPACE", base.namespace),
+            sink=env.get("JOBPLANE_SINK", base.sink),
+            callback_key=key.encode() if key else base.callback_key,
+            kueue=env.get("JOBPLANE_KUEUE", str(base.kueue)).lower() in ("1", "true", "yes"),
+            images=images,
+            command=command,
+            node_selector=node_selector,
+            service_account=env.get("JOBPLANE_SERVICE_ACCOUNT", base.service_account),
+        )
+
+
+def embedded_defaults(data_dir: Path, *, port: int) -> Settings:
+    """The embedded plane's defaults: a filesystem store and local processes in ``data_dir``."""
+    data_dir = data_dir.resolve()
+    return Settings(
+        store_url=(data_dir / "store").as_uri(),
+        launcher="local",
+        sink=f"http://127.0.0.1:{port}/default/default",
+        callback_key=load_or_create_key(data_dir / "callback.key"),
+        command=local_command(),
+    )
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The local callback key, generated once and kept (mode 0600) in the data dir."""
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    path.touch(mode=0o600)
+    path.write_bytes(key)
+    return key
+
+
+def _json_list(raw: str, name: str, problems: list[Problem]) -> list[str]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        problems.append(Problem(name, f"must be a JSON list of strings: {e}"))
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(Problem(name, "must be a JSON list of strings"))
+        return []
+    return value
+
+
+def _json_object(raw: str, name: str, problems: list[Problem]) -> dict[str, str]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        problems.append(Problem(name, f"must be a JSON object of strings: {e}"))
+        return {}
+    if not isinstance(value, dict):
+        problems.append(Problem(name, "must be a JSON object of strings"))
+        return {}
+    return {str(k): str(v) for k, v in value.items()}

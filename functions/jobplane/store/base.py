@@ -1,0 +1,68 @@
+"""The object-store port: what the plane needs from GCS, and what the filesystem mimics.
+
+Semantics follow GCS: every object has a generation (a positive integer that changes on
+every write); writes may be conditional on the current generation (``0`` = must not exist);
+listing is lexicographic by key. Adapters raise ``NotFoundError``,
+``PreconditionFailedError`` and ``UnavailableError`` from ``jobplane.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An object's bytes and the generation they were read at."""
+
+    key: str
+    data: bytes
+    generation: int
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Port implemented by ``files.FileStore`` (embedded) and ``gcs.GcsStore`` (cloud)."""
+
+    url: str
+    """Where this store lives: ``file:///abs/dir`` or ``gs://bucket/prefix``."""
+
+    def read(self, key: str) -> Blob:
+        """The object at ``key``; ``NotFoundError`` if there is none."""
+        ...
+
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_generation_match: int | None = None,
+        content_type: str = "application/json",
+    ) -> int:
+        """Write and return the new generation. With ``if_generation_match`` the write
+        happens only if the current generation equals it (``0``: the object must not exist),
+        else ``PreconditionFailedError``."""
+        ...
+
+    def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
+        """Delete; ``NotFoundError`` if absent."""
+        ...
+
+    def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
+        """Keys under ``prefix`` in lexicographic order, after ``start_after``."""
+        ...
+
+    def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
+        """Copy a local file into the store (resumable on GCS for large files)."""
+        ...
+
+    def download_file(self, key: str, path: Path) -> None:
+        """Copy an object to a local file."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """A URI naming the object, e.g. ``gs://bucket/prefix/key`` or ``file:///dir/key``."""
+        ...
