@@ -1,0 +1,241 @@
+"""Run records: their identity, their lifecycle rules, and how they live in the object store.
+
+A run's id is derived from (spec id, trigger source + id), so a redelivered trigger names the
+same run — and the same Job — and creating it again is a no-op. Records change only through
+compare-and-swap on the object's generation, so concurrent writers never lose an update.
+
+    requested → launched → running → succeeded | failed | cancelled   (+ skipped, superseded)
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from . import conventions as c
+from .errors import NotFoundError, PreconditionFailedError, UnavailableError
+from .store.base import ObjectStore
+
+Run = dict[str, Any]
+
+TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled", "skipped", "superseded"})
+STATES: Final = ("requested", "launched", "running", *sorted(TERMINAL))
+_RANK: Final = {"requested": 0, "launched": 1, "running": 2}
+_INVERT_BASE: Final = 10**13
+_CAS_ATTEMPTS: Final = 25
+
+
+def run_id_for(spec_id: str, *, source: str, event_id: str) -> str:
+    """Deterministic run id (and Job name): a DNS-1123 label of at most 63 characters."""
+    digest = hashlib.sha256(f"{source}\n{event_id}".encode()).hexdigest()[:12]
+    return f"{spec_id[:50].rstrip('-')}-{digest}"
+
+
+def rfc3339(now: datetime) -> str:
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run(
+    *, spec: Mapping[str, Any], trigger: Mapping[str, Any], requested_by: str, now: datetime
+) -> Run:
+    """A fresh run record in state ``requested`` (pure)."""
+    params = spec.get("params") or {}
+    return {
+        "id": run_id_for(spec["id"], source=str(trigger["source"]), event_id=str(trigger["id"])),
+        "specId": spec["id"],
+        "botId": params.get("botId"),
+        "type": spec["type"],
+        "state": "requested",
+        "reason": None,
+        "progress": 0,
+        "phase": "requested",
+        "message": None,
+        "seq": 0,
+        "trigger": {k: trigger.get(k) for k in ("type", "source", "id", "subject")},
+        "requestedBy": requested_by,
+        "createdAt": rfc3339(now),
+        "updatedAt": rfc3339(now),
+        "startedAt": None,
+        "finishedAt": None,
+        "job": None,
+        "metrics": None,
+        "artifacts": {},
+    }
+
+
+def is_terminal(run: Mapping[str, Any]) -> bool:
+    return run.get("state") in TERMINAL
+
+
+def transition(run: Run, state: str, *, reason: str | None = None, now: datetime) -> Run:
+    """The run moved to ``state``; terminal states are sticky and no state goes backwards."""
+    if state not in STATES:
+        raise ValueError(f"unknown run state {state!r}")
+    if is_terminal(run):
+        return run
+    if state not in TERMINAL and _RANK[state] <= _RANK[run["state"]]:
+        return run
+    new = copy.deepcopy(run)
+    new["state"] = state
+    new["updatedAt"] = rfc3339(now)
+    if reason is not None:
+        new["reason"] = reason
+    if state == "running" and not new.get("startedAt"):
+        new["startedAt"] = rfc3339(now)
+    if state in TERMINAL:
+        new["finishedAt"] = rfc3339(now)
+        new["phase"] = state
+        if state == "succeeded":
+            new["progress"] = 100
+    return new
+
+
+def apply_event(run: Run, *, type: str, data: Mapping[str, Any], now: datetime) -> Run | None:
+    """Merge one callback event into the record (pure). ``None`` means nothing changes:
+    the run is already terminal, or the event is a duplicate or out of order."""
+    from . import events as ev
+
+    if is_terminal(run):
+        return None
+    if type == ev.RUN_PROGRESS:
+        return _merge_progress(run, data, now=now)
+    if type == ev.RUN_SUCCEEDED:
+        new = transition(run, "succeeded", now=now)
+        new["metrics"] = data.get("metrics") or new.get("metrics")
+        new["artifacts"] = dict(data.get("artifacts") or {})
+        for key in ("promoted", "modelUri"):
+            if key in data:
+                new[key] = data[key]
+        return new
+    if type == ev.RUN_FAILED:
+        reason = str(data.get("reason") or "Failed")
+        new = transition(run, "failed", reason=reason, now=now)
+        new["message"] = data.get("message")
+        return new
+    if type == ev.RUN_LAUNCHED:
+        return None if _RANK.get(run["state"], 3) >= 1 else transition(run, "launched", now=now)
+    return None
+
+
+def _merge_progress(run: Run, data: Mapping[str, Any], *, now: datetime) -> Run | None:
+    seq = int(data.get("seq", 0))
+    if seq <= int(run.get("seq", 0)):
+        return None
+    new = transition(run, "running", now=now) if run["state"] != "running" else copy.deepcopy(run)
+    new["seq"] = seq
+    new["progress"] = max(int(run.get("progress", 0)), min(100, max(0, int(data.get("progress", 0)))))
+    new["updatedAt"] = rfc3339(now)
+    for key in ("phase", "message", "eta"):
+        if data.get(key) is not None:
+            new[key] = data[key]
+    if isinstance(data.get("metrics"), Mapping):
+        new["metrics"] = {**(new.get("metrics") or {}), **data["metrics"]}
+    return new
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+def _inverted(created_at: str) -> str:
+    millis = int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp() * 1000)
+    return f"{_INVERT_BASE - millis:013d}"
+
+
+def _index_keys(run: Mapping[str, Any]) -> list[str]:
+    stamp = f"{_inverted(run['createdAt'])}-{run['id']}"
+    keys = [f"index/specs/{run['specId']}/{stamp}"]
+    if run.get("botId"):
+        keys.append(f"index/bots/{run['botId']}/{stamp}")
+    return keys
+
+
+def _active_key(run: Mapping[str, Any]) -> str:
+    return f"index/active/{run['specId']}/{run['id']}"
+
+
+def _create_quietly(store: ObjectStore, key: str, data: bytes) -> None:
+    try:
+        store.write(key, data, if_generation_match=0)
+    except PreconditionFailedError:
+        pass
+
+
+def create_run(store: ObjectStore, run: Run) -> tuple[Run, bool]:
+    """Store a new run create-only. A run of that id already there is returned with ``False``
+    (a redelivered trigger). Index entries are (re)written either way, so a crash between the
+    writes heals on redelivery."""
+    try:
+        store.write(c.run_key(run["id"]), _dump(run), if_generation_match=0)
+        stored, created = run, True
+    except PreconditionFailedError:
+        stored, created = get_run(store, run["id"]), False
+    for key in _index_keys(stored):
+        _create_quietly(store, key, b"")
+    if not is_terminal(stored):
+        _create_quietly(store, _active_key(stored), b"")
+    return stored, created
+
+
+def get_run(store: ObjectStore, run_id: str) -> Run:
+    blob = store.read(c.run_key(run_id))
+    return json.loads(blob.data)  # type: ignore[no-any-return]
+
+
+def update_run(store: ObjectStore, run_id: str, mutate: Callable[[Run], Run | None]) -> Run:
+    """Read, mutate, compare-and-swap; retried when another writer got there first.
+    ``mutate`` gets a private copy and returns the new record, or ``None`` for no change."""
+    for attempt in range(_CAS_ATTEMPTS):
+        blob = store.read(c.run_key(run_id))
+        current = json.loads(blob.data)
+        new = mutate(copy.deepcopy(current))
+        if new is None or new == current:
+            return current  # type: ignore[no-any-return]
+        try:
+            store.write(c.run_key(run_id), _dump(new), if_generation_match=blob.generation)
+        except PreconditionFailedError:
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+            continue
+        if is_terminal(new):
+            _forget_active(store, new)
+        return new
+    raise UnavailableError(f"run {run_id}: too many concurrent updates; retry")
+
+
+def _forget_active(store: ObjectStore, run: Mapping[str, Any]) -> None:
+    try:
+        store.delete(_active_key(run))
+    except NotFoundError:
+        pass
+
+
+def list_runs(
+    store: ObjectStore, *, spec_id: str | None = None, bot_id: str | None = None, limit: int = 10
+) -> list[Run]:
+    """Runs newest first, by a spec's or a bot's index."""
+    if (spec_id is None) == (bot_id is None):
+        raise ValueError("give exactly one of spec_id or bot_id")
+    prefix = f"index/specs/{spec_id}/" if spec_id else f"index/bots/{bot_id}/"
+    runs: list[Run] = []
+    for key in store.list(prefix, limit=limit):
+        run_id = key[len(prefix):].split("-", 1)[1]
+        try:
+            runs.append(get_run(store, run_id))
+        except NotFoundError:
+            continue
+    return runs
+
+
+def list_active(store: ObjectStore, *, spec_id: str | None = None) -> list[str]:
+    """Ids of runs not yet terminal (all, or one spec's)."""
+    prefix = f"index/active/{spec_id}/" if spec_id else "index/active/"
+    return [key.rsplit("/", 1)[1] for key in store.list(prefix)]
+
+
+def _dump(run: Mapping[str, Any]) -> bytes:
+    return json.dumps(run, sort_keys=True, separators=(",", ":")).encode()
