@@ -1,0 +1,18 @@
+"""Fixtures shared by every test directory (append yours below; keep each one small)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def restore_environ() -> Iterator[None]:
+    """functions-framework's ``create_app`` writes FUNCTION_TARGET/FUNCTION_SIGNATURE_TYPE into
+    ``os.environ``; put the environment back after every test so nothing leaks between them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
