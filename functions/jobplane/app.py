@@ -1,0 +1,83 @@
+"""One WSGI front door for the embedded plane, laid out like the cluster's URLs.
+
+``/{namespace}/{broker}`` is the broker ingress (as Knative's broker URL), ``/_functions/{service}``
+is the function a Knative Service of that name would run (Triggers' subscribers resolve there),
+and everything else (``/v1/...``, ``/openapi.json``, ``/healthz``, ``/``) is the api function.
+Each function is the real functions-framework app of its target in ``functions/main.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from . import conventions as c
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+FUNCTIONS_PREFIX: Final = "/_functions/"
+API_SERVICE: Final = "jobplane-api"
+_API_FIRST_SEGMENTS: Final = frozenset({"v1", "openapi.json", "healthz", "static", "favicon.ico", ""})
+
+
+def main_source() -> Path:
+    """``functions/main.py``: the functions-framework source file beside the package."""
+    return Path(__file__).resolve().parent.parent / "main.py"
+
+
+def create_function_app(target: str, *, source: Path | None = None) -> WSGIApp:
+    """The functions-framework app of ``target``. ``create_app`` writes ``os.environ``
+    (FUNCTION_TARGET, FUNCTION_SIGNATURE_TYPE); the environment is restored afterwards."""
+    import functions_framework
+
+    saved = dict(os.environ)
+    try:
+        app: WSGIApp = functions_framework.create_app(
+            target=target, source=str(source or main_source()), signature_type="http"
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return app
+
+
+def function_apps(*, source: Path | None = None) -> dict[str, WSGIApp]:
+    """One app per Knative Service name (``conventions.SERVICE_TARGETS``)."""
+    return {service: create_function_app(target, source=source) for service, target in c.SERVICE_TARGETS.items()}
+
+
+class Dispatcher:
+    """Routes a request by path to the broker ingress, a function, or the api."""
+
+    def __init__(self, *, broker: WSGIApp, functions: Mapping[str, WSGIApp]) -> None:
+        self.broker = broker
+        self.functions = dict(functions)
+        self.api = self.functions[API_SERVICE]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path.startswith(FUNCTIONS_PREFIX):
+            return self._function(environ, start_response, path)
+        segments = path.strip("/").split("/")
+        if len(segments) == 2 and segments[0] not in _API_FIRST_SEGMENTS and "" not in segments:
+            return self.broker(environ, start_response)
+        return self.api(environ, start_response)
+
+    def _function(self, environ: dict[str, Any], start_response: Callable[..., Any], path: str) -> Iterable[bytes]:
+        service, _, rest = path[len(FUNCTIONS_PREFIX):].partition("/")
+        app = self.functions.get(service)
+        if app is None:
+            body = f'{{"error":{{"code":"not_found","message":"no function {service!r}"}}}}'.encode()
+            start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        environ = dict(environ)
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + FUNCTIONS_PREFIX + service
+        environ["PATH_INFO"] = "/" + rest
+        return app(environ, start_response)
+
+
+def build_app(*, broker: WSGIApp, source: Path | None = None) -> Dispatcher:
+    """The embedded plane's WSGI app."""
+    return Dispatcher(broker=broker, functions=function_apps(source=source))

@@ -1,0 +1,299 @@
+"""The launch function: CloudEvents that ask for a run become a run record and a Job.
+
+``dev.jobplane.bot.changed`` runs the bot's training spec ``train-{botId}`` (created from the
+configured defaults the first time the bot is seen), ``dev.knative.sources.ping`` runs a stored
+spec on its schedule, ``dev.jobplane.run.requested`` runs a stored spec with parameter overrides
+or an inline spec. Everything is validated before anything is written; the run id derives from
+the event's ``source`` + ``id``, so a redelivered event finds its run and never makes a second
+Job. The reply is a ``dev.jobplane.run.launched`` CloudEvent, which the broker routes to status.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import flask
+
+from .. import conventions as c
+from .. import events as ev
+from .. import manifests, runs, spec as specs
+from ..errors import (
+    JobplaneError,
+    NotFoundError,
+    PermanentError,
+    PreconditionFailedError,
+    Problem,
+    TransientError,
+    ValidationError,
+)
+from ..runtime import Runtime
+from .common import event_endpoint
+
+log = logging.getLogger(__name__)
+
+SOURCE: Final = "/jobplane/launch"
+REQUESTED_BY_EXTENSION: Final = "requestedby"
+"""Optional CloudEvent extension naming who asked for the run (else the event's source)."""
+SUMMARY_KEYS: Final = (
+    "id", "specId", "botId", "type", "state", "reason", "trigger", "requestedBy", "createdAt", "job", "params",
+)
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass
+class Plan:
+    """What one event asks for, fully validated, before anything is written."""
+
+    spec: dict[str, Any]
+    """The effective spec (stored spec with this run's overrides applied)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Params that differ from the stored spec for this run (recorded on the run)."""
+    writes: list[tuple[str, bytes]] = field(default_factory=list)
+    """Create-only objects to store before the run (inline training data, a new spec)."""
+
+
+def handle(request: flask.Request, rt: Runtime) -> flask.Response:
+    return event_endpoint(request, lambda event: on_event(event, rt=rt))
+
+
+def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
+    """Plan, store, decide concurrency, launch; the reply is ``run.launched`` (or nothing)."""
+    plan = plan_for(event, rt=rt)
+    for key, data in plan.writes:
+        _create_only(rt, key, data)
+    run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
+    if plan.overrides:
+        run["params"] = plan.overrides
+    run, created = runs.create_run(rt.store, run)
+    if run["state"] != "requested":
+        log.info("run %s exists (state %s): duplicate delivery of %s", run["id"], run["state"], event.id)
+        return _reply(run) if run.get("job") else None
+    return _decide_and_launch(plan.spec, run, rt=rt)
+
+
+# --- planning: event → validated spec ------------------------------------------------------
+
+
+def plan_for(event: ev.Event, *, rt: Runtime) -> Plan:
+    data = _data_object(event)
+    if event.type == ev.BOT_CHANGED:
+        return _plan_bot_changed(data, rt=rt)
+    if event.type == ev.PING:
+        return _plan_stored(_required_spec_id(data), {}, rt=rt)
+    if event.type == ev.RUN_REQUESTED:
+        return _plan_requested(data, rt=rt)
+    raise PermanentError(
+        f"launch does not take events of type {event.type!r}; expected one of "
+        f"{ev.BOT_CHANGED}, {ev.PING}, {ev.RUN_REQUESTED}"
+    )
+
+
+def _data_object(event: ev.Event) -> dict[str, Any]:
+    data = event.data
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PermanentError(f"data: expected a JSON object: {e}") from e
+    if not isinstance(data, dict):
+        raise ValidationError([Problem("data", f"expected a JSON object, got {type(data).__name__}")], what="event")
+    return data
+
+
+def _plan_bot_changed(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
+    problems = _bot_problems(data)
+    if problems:
+        raise ValidationError(problems, what="dev.jobplane.bot.changed event")
+    bot_id = str(data["botId"])
+    writes: list[tuple[str, bytes]] = []
+    training = data["trainingData"]
+    if "uri" in training:
+        uri = str(training["uri"])
+    else:
+        key, body = _inline_data_object(bot_id, data.get("revision"), training)
+        writes.append((key, body))
+        uri = rt.store.uri(key)
+    stored = _read_spec(rt, f"train-{bot_id}")
+    if stored is None:
+        base = specs.training_spec_for_bot(bot_id, defaults=rt.settings.default_training)
+        spec = _validated(_with_params(base, {"trainingData": {"uri": uri}}))
+        writes.append((c.spec_key(spec["id"]), _dump(spec)))
+        return Plan(spec=spec, writes=writes)
+    overrides = {"trainingData": {"uri": uri}}
+    return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides, writes=writes)
+
+
+def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    bot_id = data.get("botId")
+    if not isinstance(bot_id, str) or not bot_id:
+        problems.append(Problem("data.botId", f"expected a non-empty string, got {bot_id!r}"))
+    revision = data.get("revision")
+    if revision is not None and not isinstance(revision, str | int):
+        problems.append(Problem("data.revision", f"expected a string, got {type(revision).__name__}"))
+    training = data.get("trainingData")
+    if not isinstance(training, Mapping):
+        problems.append(Problem("data.trainingData", "expected an object with uri or examples"))
+    else:
+        problems.extend(specs.validate_training_data(training, field="data.trainingData"))
+    return problems
+
+
+def _inline_data_object(bot_id: str, revision: object, training: Mapping[str, Any]) -> tuple[str, bytes]:
+    """Inline examples are stored under ``bots/{botId}/data/``; the Job only ever gets a URI."""
+    body = _dump({"examples": training["examples"]})
+    name = str(revision) if revision is not None and _SAFE_NAME.match(str(revision)) else None
+    name = name or "sha256-" + hashlib.sha256(body).hexdigest()[:32]
+    return f"{c.bot_data_prefix(bot_id)}{name}.json", body
+
+
+def _plan_requested(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
+    if "spec" in data:
+        if not isinstance(data["spec"], Mapping):
+            raise ValidationError([Problem("data.spec", "expected an object")], what="run request")
+        return Plan(spec=_validated(dict(data["spec"])))
+    params = data.get("params", {})
+    if not isinstance(params, Mapping):
+        raise ValidationError([Problem("data.params", "expected an object")], what="run request")
+    return _plan_stored(_required_spec_id(data), dict(params), rt=rt)
+
+
+def _plan_stored(spec_id: str, overrides: dict[str, Any], *, rt: Runtime) -> Plan:
+    stored = _read_spec(rt, spec_id)
+    if stored is None:
+        raise PermanentError(f"data.specId: no job spec {spec_id!r}")
+    return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides)
+
+
+def _required_spec_id(data: Mapping[str, Any]) -> str:
+    spec_id = data.get("specId")
+    if not isinstance(spec_id, str) or not spec_id:
+        raise ValidationError([Problem("data.specId", f"expected a spec id, got {spec_id!r}")], what="event")
+    return spec_id
+
+
+def _with_params(spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(spec))
+    merged["params"] = {**(merged.get("params") or {}), **overrides}
+    return merged
+
+
+def _validated(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(specs.validate_spec(spec))
+
+
+def _read_spec(rt: Runtime, spec_id: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(rt.store.read(c.spec_key(spec_id)).data)  # type: ignore[no-any-return]
+    except NotFoundError:
+        return None
+
+
+def _create_only(rt: Runtime, key: str, data: bytes) -> None:
+    """Create ``key``; an object already there is fine unless its content differs (data)."""
+    try:
+        rt.store.write(key, data, if_generation_match=0)
+    except PreconditionFailedError:
+        if key.startswith("bots/") and rt.store.read(key).data != data:
+            raise PermanentError(
+                f"data.revision: training data {key} exists with different content; use a new revision"
+            ) from None
+
+
+# --- concurrency and launch ----------------------------------------------------------------
+
+
+def _decide_and_launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event | None:
+    from .. import concurrency
+
+    others = [r for r in _active_runs(rt, spec_id=run["specId"]) if r["id"] != run["id"]]
+    others = [r for r in others if r.get("botId") == run.get("botId")]
+    decision = concurrency.decide(spec, run, others)
+    if decision.action == "skip":
+        runs.update_run(rt.store, run["id"], lambda r: runs.transition(r, "skipped", reason=decision.reason, now=rt.clock()))
+        return None
+    for old in decision.replace:
+        _supersede(old, by=run, rt=rt)
+    return _launch(spec, run, rt=rt)
+
+
+def _active_runs(rt: Runtime, *, spec_id: str) -> list[runs.Run]:
+    found: list[runs.Run] = []
+    for run_id in runs.list_active(rt.store, spec_id=spec_id):
+        try:
+            found.append(runs.get_run(rt.store, run_id))
+        except NotFoundError:
+            continue
+    return [r for r in found if not runs.is_terminal(r)]
+
+
+def _supersede(old: Mapping[str, Any], *, by: Mapping[str, Any], rt: Runtime) -> None:
+    job = old.get("job") or {}
+    rt.launcher.cancel(str(job.get("name") or old["id"]))
+    reason = f"Superseded by run {by['id']} (concurrency Replace)"
+    runs.update_run(rt.store, old["id"], lambda r: runs.transition(r, "superseded", reason=reason, now=rt.clock()))
+
+
+def _launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event:
+    job = manifests.build_job(spec, run, settings=rt.settings)
+    try:
+        status = rt.launcher.launch(job)
+    except TransientError:
+        raise
+    except JobplaneError as e:
+        _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
+        raise
+    ref = {"name": status.name, "namespace": status.namespace}
+    updated = runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, ref, rt=rt))
+    return _reply(updated)
+
+
+def _mark_launched(run: runs.Run, job: Mapping[str, str], *, rt: Runtime) -> runs.Run:
+    run["job"] = run.get("job") or dict(job)
+    return runs.transition(run, "launched", now=rt.clock()) if run["state"] == "requested" else run
+
+
+def _fail(run: Mapping[str, Any], *, reason: str, message: str, rt: Runtime) -> None:
+    def mutate(r: runs.Run) -> runs.Run:
+        new = runs.transition(r, "failed", reason=reason, now=rt.clock())
+        new["message"] = message
+        return new
+
+    runs.update_run(rt.store, run["id"], mutate)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def _trigger(event: ev.Event) -> dict[str, Any]:
+    return {"type": event.type, "source": event.source, "id": event.id, "subject": event.subject}
+
+
+def _requested_by(event: ev.Event) -> str:
+    return str(event.extensions.get(REQUESTED_BY_EXTENSION) or event.source)
+
+
+def summary(run: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ``run.launched`` reply carries: the record's identity and job, no results."""
+    return {key: run.get(key) for key in SUMMARY_KEYS if key in run}
+
+
+def _reply(run: Mapping[str, Any]) -> ev.Event:
+    return ev.new_event(
+        ev.RUN_LAUNCHED,
+        source=SOURCE,
+        subject=str(run["id"]),
+        data=summary(run),
+        id=f"{run['id']}-launched",
+    )
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
