@@ -1,1 +1,58 @@
+"""Open the object store a URL names, and resolve data URIs to (store, key).
 
+``file:///abs/dir`` is the embedded filesystem store; ``gs://bucket/prefix`` is Google Cloud
+Storage (the client honours ``STORAGE_EMULATOR_HOST``). The GCS client is imported only when
+a ``gs://`` URL is opened, so the embedded plane never loads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..errors import PermanentError
+from .base import Blob, ObjectStore
+
+__all__ = ["Blob", "ObjectStore", "open_store", "split_uri", "resolve_uri"]
+
+
+def open_store(url: str) -> ObjectStore:
+    """The store at ``url``: ``file:///abs/dir`` or ``gs://bucket[/prefix]``."""
+    if url.startswith("file:///"):
+        from .files import FileStore
+
+        return FileStore(Path(unquote(urlsplit(url).path)))
+    if url.startswith("gs://"):
+        from .gcs import GcsStore
+
+        return GcsStore(url)
+    raise PermanentError(f"unsupported store URL {url!r}: expected file:///abs/dir or gs://bucket/prefix")
+
+
+def split_uri(uri: str, *, base_url: str | None = None) -> tuple[str, str]:
+    """``(store_url, key)`` for an object URI.
+
+    With ``base_url`` (a store's ``url``) and a URI inside it, the key is relative to that
+    store, so ``split_uri(store.uri(k), base_url=store.url) == (store.url, k)``. Otherwise a
+    ``gs://bucket/a/b`` URI splits at the bucket and a ``file:///dir/name`` one at its parent.
+    """
+    if base_url:
+        base = base_url.rstrip("/") + "/"
+        if uri.startswith(base) and len(uri) > len(base):
+            return base_url, unquote(uri[len(base):]) if uri.startswith("file:") else uri[len(base):]
+    if uri.startswith("gs://"):
+        bucket, _, key = uri[len("gs://"):].partition("/")
+        if bucket and key:
+            return f"gs://{bucket}", key
+    elif uri.startswith("file:///"):
+        path = Path(unquote(urlsplit(uri).path))
+        if path.name:
+            return path.parent.as_uri(), path.name
+    raise PermanentError(f"invalid object URI {uri!r}: expected gs://bucket/key or file:///path")
+
+
+def resolve_uri(uri: str, *, store: ObjectStore) -> tuple[ObjectStore, str]:
+    """The store holding ``uri`` and its key there: ``store`` itself when the URI is inside
+    it (the usual case: artifacts and data the plane wrote), else one opened for the URI."""
+    url, key = split_uri(uri, base_url=store.url)
+    return (store, key) if url == store.url else (open_store(url), key)
