@@ -1,0 +1,263 @@
+"""Model inference in numpy alone, shared by the trainer (torch) and the predict function (no torch).
+
+The functions image carries no torch, so a trained model is exported as plain arrays in one
+``.npz`` file and run here. The trainer imports the same tokenizer and feature hashing, so
+training and serving cannot drift apart: the feature ids a model learned are the ids it sees.
+
+Intent model: hashed word uni/bigrams and char n-grams weighted TF-IDF style and L2-normalised,
+summed through an embedding table (an embedding bag), then a linear layer → softmax.
+Entity tagger: hashed per-token features → embedding bag → BiLSTM → BIO tag scores, decoded
+by Viterbi under the BIO constraints (``I-x`` only after ``B-x``/``I-x``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FORMAT = "jobplane-npz-v1"
+MODEL_FILE = "model.npz"
+FALLBACK_INTENT = "out_of_scope"
+TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+CHAR_NGRAMS = (2, 3, 4, 5)
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    start: int
+    end: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Words and single punctuation marks, with character offsets into ``text``."""
+    return [Token(m.group(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+
+
+def _hash(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8", "surrogatepass"))
+
+
+def _char_ngrams(word: str, sizes: Sequence[int]) -> list[str]:
+    padded = f"<{word}>"
+    return [padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1)]
+
+
+def intent_feature_counts(text: str) -> Counter[int]:
+    """Hashed features of one utterance with their counts (word 1–2-grams, char 2–5-grams)."""
+    words = [t.text.lower() for t in tokenize(text)]
+    feats = ["w:" + w for w in words]
+    bounded = ["<s>", *words, "</s>"]
+    feats += ["b:" + a + " " + b for a, b in zip(bounded, bounded[1:])]
+    for w in words:
+        feats += ["c:" + g for g in _char_ngrams(w, CHAR_NGRAMS)]
+    return Counter(_hash(f) for f in feats)
+
+
+def token_features(tokens: Sequence[str]) -> list[list[int]]:
+    """Hashed features of each token of a sentence (its form, affixes, shape, char 3-grams)."""
+    out: list[list[int]] = []
+    for tok in tokens:
+        low = tok.lower()
+        feats = ["w:" + low, "shape:" + _shape(tok)]
+        feats += ["p:" + low[:n] for n in (1, 2, 3)] + ["s:" + low[-n:] for n in (1, 2, 3)]
+        feats += ["c:" + g for g in _char_ngrams(low, (3,))]
+        out.append([_hash(f) for f in feats])
+    return out
+
+
+def _shape(tok: str) -> str:
+    shape = "".join("X" if c.isupper() else "x" if c.isalpha() else "d" if c.isdigit() else c for c in tok)
+    return re.sub(r"(.)\1+", r"\1\1", shape)
+
+
+def lookup(vocab: I64, hashes: Sequence[int]) -> I64:
+    """Positions of ``hashes`` in the sorted ``vocab``; -1 where a hash was never seen."""
+    if not len(hashes) or not len(vocab):
+        return np.full(len(hashes), -1, dtype=np.int64)
+    q = np.asarray(hashes, dtype=np.int64)
+    pos = np.searchsorted(vocab, q).clip(0, len(vocab) - 1)
+    return np.where(vocab[pos] == q, pos, -1).astype(np.int64)
+
+
+def intent_bag(vocab: I64, idf: F32, text: str) -> tuple[I64, F32]:
+    """Known feature ids of ``text`` and their L2-normalised TF-IDF weights."""
+    counts = intent_feature_counts(text)
+    ids = lookup(vocab, list(counts))
+    tf = np.asarray([1.0 + math.log(c) for c in counts.values()], dtype=np.float32)
+    keep = ids >= 0
+    ids, tf = ids[keep], tf[keep]
+    w = tf * idf[ids]
+    norm = float(np.sqrt((w * w).sum()))
+    return ids, (w / norm if norm > 0 else w).astype(np.float32)
+
+
+def token_bags(vocab: I64, tokens: Sequence[str]) -> list[I64]:
+    """Known feature ids of each token (unknown features dropped)."""
+    return [ids[ids >= 0] for ids in (lookup(vocab, f) for f in token_features(tokens))]
+
+
+def softmax(x: F32) -> F32:
+    e = np.exp(x - x.max())
+    return (e / e.sum()).astype(np.float32)
+
+
+# --- numpy forward passes ---------------------------------------------------------------
+
+
+def intent_logits(arrays: Mapping[str, Any], text: str) -> F32:
+    ids, w = intent_bag(arrays["intent_vocab"], arrays["intent_idf"], text)
+    emb = arrays["intent_emb"]
+    h = (emb[ids].astype(np.float32) * w[:, None]).sum(axis=0) if len(ids) else np.zeros(emb.shape[1], np.float32)
+    h = h + arrays["intent_emb_bias"]
+    if "intent_hidden_w" in arrays:
+        h = np.tanh(arrays["intent_hidden_w"] @ h + arrays["intent_hidden_b"])
+    return (arrays["intent_out_w"] @ h + arrays["intent_out_b"]).astype(np.float32)
+
+
+def _lstm(x: F32, w_ih: F32, w_hh: F32, b: F32) -> F32:
+    """One LSTM direction over ``x`` (T×D), torch's gate order (i, f, g, o)."""
+    hidden = w_hh.shape[1]
+    h = np.zeros(hidden, np.float32)
+    c = np.zeros(hidden, np.float32)
+    xs = x @ w_ih.T + b
+    out = np.empty((x.shape[0], hidden), np.float32)
+    for t in range(x.shape[0]):
+        g = xs[t] + w_hh @ h
+        i, f = _sigmoid(g[:hidden]), _sigmoid(g[hidden : 2 * hidden])
+        cand, o = np.tanh(g[2 * hidden : 3 * hidden]), _sigmoid(g[3 * hidden :])
+        c = f * c + i * cand
+        h = o * np.tanh(c)
+        out[t] = h
+    return out
+
+
+def _sigmoid(x: F32) -> F32:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str]) -> F32:
+    """Log-probabilities of each BIO tag per token (T×K)."""
+    emb = arrays["tag_emb"]
+    bags = token_bags(arrays["tag_vocab"], tokens)
+    x = np.stack([emb[b].astype(np.float32).sum(axis=0) if len(b) else np.zeros(emb.shape[1], np.float32) for b in bags])
+    x = np.tanh(x + arrays["tag_emb_bias"])
+    fwd = _lstm(x, arrays["tag_lstm_w_ih"], arrays["tag_lstm_w_hh"], arrays["tag_lstm_b"])
+    bwd = _lstm(x[::-1], arrays["tag_lstm_w_ih_r"], arrays["tag_lstm_w_hh_r"], arrays["tag_lstm_b_r"])[::-1]
+    logits = np.concatenate([fwd, bwd], axis=1) @ arrays["tag_out_w"].T + arrays["tag_out_b"]
+    logits = logits - logits.max(axis=1, keepdims=True)
+    return (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+
+
+def allowed_transitions(tags: Sequence[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """BIO constraints: (start allowed per tag, allowed[prev, next])."""
+    k = len(tags)
+    start = np.array([not t.startswith("I-") for t in tags])
+    allowed = np.ones((k, k), dtype=bool)
+    for j, t in enumerate(tags):
+        if t.startswith("I-"):
+            for i, p in enumerate(tags):
+                allowed[i, j] = p[2:] == t[2:] and p != "O"
+    return start, allowed
+
+
+def viterbi(scores: F32, tags: Sequence[str]) -> list[int]:
+    """The best tag sequence under the BIO constraints."""
+    start, allowed = allowed_transitions(tags)
+    penalty = np.where(allowed, 0.0, -1e9).astype(np.float32)
+    best = scores[0] + np.where(start, 0.0, -1e9)
+    back = np.zeros(scores.shape, dtype=np.int64)
+    for t in range(1, len(scores)):
+        cand = best[:, None] + penalty
+        back[t] = cand.argmax(axis=0)
+        best = cand.max(axis=0) + scores[t]
+    path = [int(best.argmax())]
+    for t in range(len(scores) - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return path[::-1]
+
+
+def spans_from_tags(text: str, tokens: Sequence[Token], tags: Sequence[str]) -> list[dict[str, Any]]:
+    """BIO tags → entity dicts ``{start, end, entity, value}`` (character offsets)."""
+    spans: list[dict[str, Any]] = []
+    for tok, tag in zip(tokens, tags):
+        if tag.startswith("B-") or (tag.startswith("I-") and (not spans or spans[-1]["_open"] != tag[2:])):
+            spans.append({"start": tok.start, "end": tok.end, "entity": tag[2:], "_open": tag[2:]})
+        elif tag.startswith("I-"):
+            spans[-1]["end"] = tok.end
+        elif spans:
+            spans[-1]["_open"] = None
+    for s in spans:
+        del s["_open"]
+        s["value"] = text[s["start"] : s["end"]]
+    return spans
+
+
+# --- the model file -------------------------------------------------------------------------
+
+
+def save_model(arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:
+    """One ``.npz`` holding every array and the JSON metadata (labels, tags, threshold...)."""
+    buf = io.BytesIO()
+    blob = np.frombuffer(json.dumps(dict(meta), sort_keys=True).encode(), dtype=np.uint8)
+    np.savez_compressed(buf, __meta__=blob, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+class Model:
+    """A loaded model: ``predict(text)`` → ``{intent, confidence, ranking, entities}``."""
+
+    def __init__(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self.arrays = dict(arrays)
+        self.meta = dict(meta)
+        self.labels: list[str] = list(meta["labels"])
+        self.tags: list[str] = list(meta.get("tags") or [])
+        self.threshold = float(meta.get("threshold", 0.0))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Model:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files if k != "__meta__"}
+            meta = json.loads(npz["__meta__"].tobytes().decode())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"model format must be {FORMAT}, got {meta.get('format')!r}")
+        return cls(arrays, meta)
+
+    def intent_probs(self, text: str) -> F32:
+        return softmax(intent_logits(self.arrays, text))
+
+    def entities(self, text: str) -> list[dict[str, Any]]:
+        tokens = tokenize(text)
+        if not self.tags or not tokens:
+            return []
+        path = viterbi(tag_scores(self.arrays, [t.text for t in tokens]), self.tags)
+        return spans_from_tags(text, tokens, [self.tags[i] for i in path])
+
+    def predict(self, text: str, *, threshold: float | None = None, top: int = 5) -> dict[str, Any]:
+        probs = self.intent_probs(text)
+        order = np.argsort(-probs)[:top]
+        ranking = [{"intent": self.labels[i], "confidence": round(float(probs[i]), 6)} for i in order]
+        best = ranking[0]
+        limit = self.threshold if threshold is None else threshold
+        fallback = best["confidence"] < limit
+        return {
+            "intent": FALLBACK_INTENT if fallback else best["intent"],
+            "confidence": best["confidence"],
+            "fallback": fallback,
+            "threshold": limit,
+            "ranking": ranking,
+            "entities": self.entities(text),
+        }
