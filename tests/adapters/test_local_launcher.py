@@ -1,0 +1,210 @@
+"""The local launcher runs real Job manifests as real processes and judges them like Kubernetes."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobplane.conventions import EXIT_BAD_DATA, LABEL_RUN_ID, LABEL_SPEC_ID
+from jobplane.launcher.base import JobStatus, Launcher
+from jobplane.launcher.local import LocalLauncher, expand_refs, plan_job, rule_action
+
+
+def make_job(name: str, script: str, **spec: Any) -> dict[str, Any]:
+    """A batch/v1 Job shaped like manifests.build_job's, running ``python -c script``."""
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 2,
+        "podFailurePolicy": {
+            "rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [EXIT_BAD_DATA]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "trainer",
+                        "image": "ignored:latest",
+                        "command": ["python", "-c"],
+                        "args": [script],
+                        "env": [
+                            {"name": "JOBPLANE_RUN_ID", "value": name},
+                            {"name": "JOBPLANE_SCRATCH", "value": "/scratch"},
+                            {"name": "SECRET_FROM_REF", "valueFrom": {"secretKeyRef": {"name": "x", "key": "y"}}},
+                        ],
+                    }
+                ],
+            }
+        },
+    }
+    job_spec.update(spec)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": "jobs", "labels": {LABEL_RUN_ID: name, LABEL_SPEC_ID: "s1"}},
+        "spec": job_spec,
+    }
+
+
+@pytest.fixture
+def finished() -> list[JobStatus]:
+    return []
+
+
+@pytest.fixture
+def launcher(tmp_path: Path, finished: list[JobStatus]) -> Iterator[LocalLauncher]:
+    lock = threading.Lock()
+
+    def record(status: JobStatus) -> None:
+        with lock:
+            finished.append(status)
+
+    lw = LocalLauncher(tmp_path / "jobs", on_finished=record, restart_delay=0.0, grace_seconds=1.0)
+    yield lw
+    lw.close()
+
+
+def test_implements_the_launcher_protocol(launcher: LocalLauncher) -> None:
+    assert isinstance(launcher, Launcher)
+
+
+def test_successful_job_runs_with_exactly_the_manifest_env(launcher: LocalLauncher, tmp_path: Path, finished: list[JobStatus]) -> None:
+    script = "import json, os; print(json.dumps(dict(os.environ)))"
+    status = launcher.launch(make_job("ok-1", script))
+    assert status.created and status.state in ("queued", "running")
+    done = launcher.wait("ok-1", timeout=30)
+    assert done.state == "succeeded" and done.reason is None
+    import json
+
+    env = json.loads((tmp_path / "jobs" / "ok-1" / "attempt-1.log").read_text())
+    job_dir = tmp_path / "jobs" / "ok-1"
+    assert env["JOBPLANE_RUN_ID"] == "ok-1"
+    assert env["JOBPLANE_SCRATCH"] == str(job_dir / "scratch")
+    assert env["HOME"] == str(job_dir / "home") and env["TMPDIR"] == str(job_dir / "tmp")
+    assert "SECRET_FROM_REF" not in env
+    assert set(env) - {"JOBPLANE_RUN_ID", "JOBPLANE_SCRATCH", "HOME", "TMPDIR", "PATH"} <= {"LC_CTYPE", "PWD"}
+    assert [s.state for s in finished] == ["succeeded"]
+    assert finished[0].labels[LABEL_RUN_ID] == "ok-1"
+
+
+def test_crashing_job_is_retried_then_fails_with_backoff_limit_exceeded(launcher: LocalLauncher, tmp_path: Path) -> None:
+    launcher.launch(make_job("crash-1", "import sys; print('boom'); sys.exit(1)", backoffLimit=2))
+    done = launcher.wait("crash-1", timeout=30)
+    assert done.state == "failed" and done.reason == "BackoffLimitExceeded"
+    assert "boom" in (done.message or "")
+    logs = sorted(p.name for p in (tmp_path / "jobs" / "crash-1").glob("attempt-*.log"))
+    assert logs == ["attempt-1.log", "attempt-2.log", "attempt-3.log"]
+
+
+def test_crash_then_success_on_a_retry_succeeds(launcher: LocalLauncher, tmp_path: Path) -> None:
+    marker = tmp_path / "tried-once"
+    script = f"import os, sys, pathlib; p = pathlib.Path({str(marker)!r}); first = not p.exists(); p.touch(); sys.exit(1 if first else 0)"
+    launcher.launch(make_job("flaky-1", script))
+    assert launcher.wait("flaky-1", timeout=30).state == "succeeded"
+
+
+def test_bad_data_exit_code_fails_by_pod_failure_policy_without_retries(launcher: LocalLauncher, tmp_path: Path) -> None:
+    launcher.launch(make_job("bad-1", f"import sys; sys.exit({EXIT_BAD_DATA})", backoffLimit=5))
+    done = launcher.wait("bad-1", timeout=30)
+    assert done.state == "failed" and done.reason == "PodFailurePolicy"
+    assert f"exit code {EXIT_BAD_DATA}" in (done.message or "") and "rule at index 0" in (done.message or "")
+    assert [p.name for p in (tmp_path / "jobs" / "bad-1").glob("attempt-*.log")] == ["attempt-1.log"]
+
+
+def test_job_past_its_deadline_is_killed_with_deadline_exceeded(launcher: LocalLauncher, finished: list[JobStatus]) -> None:
+    launcher.launch(make_job("slow-1", "import time; time.sleep(60)", activeDeadlineSeconds=1))
+    done = launcher.wait("slow-1", timeout=30)
+    assert done.state == "failed" and done.reason == "DeadlineExceeded"
+    assert [s.reason for s in finished] == ["DeadlineExceeded"]
+
+
+def test_cancel_kills_the_process_and_the_job_goes_missing(launcher: LocalLauncher, tmp_path: Path, finished: list[JobStatus]) -> None:
+    pidfile = tmp_path / "pid"
+    script = f"import os, time, pathlib; pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    launcher.launch(make_job("cancel-1", script))
+    for _ in range(300):
+        if pidfile.exists() and pidfile.read_text():
+            break
+        threading.Event().wait(0.05)
+    launcher.cancel("cancel-1")
+    assert launcher.describe("cancel-1").state == "missing"
+    import os
+
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
+    assert finished == []
+    launcher.cancel("cancel-1")  # a missing Job is not an error
+
+
+def test_launching_the_same_name_again_returns_the_existing_job(launcher: LocalLauncher, tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    script = f"import pathlib; p = pathlib.Path({str(counter)!r}); p.open('a').write('x')"
+    first = launcher.launch(make_job("dup-1", script))
+    second = launcher.launch(make_job("dup-1", script))
+    assert first.created and not second.created and second.name == "dup-1"
+    launcher.wait("dup-1", timeout=30)
+    third = launcher.launch(make_job("dup-1", script))
+    assert not third.created and third.state == "succeeded"
+    assert counter.read_text() == "x"
+
+
+def test_list_filters_by_labels(launcher: LocalLauncher) -> None:
+    launcher.launch(make_job("l-1", "pass"))
+    launcher.launch(make_job("l-2", "pass"))
+    assert {s.name for s in launcher.list({LABEL_SPEC_ID: "s1"})} == {"l-1", "l-2"}
+    assert [s.name for s in launcher.list({LABEL_RUN_ID: "l-2"})] == ["l-2"]
+    assert launcher.list({LABEL_SPEC_ID: "other"}) == []
+
+
+def test_command_that_cannot_start_counts_as_a_failed_pod(launcher: LocalLauncher) -> None:
+    job = make_job("nostart-1", "", backoffLimit=0)
+    job["spec"]["template"]["spec"]["containers"][0]["command"] = ["/nonexistent/binary"]
+    done = launcher.wait(launcher.launch(job).name, timeout=30)
+    assert done.state == "failed" and done.reason == "BackoffLimitExceeded"
+    assert "StartError" in (done.message or "")
+
+
+def test_close_terminates_running_jobs(tmp_path: Path) -> None:
+    lw = LocalLauncher(tmp_path / "jobs", restart_delay=0.0, grace_seconds=0.5)
+    lw.launch(make_job("c-1", "import time; time.sleep(60)"))
+    lw.close()
+    with pytest.raises(RuntimeError):
+        lw.launch(make_job("c-2", "pass"))
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(3, "FailJob"), (1, "Count"), (0, "Count"), (137, "Count")],
+)
+def test_rule_action_follows_the_first_matching_rule(code: int, expected: str) -> None:
+    rules = make_job("x", "")["spec"]["podFailurePolicy"]["rules"]
+    assert rule_action(rules, exit_code=code, container="trainer") == expected
+
+
+def test_rule_action_not_in_operator_and_container_name() -> None:
+    rules = [{"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [1, 2]}}]
+    assert rule_action(rules, exit_code=5, container="c") == "Ignore"
+    assert rule_action(rules, exit_code=1, container="c") == "Count"
+    other = [{"action": "FailJob", "onExitCodes": {"containerName": "sidecar", "operator": "In", "values": [3]}}]
+    assert rule_action(other, exit_code=3, container="trainer") == "Count"
+
+
+def test_plan_expands_var_refs_like_the_kubelet() -> None:
+    job = make_job("v-1", "$(JOBPLANE_RUN_ID) $(UNKNOWN) $$(JOBPLANE_RUN_ID)")
+    plan = plan_job(job)
+    assert plan.argv[-1] == "v-1 $(UNKNOWN) $(JOBPLANE_RUN_ID)"
+    assert plan.namespace == "jobs" and plan.backoff_limit == 2
+    assert expand_refs("a$$b", {}) == "a$b"
+
+
+def test_python_command_runs_under_this_interpreter(launcher: LocalLauncher, tmp_path: Path) -> None:
+    launcher.launch(make_job("py-1", "import sys; print(sys.executable)"))
+    launcher.wait("py-1", timeout=30)
+    assert (tmp_path / "jobs" / "py-1" / "attempt-1.log").read_text().strip() == sys.executable
