@@ -63,8 +63,9 @@ def event_endpoint(request: flask.Request, fn: Callable[[Event], Event | None]) 
     return flask.Response(body, status=200, headers=headers)
 
 
-def read_body(request: flask.Request, *, limit: int = MAX_EVENT_BYTES) -> bytes:
-    """The request body, ``PayloadTooLargeError`` when over ``limit`` bytes."""
+def read_body(request: flask.Request, *, limit: int | None = None) -> bytes:
+    """The request body; ``PayloadTooLargeError`` when over ``limit`` (default ``MAX_EVENT_BYTES``)."""
+    limit = MAX_EVENT_BYTES if limit is None else limit
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLargeError(f"request body of {length} bytes exceeds the limit of {limit}")
