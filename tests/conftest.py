@@ -16,3 +16,15 @@ def restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    from support.servers import free_port as _free_port
+
+    return _free_port()
+
+
+# A real local GCS server (fake-gcs-server), started on first use: ``gcs_server``, ``gcs_store_url``.
+from support.gcs import gcs_server, gcs_store_url  # noqa: E402,F401

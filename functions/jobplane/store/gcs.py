@@ -1,0 +1,183 @@
+"""The cloud object store: Google Cloud Storage behind the ``ObjectStore`` port.
+
+Objects live under ``gs://bucket/prefix/``. Generation preconditions give create-only writes
+(``if_generation_match=0``) and compare-and-swap (``if_generation_match=<generation>``);
+reads return the generation the bytes were read at (``x-goog-generation``). Every call has a
+bounded retry deadline, so a dead or unreachable store fails fast as ``UnavailableError``
+(the function answers 5xx and the broker retries) instead of hanging the request.
+
+The client honours ``STORAGE_EMULATOR_HOST``; with it set, requests go unauthenticated to
+the emulator (fake-gcs-server in tests, ``jobplane up`` against a local bucket).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.auth import exceptions as auth_exc
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from ..errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError, short
+from .base import Blob
+
+RESUMABLE_THRESHOLD = 8 * 1024 * 1024
+"""Files larger than this upload in resumable chunks of this size."""
+DEFAULT_TIMEOUT_S = 10.0
+"""Per-request timeout (connect and read)."""
+DEFAULT_DEADLINE_S = 15.0
+"""Total time one store call may spend retrying before it gives up as unavailable."""
+_LIST_PAGE_SIZE = 1000
+T = TypeVar("T")
+
+
+def default_client(env: Mapping[str, str] | None = None) -> storage.Client:
+    """A client from the environment: anonymous against ``STORAGE_EMULATOR_HOST`` if set,
+    else Application Default Credentials (Workload Identity on GKE)."""
+    env = os.environ if env is None else env
+    if env.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=env.get("GOOGLE_CLOUD_PROJECT", "jobplane-local"),
+                              credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+class GcsStore:
+    """``ObjectStore`` on ``gs://bucket/prefix``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: storage.Client | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        deadline: float = DEFAULT_DEADLINE_S,
+    ) -> None:
+        bucket, prefix = _parse_url(url)
+        self.url = f"gs://{bucket}/{prefix}".rstrip("/")
+        self._prefix = f"{prefix}/" if prefix else ""
+        self._client_factory: Callable[[], storage.Client] = (lambda: client) if client else default_client
+        self._bucket_name = bucket
+        self._bucket: storage.Bucket | None = None
+        self._timeout = timeout
+        self._retry: Retry = DEFAULT_RETRY.with_timeout(deadline)
+
+    def __repr__(self) -> str:
+        return f"GcsStore({self.url!r})"
+
+    @property
+    def bucket(self) -> storage.Bucket:
+        if self._bucket is None:  # lazily: building a client may look up credentials
+            self._bucket = _call(self.url, lambda: self._client_factory().bucket(self._bucket_name))
+        return self._bucket
+
+    def read(self, key: str) -> Blob:
+        blob = self.bucket.blob(self._name(key))
+        data = _call(self.uri(key), lambda: blob.download_as_bytes(timeout=self._timeout, retry=self._retry))
+        return Blob(key=key, data=data, generation=int(blob.generation or 0))
+
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_generation_match: int | None = None,
+        content_type: str = "application/json",
+    ) -> int:
+        blob = self.bucket.blob(self._name(key))
+        _call(self.uri(key), lambda: blob.upload_from_string(
+            data, content_type=content_type, if_generation_match=if_generation_match,
+            timeout=self._timeout, retry=self._retry))
+        return int(blob.generation or 0)
+
+    def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
+        blob = self.bucket.blob(self._name(key))
+        _call(self.uri(key), lambda: blob.delete(
+            if_generation_match=if_generation_match, timeout=self._timeout, retry=self._retry))
+
+    def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
+        return self._iter_keys(prefix, start_after=start_after, limit=limit)
+
+    def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
+        large = path.stat().st_size > RESUMABLE_THRESHOLD
+        blob = self.bucket.blob(self._name(key), chunk_size=RESUMABLE_THRESHOLD if large else None)
+        _call(self.uri(key), lambda: blob.upload_from_filename(
+            str(path), content_type=content_type, timeout=self._timeout, retry=self._retry))
+        return int(blob.generation or 0)
+
+    def download_file(self, key: str, path: Path) -> None:
+        blob = self.bucket.blob(self._name(key))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        try:
+            _call(self.uri(key), lambda: blob.download_to_filename(
+                str(tmp), timeout=self._timeout, retry=self._retry))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def uri(self, key: str) -> str:
+        return f"gs://{self._bucket_name}/{self._name(key)}"
+
+    def _name(self, key: str) -> str:
+        if not key or key.startswith("/") or "//" in key or "\n" in key or "\r" in key:
+            raise PermanentError(f"invalid object key {key!r}: expected a relative path without empty parts")
+        return self._prefix + key
+
+    def _iter_keys(self, prefix: str, *, start_after: str, limit: int | None) -> Iterator[str]:
+        if limit is not None and limit <= 0:
+            return
+        full_prefix = self._prefix + prefix
+        offset = self._prefix + start_after if start_after > prefix else None
+        page_size = min(limit, _LIST_PAGE_SIZE) if limit else _LIST_PAGE_SIZE
+        blobs = _call(self.url, lambda: iter(self.bucket.client.list_blobs(
+            self.bucket, prefix=full_prefix, start_offset=offset, page_size=page_size,
+            timeout=self._timeout, retry=self._retry)))
+        count = 0
+        while True:
+            item = _call(self.url, lambda: next(blobs, None))
+            if item is None:
+                return
+            key = item.name[len(self._prefix):]
+            if key <= start_after:
+                continue
+            yield key
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+
+def _parse_url(url: str) -> tuple[str, str]:
+    if not url.startswith("gs://"):
+        raise PermanentError(f"invalid GCS store URL {url!r}: expected gs://bucket/prefix")
+    bucket, _, prefix = url[len("gs://"):].partition("/")
+    if not bucket:
+        raise PermanentError(f"invalid GCS store URL {url!r}: no bucket")
+    return bucket, prefix.strip("/")
+
+
+def _call(where: str, fn: Callable[[], T]) -> T:
+    """Run one client call, mapping its failures onto the plane's errors."""
+    try:
+        return fn()
+    except gexc.NotFound as e:
+        raise NotFoundError(f"not found: {where}") from e
+    except gexc.PreconditionFailed as e:
+        raise PreconditionFailedError(f"precondition failed on {where}: the generation moved") from e
+    except (gexc.TooManyRequests, gexc.ServerError, gexc.RetryError) as e:
+        raise UnavailableError(f"GCS unavailable for {where}: {short(str(e))}") from e
+    except (gexc.Forbidden, gexc.Unauthorized) as e:
+        # Our credentials or IAM are wrong, not the event: let the broker retry once fixed.
+        raise UnavailableError(f"GCS denied access to {where}: {short(str(e))}") from e
+    except gexc.GoogleAPICallError as e:
+        raise PermanentError(f"GCS rejected the request for {where}: {short(str(e))}") from e
+    except (requests.RequestException, auth_exc.GoogleAuthError, ConnectionError, TimeoutError) as e:
+        raise UnavailableError(f"GCS unreachable for {where}: {short(str(e))}") from e

@@ -1,0 +1,1 @@
+"""Helpers shared by the test directories: real local servers, factories, fakes."""
