@@ -45,6 +45,7 @@ def route(path: str) -> tuple[str, str | None, str | None, str | None]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate writes
     server: FakeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
