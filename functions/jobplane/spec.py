@@ -15,21 +15,20 @@ still training on older data.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import checks as ck
 from . import cronexpr
 from .errors import Problem, ValidationError
 from .settings import JOB_TYPES
 
 Spec = dict[str, Any]
-Problems = list[Problem]
+Problems = ck.Problems
 
-DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-MAX_ID: Final = 63
+MAX_ID: Final = ck.MAX_LABEL
 TRAINING_PREFIX: Final = "train-"
 MAX_BOT_ID: Final = MAX_ID - len(TRAINING_PREFIX)
 """So that ``train-{botId}`` is itself a DNS-1123 label."""
@@ -53,156 +52,27 @@ TOP_LEVEL: Final = frozenset(
     {"id", "type", "description", "schedule", "timezone", "priority", "concurrency", "params",
      "resources", "timeoutSeconds", "retries"}
 )
-_QUANTITY = re.compile(
-    r"^[+-]?(?P<number>\d+(\.\d*)?|\.\d+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$"
-)
-_SUFFIX: Final = {
-    "": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-}
 
 
-# --- small checks that append to a problem list ---------------------------------------------
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _object(value: object, path: str, problems: Problems) -> Mapping[str, Any] | None:
-    if isinstance(value, Mapping):
-        return value
-    problems.append(Problem(path, f"must be an object, got {_kind(value)}"))
-    return None
-
-
-def _unknown(obj: Mapping[str, Any], allowed: frozenset[str] | set[str], path: str, problems: Problems) -> None:
-    for key in sorted(set(obj) - set(allowed), key=str):
-        problems.append(Problem(f"{path}.{key}", f"unknown field (expected one of {', '.join(sorted(allowed))})"))
-
-
-def _integer(value: object, path: str, problems: Problems, *, low: int, high: int) -> int | None:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        problems.append(Problem(path, f"must be an integer, got {_kind(value)}"))
-        return None
-    if not low <= value <= high:
-        problems.append(Problem(path, f"must be between {low} and {high}, got {value}"))
-        return None
-    return value
-
-
-def _number(value: object, path: str, problems: Problems, *, low: float, high: float, open_low: bool) -> float | None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        problems.append(Problem(path, f"must be a number, got {_kind(value)}"))
-        return None
-    too_low = value <= low if open_low else value < low
-    if too_low or value > high:
-        bound = "(" if open_low else "["
-        problems.append(Problem(path, f"must be in {bound}{low}, {high}], got {value}"))
-        return None
-    return value
-
-
-def _string(value: object, path: str, problems: Problems, *, max_len: int = 1000) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        problems.append(Problem(path, f"must be a non-empty string, got {_kind(value) if value != '' else 'empty'}"))
-        return None
-    if len(value) > max_len:
-        problems.append(Problem(path, f"must be at most {max_len} characters, got {len(value)}"))
-        return None
-    return value
-
-
-def _choice(value: object, path: str, problems: Problems, choices: tuple[str, ...]) -> str | None:
-    if value not in choices:
-        problems.append(Problem(path, f"must be one of {', '.join(choices)}, got {value!r}"))
-        return None
-    return str(value)
-
-
-def _label(value: object, path: str, problems: Problems, *, max_len: int = MAX_ID) -> str | None:
-    if not isinstance(value, str) or not value:
-        problems.append(Problem(path, f"must be a non-empty string, got {_kind(value)}"))
-        return None
-    if len(value) > max_len or not DNS_LABEL.match(value):
-        problems.append(Problem(
-            path, f"must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending "
-                  f"with a letter or digit, at most {max_len} characters), got {value!r}"))
-        return None
-    return value
-
-
-def _uri(value: object, path: str, problems: Problems) -> str | None:
-    if not isinstance(value, str):
-        problems.append(Problem(path, f"must be a gs:// or file:/// URI, got {_kind(value)}"))
-        return None
-    if re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]/.+", value) or re.match(r"^file:///.+", value):
-        return value
-    problems.append(Problem(path, f"must be gs://bucket/object or file:///absolute/path, got {value!r}"))
-    return None
-
-
-def _required(obj: Mapping[str, Any], key: str, path: str, problems: Problems) -> bool:
-    if key in obj:
-        return True
-    problems.append(Problem(f"{path}.{key}", "required"))
-    return False
-
-
-# --- Kubernetes quantities -----------------------------------------------------------------
-
-
-def parse_quantity(text: str) -> Decimal:
-    """The value of a Kubernetes quantity (``500m``, ``4Gi``, ``1e3``); ``ValueError`` if invalid."""
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
-    suffix = match["suffix"] or ""
-    number = Decimal(text[: len(text) - len(suffix)] if suffix else text)
-    if suffix[:1] in ("e", "E"):
-        return number * Decimal(10) ** int(suffix[1:])
-    return number * _SUFFIX[suffix]
-
-
-def _quantity(value: object, path: str, problems: Problems, *, minimum: Decimal, unit: str) -> str | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        problems.append(Problem(path, f"must be a Kubernetes quantity string such as \"2\" or \"4Gi\", got {_kind(value)}"))
-        return None
-    try:
-        amount = parse_quantity(value)
-    except (ValueError, InvalidOperation):
-        problems.append(Problem(path, f"must be a Kubernetes quantity such as \"500m\", \"2\" or \"4Gi\", got {value!r}"))
-        return None
-    if amount < minimum:
-        problems.append(Problem(path, f"must be at least {minimum} {unit}, got {value!r}"))
-        return None
-    return value
+# --- resources -----------------------------------------------------------------------------
 
 
 def _resources(value: object, path: str, problems: Problems) -> dict[str, Any]:
     resources = dict(DEFAULT_RESOURCES)
-    obj = _object(value, path, problems) if value is not None else {}
+    obj = ck.mapping(value, path, problems) if value is not None else {}
     if obj is None:
         return resources
-    _unknown(obj, set(DEFAULT_RESOURCES), path, problems)
+    ck.unknown(obj, set(DEFAULT_RESOURCES), path, problems)
     if "gpus" in obj:
-        resources["gpus"] = _integer(obj["gpus"], f"{path}.gpus", problems, low=0, high=8)
+        resources["gpus"] = ck.integer(obj["gpus"], f"{path}.gpus", problems, low=0, high=8)
     if "cpu" in obj:
-        resources["cpu"] = _quantity(obj["cpu"], f"{path}.cpu", problems, minimum=Decimal("0.001"), unit="CPU")
+        resources["cpu"] = ck.quantity(obj["cpu"], f"{path}.cpu", problems, minimum=Decimal("0.001"), unit="CPU")
     if "memory" in obj:
         memory = obj["memory"]
         if isinstance(memory, str) and memory.endswith("m"):
             problems.append(Problem(f"{path}.memory", f"'m' means millibytes; did you mean {memory[:-1]}Mi? got {memory!r}"))
         else:
-            resources["memory"] = _quantity(memory, f"{path}.memory", problems, minimum=Decimal(2**20), unit="bytes (1Mi)")
+            resources["memory"] = ck.quantity(memory, f"{path}.memory", problems, minimum=Decimal(2**20), unit="bytes (1Mi)")
     return resources
 
 
@@ -211,7 +81,7 @@ def _resources(value: object, path: str, problems: Problems) -> dict[str, Any]:
 
 def _schedule(value: object, path: str, problems: Problems) -> str | None:
     if not isinstance(value, str) or not value.strip():
-        problems.append(Problem(path, f"must be a cron expression such as \"0 3 * * *\" or \"@daily\", got {_kind(value)}"))
+        problems.append(Problem(path, f"must be a cron expression such as \"0 3 * * *\" or \"@daily\", got {ck.kind(value)}"))
         return None
     try:
         cronexpr.parse(value)
@@ -238,16 +108,16 @@ def _timezone(value: object, path: str, problems: Problems) -> str | None:
 def validate_training_data(obj: object, *, field: str = "data.trainingData") -> Problems:
     """Problems with a ``trainingData`` value: ``{"uri": ...}`` or ``{"examples": [...]}``."""
     problems: Problems = []
-    data = _object(obj, field, problems)
+    data = ck.mapping(obj, field, problems)
     if data is None:
         return problems
-    _unknown(data, {"uri", "examples", "format"}, field, problems)
+    ck.unknown(data, {"uri", "examples", "format"}, field, problems)
     if ("uri" in data) == ("examples" in data):
         problems.append(Problem(field, "must have exactly one of uri or examples"))
     if "uri" in data:
-        _uri(data["uri"], f"{field}.uri", problems)
+        ck.uri(data["uri"], f"{field}.uri", problems)
     if "format" in data:
-        _choice(data["format"], f"{field}.format", problems, DATA_FORMATS)
+        ck.choice(data["format"], f"{field}.format", problems, DATA_FORMATS)
     if "examples" in data:
         problems.extend(validate_examples(data["examples"], field=f"{field}.examples"))
     return problems
@@ -257,7 +127,7 @@ def validate_examples(examples: object, *, field: str) -> Problems:
     """Problems with a list of labelled utterances (at most ``MAX_REPORTED`` of them)."""
     problems: Problems = []
     if not isinstance(examples, list) or not examples:
-        return [Problem(field, f"must be a non-empty array of examples, got {_kind(examples)}")]
+        return [Problem(field, f"must be a non-empty array of examples, got {ck.kind(examples)}")]
     for i, example in enumerate(examples):
         _example(example, f"{field}[{i}]", problems)
         if len(problems) >= MAX_REPORTED:
@@ -267,27 +137,27 @@ def validate_examples(examples: object, *, field: str) -> Problems:
 
 
 def _example(value: object, path: str, problems: Problems) -> None:
-    example = _object(value, path, problems)
+    example = ck.mapping(value, path, problems)
     if example is None:
         return
-    text = _string(example.get("text"), f"{path}.text", problems, max_len=10_000)
-    _string(example.get("intent"), f"{path}.intent", problems, max_len=200)
+    text = ck.string(example.get("text"), f"{path}.text", problems, max_len=10_000)
+    ck.string(example.get("intent"), f"{path}.intent", problems, max_len=200)
     entities = example.get("entities", [])
     if not isinstance(entities, list):
-        problems.append(Problem(f"{path}.entities", f"must be an array, got {_kind(entities)}"))
+        problems.append(Problem(f"{path}.entities", f"must be an array, got {ck.kind(entities)}"))
         return
     for j, entity in enumerate(entities):
         _entity(entity, f"{path}.entities[{j}]", text, problems)
 
 
 def _entity(value: object, path: str, text: str | None, problems: Problems) -> None:
-    entity = _object(value, path, problems)
+    entity = ck.mapping(value, path, problems)
     if entity is None:
         return
-    _string(entity.get("entity"), f"{path}.entity", problems, max_len=200)
+    ck.string(entity.get("entity"), f"{path}.entity", problems, max_len=200)
     start, end = entity.get("start"), entity.get("end")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
-        problems.append(Problem(path, f"start and end must be integers, got {_kind(start)} and {_kind(end)}"))
+        problems.append(Problem(path, f"start and end must be integers, got {ck.kind(start)} and {ck.kind(end)}"))
         return
     assert isinstance(start, int) and isinstance(end, int)
     limit = len(text) if text is not None else None
@@ -304,22 +174,15 @@ Check = Callable[[object, str, Problems], Any]
 
 
 def _int_between(low: int, high: int) -> Check:
-    return lambda v, p, ps: _integer(v, p, ps, low=low, high=high)
+    return lambda v, p, ps: ck.integer(v, p, ps, low=low, high=high)
 
 
 def _open_interval(low: float, high: float) -> Check:
-    return lambda v, p, ps: _number(v, p, ps, low=low, high=high, open_low=True)
+    return lambda v, p, ps: ck.number(v, p, ps, low=low, high=high, open_low=True)
 
 
 def _closed_interval(low: float, high: float) -> Check:
-    return lambda v, p, ps: _number(v, p, ps, low=low, high=high, open_low=False)
-
-
-def _boolean(value: object, path: str, problems: Problems) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    problems.append(Problem(path, f"must be true or false, got {_kind(value)}"))
-    return None
+    return lambda v, p, ps: ck.number(v, p, ps, low=low, high=high, open_low=False)
 
 
 HYPER_PARAMETERS: Final[Mapping[str, Check]] = {
@@ -334,17 +197,17 @@ HYPER_PARAMETERS: Final[Mapping[str, Check]] = {
     "maxLength": _int_between(4, 512),
     "patience": _int_between(0, 200),
     "weightDecay": _closed_interval(0, 1),
-    "promote": _boolean,
+    "promote": ck.boolean,
 }
 """Optional training hyper-parameters, typed and bounded; the trainer supplies defaults."""
 
 
 def _training_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    _unknown(params, {"botId", "trainingData", "testData", *HYPER_PARAMETERS}, path, problems)
-    if _required(params, "botId", path, problems):
-        _label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
+    ck.unknown(params, {"botId", "trainingData", "testData", *HYPER_PARAMETERS}, path, problems)
+    if ck.required(params, "botId", path, problems):
+        ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
     if "trainingData" in params or require_data:
-        if _required(params, "trainingData", path, problems):
+        if ck.required(params, "trainingData", path, problems):
             problems.extend(validate_training_data(params["trainingData"], field=f"{path}.trainingData"))
     if "testData" in params:
         problems.extend(validate_training_data(params["testData"], field=f"{path}.testData"))
@@ -354,14 +217,14 @@ def _training_params(params: Mapping[str, Any], path: str, problems: Problems, *
 
 
 def _kb_index_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    _unknown(params, {"botId", "articles"}, path, problems)
-    if _required(params, "botId", path, problems):
-        _label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
-    if not _required(params, "articles", path, problems):
+    ck.unknown(params, {"botId", "articles"}, path, problems)
+    if ck.required(params, "botId", path, problems):
+        ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
+    if not ck.required(params, "articles", path, problems):
         return
     articles = params["articles"]
     if not isinstance(articles, list) or not articles:
-        problems.append(Problem(f"{path}.articles", f"must be a non-empty array, got {_kind(articles)}"))
+        problems.append(Problem(f"{path}.articles", f"must be a non-empty array, got {ck.kind(articles)}"))
         return
     seen: set[str] = set()
     for i, article in enumerate(articles):
@@ -369,27 +232,27 @@ def _kb_index_params(params: Mapping[str, Any], path: str, problems: Problems, *
 
 
 def _article(value: object, path: str, seen: set[str], problems: Problems) -> None:
-    article = _object(value, path, problems)
+    article = ck.mapping(value, path, problems)
     if article is None:
         return
-    _unknown(article, {"id", "title", "text", "uri"}, path, problems)
-    article_id = _string(article.get("id"), f"{path}.id", problems, max_len=200)
+    ck.unknown(article, {"id", "title", "text", "uri"}, path, problems)
+    article_id = ck.string(article.get("id"), f"{path}.id", problems, max_len=200)
     if article_id is not None and article_id in seen:
         problems.append(Problem(f"{path}.id", f"duplicate article id {article_id!r}"))
     seen.add(article_id or "")
-    _string(article.get("title"), f"{path}.title", problems, max_len=1000)
+    ck.string(article.get("title"), f"{path}.title", problems, max_len=1000)
     if ("text" in article) == ("uri" in article):
         problems.append(Problem(path, "must have exactly one of text or uri"))
     elif "text" in article:
-        _string(article["text"], f"{path}.text", problems, max_len=1_000_000)
+        ck.string(article["text"], f"{path}.text", problems, max_len=1_000_000)
     else:
-        _uri(article["uri"], f"{path}.uri", problems)
+        ck.uri(article["uri"], f"{path}.uri", problems)
 
 
 def _bot_test_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    _unknown(params, {"botId", "tests", "testData", "minAccuracy"}, path, problems)
-    if _required(params, "botId", path, problems):
-        _label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
+    ck.unknown(params, {"botId", "tests", "testData", "minAccuracy"}, path, problems)
+    if ck.required(params, "botId", path, problems):
+        ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
     if ("tests" in params) == ("testData" in params):
         problems.append(Problem(path, "must have exactly one of tests or testData"))
     if "testData" in params:
@@ -397,19 +260,19 @@ def _bot_test_params(params: Mapping[str, Any], path: str, problems: Problems, *
     if "tests" in params:
         _tests(params["tests"], f"{path}.tests", problems)
     if "minAccuracy" in params:
-        _number(params["minAccuracy"], f"{path}.minAccuracy", problems, low=0, high=1, open_low=False)
+        ck.number(params["minAccuracy"], f"{path}.minAccuracy", problems, low=0, high=1, open_low=False)
 
 
 def _tests(tests: object, path: str, problems: Problems) -> None:
     if not isinstance(tests, list) or not tests:
-        problems.append(Problem(path, f"must be a non-empty array of {{text, expectedIntent}}, got {_kind(tests)}"))
+        problems.append(Problem(path, f"must be a non-empty array of {{text, expectedIntent}}, got {ck.kind(tests)}"))
         return
     for i, value in enumerate(tests[:MAX_REPORTED]):
-        case = _object(value, f"{path}[{i}]", problems)
+        case = ck.mapping(value, f"{path}[{i}]", problems)
         if case is not None:
-            _unknown(case, {"text", "expectedIntent"}, f"{path}[{i}]", problems)
-            _string(case.get("text"), f"{path}[{i}].text", problems, max_len=10_000)
-            _string(case.get("expectedIntent"), f"{path}[{i}].expectedIntent", problems, max_len=200)
+            ck.unknown(case, {"text", "expectedIntent"}, f"{path}[{i}]", problems)
+            ck.string(case.get("text"), f"{path}[{i}].text", problems, max_len=10_000)
+            ck.string(case.get("expectedIntent"), f"{path}[{i}].expectedIntent", problems, max_len=200)
 
 
 PARAMS: Final = {"training": _training_params, "kb-index": _kb_index_params, "bot-test": _bot_test_params}
@@ -425,10 +288,10 @@ def validate_spec(obj: object, *, field: str = "spec", require_data: bool = True
     before its data arrives; the run supplies it).
     """
     problems: Problems = []
-    spec = _object(obj, field, problems)
+    spec = ck.mapping(obj, field, problems)
     if spec is None:
         raise ValidationError(problems, what="job spec")
-    _unknown(spec, TOP_LEVEL, field, problems)
+    ck.unknown(spec, TOP_LEVEL, field, problems)
     out = _identity(spec, field, problems)
     out.update(_policy(spec, field, problems))
     out["params"] = _params(spec, out.get("type"), field, problems, require_data=require_data)
@@ -440,10 +303,10 @@ def validate_spec(obj: object, *, field: str = "spec", require_data: bool = True
 
 def _identity(spec: Mapping[str, Any], path: str, problems: Problems) -> Spec:
     out: Spec = {}
-    if _required(spec, "id", path, problems):
-        out["id"] = _label(spec["id"], f"{path}.id", problems)
-    if _required(spec, "type", path, problems):
-        out["type"] = _choice(spec["type"], f"{path}.type", problems, JOB_TYPES)
+    if ck.required(spec, "id", path, problems):
+        out["id"] = ck.label(spec["id"], f"{path}.id", problems)
+    if ck.required(spec, "type", path, problems):
+        out["type"] = ck.choice(spec["type"], f"{path}.type", problems, JOB_TYPES)
     description = spec.get("description", DEFAULTS["description"])
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         problems.append(Problem(f"{path}.description", f"must be a string of at most {MAX_DESCRIPTION} characters"))
@@ -456,21 +319,21 @@ def _policy(spec: Mapping[str, Any], path: str, problems: Problems) -> Spec:
     if spec.get("schedule") is not None:
         out["schedule"] = _schedule(spec["schedule"], f"{path}.schedule", problems)
     out["timezone"] = _timezone(spec.get("timezone", DEFAULTS["timezone"]), f"{path}.timezone", problems)
-    out["priority"] = _choice(spec.get("priority", DEFAULTS["priority"]), f"{path}.priority", problems, PRIORITIES)
-    out["concurrency"] = _choice(
+    out["priority"] = ck.choice(spec.get("priority", DEFAULTS["priority"]), f"{path}.priority", problems, PRIORITIES)
+    out["concurrency"] = ck.choice(
         spec.get("concurrency", DEFAULTS["concurrency"]), f"{path}.concurrency", problems, CONCURRENCY
     )
-    out["timeoutSeconds"] = _integer(
+    out["timeoutSeconds"] = ck.integer(
         spec.get("timeoutSeconds", DEFAULTS["timeoutSeconds"]), f"{path}.timeoutSeconds", problems, low=60, high=86400
     )
-    out["retries"] = _integer(spec.get("retries", DEFAULTS["retries"]), f"{path}.retries", problems, low=0, high=10)
+    out["retries"] = ck.integer(spec.get("retries", DEFAULTS["retries"]), f"{path}.retries", problems, low=0, high=10)
     return out
 
 
 def _params(spec: Mapping[str, Any], job_type: object, path: str, problems: Problems, *, require_data: bool) -> Spec:
-    if not _required(spec, "params", path, problems):
+    if not ck.required(spec, "params", path, problems):
         return {}
-    params = _object(spec["params"], f"{path}.params", problems)
+    params = ck.mapping(spec["params"], f"{path}.params", problems)
     if params is None:
         return {}
     check = PARAMS.get(str(job_type))
