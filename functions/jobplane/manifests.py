@@ -32,6 +32,8 @@ KUEUE_QUEUES: Final[dict[str, str]] = {
     "bot-test": "bot-test",
 }
 """Kueue LocalQueue per job type, in the Jobs' namespace."""
+LABEL_KUEUE_PRIORITY: Final = "kueue.x-k8s.io/priority-class"
+"""Kueue orders a queue by WorkloadPriorityClass (named like the spec priority), not by PriorityClass."""
 SCRATCH_VOLUME: Final = "scratch"
 SHM_VOLUME: Final = "dshm"
 SHM_SIZE: Final = "1Gi"
@@ -46,6 +48,7 @@ def build_job(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Sett
     job_meta_labels = dict(labels)
     if settings.kueue:
         job_meta_labels[c.LABEL_KUEUE_QUEUE] = KUEUE_QUEUES.get(job_type, job_type)
+        job_meta_labels[LABEL_KUEUE_PRIORITY] = str(spec.get("priority", "normal"))
     job_spec: dict[str, Any] = {
         "backoffLimit": int(spec.get("retries", 2)),
         "activeDeadlineSeconds": int(spec.get("timeoutSeconds", 3600)),
