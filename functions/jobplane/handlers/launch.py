@@ -213,15 +213,20 @@ def _create_only(rt: Runtime, key: str, data: bytes) -> None:
 def _decide_and_launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event | None:
     from .. import concurrency
 
-    others = [r for r in _active_runs(rt, spec_id=run["specId"]) if r["id"] != run["id"]]
-    others = [r for r in others if r.get("botId") == run.get("botId")]
-    decision = concurrency.decide(spec, run, others)
+    older = [r for r in _active_runs(rt, spec_id=run["specId"]) if concurrency.same_key(run, r) and _before(r, run)]
+    decision = concurrency.decide(str(spec.get("concurrency", "Allow")), active=older, exclude=run["id"])
     if decision.action == "skip":
         runs.update_run(rt.store, run["id"], lambda r: runs.transition(r, "skipped", reason=decision.reason, now=rt.clock()))
         return None
-    for old in decision.replace:
-        _supersede(old, by=run, rt=rt)
+    for old_id in decision.supersede:
+        _supersede(old_id, by=run, rt=rt)
     return _launch(spec, run, rt=rt)
+
+
+def _before(other: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
+    """Only older runs count: two runs created at once must not both skip (or both
+    supersede) each other; the newer one decides."""
+    return (str(other.get("createdAt")), str(other["id"])) < (str(run.get("createdAt")), str(run["id"]))
 
 
 def _active_runs(rt: Runtime, *, spec_id: str) -> list[runs.Run]:
@@ -234,11 +239,10 @@ def _active_runs(rt: Runtime, *, spec_id: str) -> list[runs.Run]:
     return [r for r in found if not runs.is_terminal(r)]
 
 
-def _supersede(old: Mapping[str, Any], *, by: Mapping[str, Any], rt: Runtime) -> None:
-    job = old.get("job") or {}
-    rt.launcher.cancel(str(job.get("name") or old["id"]))
-    reason = f"Superseded by run {by['id']} (concurrency Replace)"
-    runs.update_run(rt.store, old["id"], lambda r: runs.transition(r, "superseded", reason=reason, now=rt.clock()))
+def _supersede(run_id: str, *, by: Mapping[str, Any], rt: Runtime) -> None:
+    reason = f"ConcurrencyReplace: superseded by run {by['id']}"
+    old = runs.update_run(rt.store, run_id, lambda r: runs.transition(r, "superseded", reason=reason, now=rt.clock()))
+    rt.launcher.cancel(str((old.get("job") or {}).get("name") or run_id))
 
 
 def _launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event:
@@ -252,6 +256,8 @@ def _launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event:
         raise
     ref = {"name": status.name, "namespace": status.namespace}
     updated = runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, ref, rt=rt))
+    if updated["state"] in ("superseded", "cancelled"):
+        rt.launcher.cancel(status.name)  # a newer run replaced this one while it launched
     return _reply(updated)
 
 

@@ -1,0 +1,205 @@
+"""The launch function through its real functions-framework app over HTTP, with real
+CloudEvents in binary and structured mode and an in-memory launcher."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from support.fakes import FakeLauncher
+from support.servers import serve_wsgi
+from support.specs import TRAINING_EXAMPLES, make_spec
+
+from jobplane import conventions as c
+from jobplane import events as ev
+from jobplane import runs, runtime
+from jobplane.app import create_function_app
+from jobplane.errors import UnavailableError
+from jobplane.runtime import Runtime
+from jobplane.settings import Settings
+from jobplane.store import open_store
+from jobplane.store.base import ObjectStore
+
+
+@dataclass
+class Launch:
+    url: str
+    store: ObjectStore
+    launcher: FakeLauncher
+
+    def post(self, event: ev.Event, *, structured: bool = False) -> requests.Response:
+        headers, body = ev.to_http(event, structured=structured)
+        return requests.post(self.url, data=body, headers=headers, timeout=10)
+
+    def keys(self) -> list[str]:
+        return sorted(self.store.list(""))
+
+    def put_spec(self, spec: dict[str, Any]) -> None:
+        self.store.write(c.spec_key(spec["id"]), json.dumps(spec).encode())
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launch]:
+    store = open_store((tmp_path / "store").as_uri())
+    launcher = FakeLauncher()
+    settings = Settings(
+        store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32, command=("true",)
+    )
+    runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=lambda e: None))
+    app = create_function_app("launch")
+    with serve_wsgi(app) as url:
+        yield Launch(url=url, store=store, launcher=launcher)
+
+
+def bot_changed(*, id: str = "evt-1", bot: str = "pizza-bot", revision: str = "r1", **data: Any) -> ev.Event:
+    body = {"botId": bot, "revision": revision, "trainingData": {"examples": TRAINING_EXAMPLES}, **data}
+    return ev.new_event(ev.BOT_CHANGED, source="/platform/bots", id=id, subject=bot, data=body)
+
+
+def reply_of(response: requests.Response) -> ev.Event:
+    assert response.status_code == 200, response.text
+    return ev.from_http(dict(response.headers), response.content)
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["binary", "structured"])
+def test_bot_changed_launches_a_job_and_replies_run_launched(launch: Launch, structured: bool) -> None:
+    reply = reply_of(launch.post(bot_changed(), structured=structured))
+
+    assert reply.type == ev.RUN_LAUNCHED and reply.source == "/jobplane/launch"
+    run = runs.get_run(launch.store, reply.subject or "")
+    assert run["state"] == "launched" and run["specId"] == "train-pizza-bot" and run["botId"] == "pizza-bot"
+    assert run["job"] == {"name": run["id"], "namespace": "default"}
+    assert run["trigger"]["source"] == "/platform/bots" and run["trigger"]["id"] == "evt-1"
+    assert reply.data["id"] == run["id"] and list(launch.launcher.jobs) == [run["id"]]
+
+
+def test_inline_training_data_is_stored_and_the_job_gets_only_its_uri(launch: Launch) -> None:
+    reply_of(launch.post(bot_changed(revision="r7")))
+
+    data_key = "bots/pizza-bot/data/r7.json"
+    assert json.loads(launch.store.read(data_key).data)["examples"] == TRAINING_EXAMPLES
+    (job,) = launch.launcher.jobs.values()
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env[c.ENV_PARAMS])["trainingData"] == {"uri": launch.store.uri(data_key)}
+    assert "book a table" not in json.dumps(job)
+
+
+def test_first_bot_changed_creates_the_training_spec_and_later_ones_reuse_it_superseding_the_active_run(launch: Launch) -> None:
+    reply_of(launch.post(bot_changed(id="evt-1", revision="r1")))
+    spec_before = launch.store.read(c.spec_key("train-pizza-bot"))
+    second = reply_of(launch.post(bot_changed(id="evt-2", revision="r2")))
+
+    assert launch.store.read(c.spec_key("train-pizza-bot")).generation == spec_before.generation
+    run = runs.get_run(launch.store, second.subject or "")
+    assert run["params"]["trainingData"] == {"uri": launch.store.uri("bots/pizza-bot/data/r2.json")}
+    older = runs.list_runs(launch.store, spec_id="train-pizza-bot")[1]
+    assert older["state"] == "superseded" and launch.launcher.cancelled == [older["id"]]
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["binary", "structured"])
+def test_the_same_event_delivered_five_times_makes_one_run_and_one_job(launch: Launch, structured: bool) -> None:
+    event = bot_changed()
+    replies = [reply_of(launch.post(event, structured=structured)) for _ in range(5)]
+
+    assert {r.subject for r in replies} == {replies[0].subject}
+    assert {r.id for r in replies} == {replies[0].id}
+    assert launch.launcher.launch_calls == [replies[0].subject]
+    assert len(runs.list_runs(launch.store, spec_id="train-pizza-bot")) == 1
+
+
+def test_a_malformed_cloudevent_gets_400_with_the_reason_and_writes_nothing(launch: Launch) -> None:
+    response = requests.post(
+        launch.url, data=b"{}", headers={"Content-Type": "application/json", "ce-type": ev.BOT_CHANGED}, timeout=10
+    )
+
+    assert response.status_code == 400
+    assert "missing required attribute" in response.json()["error"]["message"]
+    assert launch.keys() == [] and launch.launcher.launch_calls == []
+
+
+def test_an_invalid_bot_changed_event_gets_400_listing_every_problem(launch: Launch) -> None:
+    event = ev.new_event(ev.BOT_CHANGED, source="/platform", data={"botId": "", "trainingData": {"examples": "no"}})
+    response = launch.post(event)
+
+    assert response.status_code == 400
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert "data.botId" in fields and any(f.startswith("data.trainingData") for f in fields)
+    assert launch.keys() == []
+
+
+def test_an_invalid_inline_spec_gets_400_listing_every_field_error(launch: Launch) -> None:
+    bad = make_spec(id="Not A Label", priority="urgent", resources={"gpus": 99, "cpu": "2", "memory": "4Gi"})
+    event = ev.new_event(ev.RUN_REQUESTED, source="/jobplane/api", data={"spec": bad})
+    response = launch.post(event, structured=True)
+
+    assert response.status_code == 400
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert {"spec.id", "spec.priority", "spec.resources.gpus"} <= fields
+    assert launch.keys() == [] and launch.launcher.launch_calls == []
+
+
+def test_run_requested_merges_params_over_the_stored_spec_and_revalidates(launch: Launch) -> None:
+    launch.put_spec(make_spec())
+    keys = launch.keys()
+    bad = ev.new_event(ev.RUN_REQUESTED, source="/jobplane/api", data={"specId": "train-test-bot", "params": {"trainingData": 5}})
+    assert launch.post(bad).status_code == 400 and launch.keys() == keys
+
+    uri = "file:///elsewhere/data.json"
+    good = ev.new_event(ev.RUN_REQUESTED, source="/jobplane/api", data={"specId": "train-test-bot", "params": {"trainingData": {"uri": uri}}})
+    run = runs.get_run(launch.store, reply_of(launch.post(good)).subject or "")
+    assert run["params"] == {"trainingData": {"uri": uri}} and run["state"] == "launched"
+
+
+def test_a_ping_for_a_stored_spec_runs_it_and_for_an_unknown_spec_is_permanent(launch: Launch) -> None:
+    source = "/apis/v1/namespaces/default/pingsources/nightly"
+    unknown = ev.new_event(ev.PING, source=source, data={"specId": "train-nobody"})
+    assert launch.post(unknown).status_code == 400 and launch.keys() == []
+
+    launch.put_spec(make_spec())
+    reply = reply_of(launch.post(ev.new_event(ev.PING, source=source, data={"specId": "train-test-bot"})))
+    assert runs.get_run(launch.store, reply.subject or "")["trigger"]["type"] == ev.PING
+
+
+def test_an_event_type_launch_does_not_take_is_permanent(launch: Launch) -> None:
+    event = ev.new_event(ev.RUN_PROGRESS, source="/x", data={"seq": 1})
+    assert launch.post(event).status_code == 400
+
+
+def test_a_transient_launcher_failure_answers_503_and_the_redelivery_launches(launch: Launch) -> None:
+    launch.launcher.fail_with = UnavailableError("API server busy")
+    event = bot_changed()
+    assert launch.post(event).status_code == 503
+    (run,) = runs.list_runs(launch.store, spec_id="train-pizza-bot")
+    assert run["state"] == "requested"
+
+    launch.launcher.fail_with = None
+    reply = reply_of(launch.post(event))
+    assert reply.subject == run["id"] and runs.get_run(launch.store, run["id"])["state"] == "launched"
+    assert list(launch.launcher.jobs) == [run["id"]]
+
+
+def test_forbid_skips_a_run_while_another_is_active(launch: Launch) -> None:
+    launch.put_spec(make_spec(concurrency="Forbid"))
+    first = reply_of(launch.post(ev.new_event(ev.PING, source="/cron", id="a", data={"specId": "train-test-bot"})))
+    second = launch.post(ev.new_event(ev.PING, source="/cron", id="b", data={"specId": "train-test-bot"}))
+
+    assert second.status_code in (200, 204)
+    newest, oldest = runs.list_runs(launch.store, spec_id="train-test-bot")
+    assert oldest["id"] == first.subject and oldest["state"] == "launched"
+    assert newest["state"] == "skipped" and newest["reason"]
+    assert list(launch.launcher.jobs) == [first.subject]
+
+
+def test_replace_cancels_the_active_job_and_supersedes_its_run(launch: Launch) -> None:
+    launch.put_spec(make_spec(concurrency="Replace"))
+    first = reply_of(launch.post(ev.new_event(ev.PING, source="/cron", id="a", data={"specId": "train-test-bot"})))
+    second = reply_of(launch.post(ev.new_event(ev.PING, source="/cron", id="b", data={"specId": "train-test-bot"})))
+
+    assert launch.launcher.cancelled == [first.subject]
+    assert runs.get_run(launch.store, first.subject or "")["state"] == "superseded"
+    assert runs.get_run(launch.store, second.subject or "")["state"] == "launched"
