@@ -1,0 +1,51 @@
+# jobplane: `make demo` trains the sample bot end to end; `make test` runs the test suite.
+# Both create and fill a local virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.jobplane-installed
+DATA   ?= .jobplane
+PYTEST ?= -q
+
+.PHONY: demo up test test-fast bench bench-trainer images lint clean-data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch first and pinned: torch==2.13.0 is the build this machine's package index carries
+	# (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
+	# next step never resolves a different (multi-GB CUDA) build.
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[trainer,dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/jobplane demo --data-dir $(DATA)
+
+up: $(STAMP)
+	$(VENV)/bin/jobplane up --port 8080 --data-dir $(DATA)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+# Benchmarks print their figures beside a baseline measured in the same run.
+bench: $(STAMP)
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+bench-trainer: $(STAMP)
+	@set -e; for b in benchmarks/trainer*.py; do echo "== $$b"; $(PY) $$b; done
+
+images:
+	docker build -f functions/Dockerfile -t jobplane-functions:dev .
+	docker build -f trainer-image/Dockerfile -t jobplane-trainer:dev .
+
+lint: $(STAMP)
+	$(PY) -m compileall -q functions trainer-image
+	@if $(PY) -c "import mypy" 2>/dev/null; then $(PY) -m mypy; else echo "mypy not installed: skipped"; fi
+
+clean-data:
+	rm -rf $(DATA)
