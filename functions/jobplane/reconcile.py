@@ -1,0 +1,123 @@
+"""The reconciler: runs whose Jobs ended without a final callback are marked failed.
+
+A trainer that is OOM-killed, evicted, stopped by its deadline or deleted by hand never sends
+``run.failed``; without this, its run would stay ``running`` for ever. Fired every minute (a
+PingSource in the cluster, the local cron in the embedded plane), it compares the active runs
+with their Jobs and ends the runs whose Jobs are gone or finished, with Kubernetes' reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from . import conventions as c
+from . import runs
+from .errors import JobplaneError, NotFoundError, UnavailableError
+from .launcher.base import JobStatus, Launcher
+from .store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+GRACE: Final = timedelta(minutes=2)
+"""How long a succeeded Job's final callback may take to arrive through the broker."""
+LAUNCH_GRACE: Final = timedelta(minutes=15)
+"""How long a run may stay ``requested`` without a Job (the broker redelivers the trigger)."""
+REASON_MISSING: Final = "JobMissing"
+REASON_NO_REPORT: Final = "CompletedWithoutReport"
+REASON_NOT_LAUNCHED: Final = "NotLaunched"
+
+
+@dataclass
+class Report:
+    """What one pass did."""
+
+    checked: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    """Run id → the reason it was marked failed with."""
+    errors: list[str] = field(default_factory=list)
+    retry: bool = False
+    """A transient failure happened: the pass should be retried."""
+
+
+def reconcile(store: ObjectStore, launcher: Launcher, *, now: datetime, grace: timedelta = GRACE,
+              launch_grace: timedelta = LAUNCH_GRACE) -> Report:
+    """One pass over the active runs; a transient failure on one run does not stop the others,
+    and is raised at the end so the PingSource delivery is retried."""
+    report = Report()
+    active = _active_runs(store)
+    jobs = {s.name: s for s in launcher.list({c.LABEL_MANAGED_BY: c.MANAGED_BY})} if active else {}
+    for run in active:
+        report.checked += 1
+        try:
+            verdict = judge(run, _job_status(run, jobs, launcher), now=now, grace=grace, launch_grace=launch_grace)
+            if verdict:
+                _mark_failed(store, run["id"], reason=verdict[0], message=verdict[1], now=now)
+                report.failed[run["id"]] = verdict[0]
+        except JobplaneError as e:
+            log.warning("reconcile: run %s: %s", run["id"], e)
+            report.errors.append(f"{run['id']}: {e}")
+            if e.retryable:
+                report.retry = True
+    if report.retry:
+        raise UnavailableError(f"reconcile: {len(report.errors)} of {report.checked} runs failed: {report.errors[0]}")
+    return report
+
+
+def judge(run: Mapping[str, Any], job: JobStatus, *, now: datetime, grace: timedelta,
+          launch_grace: timedelta) -> tuple[str, str] | None:
+    """``(reason, message)`` when the run must be marked failed, else None (pure)."""
+    age = now - _parse(run.get("updatedAt") or run["createdAt"])
+    if job.state == "failed":
+        return job.reason or "Failed", job.message or "the Job failed"
+    if job.state == "missing":
+        if run.get("state") == "requested" and age < launch_grace:
+            return None
+        if run.get("state") == "requested":
+            return REASON_NOT_LAUNCHED, f"no Job was created within {launch_grace}"
+        return REASON_MISSING, f"Job {job.name} no longer exists (deleted before the run reported an end)"
+    if job.state == "succeeded" and age >= grace:
+        return REASON_NO_REPORT, f"Job {job.name} completed but the run sent no final report within {grace}"
+    return None
+
+
+def job_name(run: Mapping[str, Any]) -> str:
+    return str((run.get("job") or {}).get("name") or run["id"])
+
+
+def _active_runs(store: ObjectStore) -> list[runs.Run]:
+    found = []
+    for run_id in runs.list_active(store):
+        try:
+            run = runs.get_run(store, run_id)
+        except NotFoundError:
+            continue
+        if not runs.is_terminal(run):
+            found.append(run)
+    return found
+
+
+def _job_status(run: Mapping[str, Any], jobs: Mapping[str, JobStatus], launcher: Launcher) -> JobStatus:
+    """From the one list call; a Job absent there is asked for by name before it counts as
+    missing (it may have been created after the list)."""
+    name = job_name(run)
+    return jobs.get(name) or launcher.describe(name)
+
+
+def _mark_failed(store: ObjectStore, run_id: str, *, reason: str, message: str, now: datetime) -> None:
+    def mutate(run: runs.Run) -> runs.Run | None:
+        if runs.is_terminal(run):
+            return None
+        new = runs.transition(run, "failed", reason=reason, now=now)
+        new["message"] = message
+        return new
+
+    runs.update_run(store, run_id, mutate)
+    log.info("run %s marked failed: %s", run_id, reason)
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
