@@ -1,0 +1,78 @@
+"""The runtime a function target works with: settings, store, launcher, clock, event sender.
+
+Built once per process at the edge (``Runtime.from_env``) and passed to handlers; the
+embedded plane installs its own (``install``) before it creates the apps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .launcher.base import Launcher
+    from .store.base import ObjectStore
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: ObjectStore
+    launcher_factory: Callable[[], Launcher]
+    """Lazy: the kubernetes adapter loads cluster config on first use only."""
+    send: Callable[[Event], None]
+    """Send a CloudEvent to the broker (``settings.sink``)."""
+    clock: Callable[[], datetime] = utcnow
+    _launcher: Launcher | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def launcher(self) -> Launcher:
+        with self._lock:
+            if self._launcher is None:
+                self._launcher = self.launcher_factory()
+            return self._launcher
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        from .events import http_sender
+        from .launcher import open_launcher
+        from .store import open_store
+
+        return cls(
+            settings=settings,
+            store=open_store(settings.store_url),
+            launcher_factory=lambda: open_launcher(settings),
+            send=http_sender(settings.sink),
+        )
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def install(rt: Runtime) -> None:
+    """Make ``rt`` the process's runtime (the embedded plane, tests)."""
+    global _current
+    with _current_lock:
+        _current = rt
+
+
+def current() -> Runtime:
+    """The installed runtime, else one built from the environment on first use."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Runtime.from_settings(Settings.from_env(os.environ))
+        return _current
