@@ -1,0 +1,52 @@
+"""The status function: callbacks from Jobs (run.progress, run.succeeded, run.failed) into
+run records, and a ``dev.jobplane.model.ready`` reply when a run promoted a model.
+
+Thin by design: the token check, the append-only log and the coalesced record writes live in
+``jobplane.progress``; this module only picks the path by event type and builds the reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import flask
+
+from .. import events as ev
+from .. import progress
+from ..errors import PermanentError
+from ..runtime import Runtime
+from .common import event_endpoint
+
+SOURCE: Final = "/jobplane/status"
+
+
+def handle(request: flask.Request, rt: Runtime) -> flask.Response:
+    return event_endpoint(request, lambda event: on_event(event, rt=rt))
+
+
+def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
+    """Merge one callback; the reply, if any, re-enters the broker."""
+    if event.type == ev.RUN_LAUNCHED:
+        return None  # the launch function already recorded it when it created the Job
+    if event.type not in progress.CALLBACK_TYPES:
+        raise PermanentError(f"status takes run.progress/succeeded/failed callbacks, got {event.type!r}")
+    run_id = progress.run_id_of(event)
+    progress.authorize(event, run_id, key=rt.settings.callback_key, store=rt.store, now=rt.clock())
+    final = progress.ingest(event, run_id, store=rt.store, now=rt.clock())
+    return model_ready(final) if final is not None else None
+
+
+def model_ready(run: Mapping[str, Any]) -> ev.Event | None:
+    """``dev.jobplane.model.ready`` for a succeeded run that promoted its model, else None."""
+    if run.get("state") != "succeeded" or not run.get("promoted") or not run.get("botId"):
+        return None
+    artifacts = run.get("artifacts") or {}
+    data = {
+        "botId": run["botId"],
+        "runId": run["id"],
+        "modelUri": run.get("modelUri") or artifacts.get("model"),
+        "metrics": run.get("metrics") or {},
+    }
+    return ev.new_event(ev.MODEL_READY, source=SOURCE, subject=str(run["botId"]), data=data,
+                        id=f"{run['id']}-model-ready")

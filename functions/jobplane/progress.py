@@ -1,0 +1,377 @@
+"""Callbacks from Jobs into run records, without losing one and without hammering an object.
+
+GCS sustains about one write per second to any one object, while a trainer may report
+progress many times a second and the broker may deliver in parallel, twice, or out of order.
+So each callback is first made durable on its own: an append-only log entry
+``runs/{runId}/events/{seq:08d}-{eventId}`` written create-only (a redelivery finds it there
+and is a duplicate). The run record is then compacted from those updates by a per-process
+``Coalescer`` that writes each run's ``run.json`` at most once per ``FLUSH_INTERVAL_S``,
+applying a whole batch in one compare-and-swap. A terminal callback is merged synchronously,
+with everything still pending and anything in the log the record missed, before the
+function answers: the final state is always written.
+
+Callbacks carry the run's token in the ``jobplanetoken`` extension (``tokens.py``); one
+without a valid token is recorded under ``runs/{runId}/rejected/`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import heapq
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from . import conventions as c
+from . import events as ev
+from . import runs, tokens
+from .errors import (
+    ForbiddenError,
+    JobplaneError,
+    NotFoundError,
+    PermanentError,
+    PreconditionFailedError,
+    Problem,
+    ValidationError,
+)
+from .store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S: Final = 1.0
+"""Least time between two writes of one run's record by one process (GCS: ~1 write/s/object)."""
+CALLBACK_TYPES: Final = frozenset({ev.RUN_PROGRESS, ev.RUN_SUCCEEDED, ev.RUN_FAILED})
+TERMINAL_TYPES: Final = frozenset({ev.RUN_SUCCEEDED, ev.RUN_FAILED})
+CATCH_UP_LIMIT: Final = 500
+"""Most log entries a terminal merge reads back (only those this process never saw)."""
+_FLUSH_WORKERS: Final = 4
+_RETRY_BACKOFF_S: Final = 2.0
+_RUN_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
+FINAL_PREFIX: Final = "final-"
+"""Log entries of terminal callbacks sort after every numbered progress entry."""
+
+
+@dataclass(frozen=True)
+class Update:
+    """One accepted callback, as the record merge needs it."""
+
+    type: str
+    data: Mapping[str, Any]
+    received: datetime
+
+    @property
+    def seq(self) -> int:
+        return int(self.data.get("seq", 0)) if self.type == ev.RUN_PROGRESS else 0
+
+
+# --- callbacks: identity, token, shape -----------------------------------------------------
+
+
+def run_id_of(event: ev.Event) -> str:
+    """The run a callback is about: its ``subject`` (a DNS-1123 label)."""
+    run_id = event.subject or ""
+    if not _RUN_ID.match(run_id):
+        raise PermanentError(f"{event.type} needs subject = the run id (a DNS-1123 label), got {run_id!r}")
+    return run_id
+
+
+def authorize(event: ev.Event, run_id: str, *, key: bytes, store: ObjectStore, now: datetime) -> None:
+    """Raise ``ForbiddenError`` (403) unless the event carries ``run_id``'s token; the
+    rejection is recorded under the run (when the run exists) and nothing else changes."""
+    token = event.extensions.get(c.TOKEN_EXTENSION)
+    if tokens.verify_token(key, run_id, token):
+        return
+    reason = "missing callback token" if not token else "callback token does not match the run"
+    _record_rejection(event, run_id, reason=reason, store=store, now=now)
+    raise ForbiddenError(f"{event.type} for run {run_id}: {reason}")
+
+
+def _record_rejection(event: ev.Event, run_id: str, *, reason: str, store: ObjectStore, now: datetime) -> None:
+    try:
+        store.read(c.run_key(run_id))
+    except NotFoundError:
+        log.warning("rejected %s for unknown run %s: %s", event.type, run_id, reason)
+        return
+    entry = {"type": event.type, "source": event.source, "id": event.id, "reason": reason,
+             "at": runs.rfc3339(now)}  # never the token
+    key = f"runs/{run_id}/rejected/{_safe_event_id(event)}"
+    try:
+        store.write(key, _dump(entry), if_generation_match=0)
+    except PreconditionFailedError:
+        pass  # the same forged event again: already recorded
+    log.warning("rejected %s %s for run %s: %s", event.type, event.id, run_id, reason)
+
+
+def validate_callback(event: ev.Event) -> Mapping[str, Any]:
+    """The callback's data, checked; ``ValidationError`` listing every problem."""
+    data = event.data if event.data is not None else {}
+    if not isinstance(data, Mapping):
+        raise ValidationError([Problem("data", f"must be a JSON object, got {type(data).__name__}")], what="callback")
+    problems: list[Problem] = []
+    if event.type == ev.RUN_PROGRESS:
+        seq, progress = data.get("seq"), data.get("progress")
+        if not _is_int(seq) or seq < 1:
+            problems.append(Problem("data.seq", f"must be an integer >= 1, got {seq!r}"))
+        if not _is_number(progress) or not 0 <= progress <= 100:
+            problems.append(Problem("data.progress", f"must be a number from 0 to 100, got {progress!r}"))
+    for name in ("phase", "message", "reason"):
+        if data.get(name) is not None and not isinstance(data.get(name), str):
+            problems.append(Problem(f"data.{name}", f"must be a string, got {type(data.get(name)).__name__}"))
+    if data.get("metrics") is not None and not isinstance(data.get("metrics"), Mapping):
+        problems.append(Problem("data.metrics", "must be a JSON object"))
+    if problems:
+        raise ValidationError(problems, what=f"{event.type} data")
+    return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --- the append-only log -------------------------------------------------------------------
+
+
+def log_key(run_id: str, event: ev.Event, data: Mapping[str, Any]) -> str:
+    """``runs/{runId}/events/{seq:08d}-{eventId}`` (terminal callbacks: ``final-{eventId}``)."""
+    stem = f"{int(data['seq']):08d}-" if event.type == ev.RUN_PROGRESS else FINAL_PREFIX
+    return f"{c.run_events_prefix(run_id)}{stem}{_safe_event_id(event)}"
+
+
+def append_log(store: ObjectStore, run_id: str, event: ev.Event, data: Mapping[str, Any], *, now: datetime) -> bool:
+    """Write the callback's log entry create-only; ``False`` when it is already there."""
+    entry = {"type": event.type, "source": event.source, "id": event.id, "time": event.time,
+             "receivedAt": runs.rfc3339(now), "data": dict(data)}
+    try:
+        store.write(log_key(run_id, event, data), _dump(entry), if_generation_match=0)
+        return True
+    except PreconditionFailedError:
+        return False
+
+
+def _safe_event_id(event: ev.Event) -> str:
+    digest = hashlib.sha256(f"{event.source}\n{event.id}".encode()).hexdigest()[:10]
+    return f"{_UNSAFE.sub('_', event.id)[:40]}-{digest}"
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+# --- merging -------------------------------------------------------------------------------
+
+
+def merge(run: runs.Run, updates: Iterable[Update]) -> runs.Run | None:
+    """Apply updates in causal order (progress by ``seq``, then terminal ones); ``None`` when
+    nothing changes. Pure: the order they arrived in does not matter."""
+    ordered = sorted(updates, key=lambda u: (u.type in TERMINAL_TYPES, u.seq, u.received))
+    current, changed = run, False
+    for update in ordered:
+        new = runs.apply_event(current, type=update.type, data=update.data, now=update.received)
+        if new is not None and new != current:
+            current, changed = new, True
+    return current if changed else None
+
+
+def _catch_up(store: ObjectStore, run: Mapping[str, Any], *, known: set[int]) -> list[Update]:
+    """Progress in the log past the record's ``seq`` that this process never saw (another
+    replica's, or one lost in a crash before its flush)."""
+    prefix = c.run_events_prefix(str(run["id"]))
+    keys = [k for k in store.list(prefix, start_after=f"{prefix}{int(run.get('seq', 0)):08d}~")
+            if k[len(prefix):][:1].isdigit() and int(k[len(prefix):].split("-", 1)[0]) not in known]
+    found: list[Update] = []
+    for key in keys[-CATCH_UP_LIMIT:]:
+        try:
+            entry = json.loads(store.read(key).data)
+        except (NotFoundError, ValueError):
+            continue
+        received = datetime.fromisoformat(str(entry["receivedAt"]).replace("Z", "+00:00"))
+        found.append(Update(type=ev.RUN_PROGRESS, data=entry["data"], received=received))
+    return found
+
+
+# --- the coalescer -------------------------------------------------------------------------
+
+
+class Coalescer:
+    """Batches pending progress per run and writes each run's record at most once per
+    ``interval`` (per process), in background threads; ``finish`` merges a terminal callback
+    synchronously. One per store per process: ``coalescer_for``."""
+
+    def __init__(self, store: ObjectStore, *, interval: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.interval = FLUSH_INTERVAL_S if interval is None else interval
+        self._mono = monotonic
+        self._pending: dict[str, list[Update]] = {}
+        self._due: list[tuple[float, str]] = []
+        self._last: dict[str, float] = {}
+        self._busy: set[str] = set()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, run_id: str, update: Update) -> None:
+        """Queue a progress update; it reaches the record within about ``interval``."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("coalescer is closed")
+            batch = self._pending.setdefault(run_id, [])
+            batch.append(update)
+            if len(batch) == 1:
+                due = max(self._mono(), self._last.get(run_id, float("-inf")) + self.interval)
+                heapq.heappush(self._due, (due, run_id))
+                self._start_threads()
+                self._cond.notify()
+
+    def finish(self, run_id: str, update: Update) -> runs.Run:
+        """Merge a terminal update with everything pending for the run and write it now."""
+        with self._cond:
+            while run_id in self._busy:
+                self._cond.wait()
+            batch = self._pending.pop(run_id, [])
+            self._last[run_id] = self._mono()
+            self._busy.add(run_id)
+        try:
+            known = {u.seq for u in batch}
+            extra = _catch_up(self.store, runs.get_run(self.store, run_id), known=known)
+            return runs.update_run(self.store, run_id, lambda r: merge(r, [*batch, *extra, update]))
+        except BaseException:
+            self._requeue(run_id, batch)
+            raise
+        finally:
+            self._release(run_id)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until nothing is pending or being written; ``False`` on timeout."""
+        deadline = self._mono() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                left = deadline - self._mono()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write everything still pending now (ignoring the interval), then stop."""
+        with self._cond:
+            self._closed = True
+            self._due = [(float("-inf"), run_id) for run_id in self._pending]
+            heapq.heapify(self._due)
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _start_threads(self) -> None:
+        if not self._threads:
+            for n in range(_FLUSH_WORKERS):
+                thread = threading.Thread(target=self._work, name=f"jobplane-coalescer-{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                run_id = self._next_due()
+                if run_id is None:
+                    return
+                batch = self._pending.pop(run_id, [])
+                if not batch:
+                    continue  # a stale entry: finish() took the batch
+                self._last[run_id] = self._mono()
+                self._busy.add(run_id)
+            try:
+                self._flush(run_id, batch)
+            finally:
+                self._release(run_id)
+
+    def _next_due(self) -> str | None:
+        """The next run whose flush is due (waiting for it); ``None`` once closed and idle."""
+        while True:
+            now = self._mono()
+            if self._due and self._due[0][0] <= now and self._due[0][1] not in self._busy:
+                run_id = heapq.heappop(self._due)[1]
+                allowed = self._last.get(run_id, float("-inf")) + self.interval
+                if self._closed or allowed <= now:
+                    return run_id
+                heapq.heappush(self._due, (allowed, run_id))  # finish() wrote it meanwhile
+                continue
+            if self._closed and not self._pending:
+                return None
+            wait = self._due[0][0] - self._mono() if self._due else None
+            self._cond.wait(None if wait is None else max(wait, 0.005))
+
+    def _flush(self, run_id: str, batch: list[Update]) -> None:
+        try:
+            runs.update_run(self.store, run_id, lambda r: merge(r, batch))
+        except NotFoundError:
+            log.warning("dropped %d progress update(s) for unknown run %s", len(batch), run_id)
+        except JobplaneError as e:
+            log.warning("could not write run %s (will retry): %s", run_id, e)
+            self._requeue(run_id, batch, delay=_RETRY_BACKOFF_S)
+        except Exception:
+            log.exception("unexpected error writing run %s; %d update(s) kept in its log", run_id, len(batch))
+
+    def _requeue(self, run_id: str, batch: list[Update], *, delay: float = 0.0) -> None:
+        if not batch:
+            return
+        with self._cond:
+            pending = self._pending.setdefault(run_id, [])
+            if not pending:
+                heapq.heappush(self._due, (self._mono() + max(delay, self.interval), run_id))
+            pending[:0] = batch
+            self._cond.notify()
+
+    def _release(self, run_id: str) -> None:
+        with self._cond:
+            self._busy.discard(run_id)
+            self._cond.notify_all()
+
+
+_coalescers: dict[int, Coalescer] = {}
+_coalescers_lock = threading.Lock()
+
+
+def coalescer_for(store: ObjectStore) -> Coalescer:
+    """The process's coalescer for ``store`` (created on first use, flushed at exit)."""
+    with _coalescers_lock:
+        found = _coalescers.get(id(store))
+        if found is None or found.store is not store:
+            found = _coalescers[id(store)] = Coalescer(store)
+        return found
+
+
+@atexit.register
+def _close_all() -> None:
+    with _coalescers_lock:
+        pending = list(_coalescers.values())
+    for coalescer in pending:
+        coalescer.close(timeout=5.0)
+
+
+# --- one callback, end to end --------------------------------------------------------------
+
+
+def ingest(event: ev.Event, run_id: str, *, store: ObjectStore, now: datetime) -> runs.Run | None:
+    """Log an authorized callback and merge it: progress through the coalescer (returns
+    ``None``), a terminal callback synchronously (returns the final record)."""
+    data = validate_callback(event)
+    fresh = append_log(store, run_id, event, data, now=now)
+    update = Update(type=event.type, data=data, received=now)
+    if event.type in TERMINAL_TYPES:
+        return coalescer_for(store).finish(run_id, update)  # duplicates too: merging is idempotent
+    if fresh:
+        coalescer_for(store).submit(run_id, update)
+    return None

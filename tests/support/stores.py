@@ -1,0 +1,52 @@
+"""Store wrappers for tests: count and time every write, per key."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+from jobplane.store.base import Blob, ObjectStore
+
+
+class CountingStore:
+    """Delegates to ``inner``; records the monotonic time of every successful write per key."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.writes: dict[str, list[float]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def read(self, key: str) -> Blob:
+        return self.inner.read(key)
+
+    def write(self, key: str, data: bytes, *, if_generation_match: int | None = None,
+              content_type: str = "application/json") -> int:
+        generation = self.inner.write(key, data, if_generation_match=if_generation_match, content_type=content_type)
+        self._count(key)
+        return generation
+
+    def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
+        self.inner.delete(key, if_generation_match=if_generation_match)
+        self._count(key)
+
+    def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
+        return self.inner.list(prefix, start_after=start_after, limit=limit)
+
+    def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
+        generation = self.inner.upload_file(key, path, content_type=content_type)
+        self._count(key)
+        return generation
+
+    def download_file(self, key: str, path: Path) -> None:
+        self.inner.download_file(key, path)
+
+    def uri(self, key: str) -> str:
+        return self.inner.uri(key)
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.writes[key].append(time.monotonic())
