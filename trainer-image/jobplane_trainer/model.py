@@ -1,0 +1,183 @@
+"""The torch side of the models: the intent classifier and the entity tagger, their batches,
+and their export to the numpy arrays that ``jobplane.inference`` runs.
+
+Both models read hashed features (``jobplane.inference``) through an embedding bag, so the
+vocabulary is the set of feature hashes seen in training (sorted; looked up by binary search).
+Sparse embedding gradients with SparseAdam keep a step cheap however large the vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from jobplane import inference
+
+from .data import Example
+
+torch.set_flush_denormal(True)  # sparse Adam on denormal floats runs ~40x slower on CPU
+O_TAG = "O"
+
+
+# --- intent features ------------------------------------------------------------------------
+
+
+@dataclass
+class IntentFeatures:
+    vocab: np.ndarray  # sorted int64 feature hashes
+    idf: np.ndarray  # float32, aligned with vocab
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], *, min_df: int = 1) -> IntentFeatures:
+        df: Counter[int] = Counter()
+        for text in texts:
+            df.update(inference.intent_feature_counts(text).keys())
+        keep = sorted(h for h, n in df.items() if n >= min_df)
+        n_docs = len(texts)
+        idf = [math.log((1 + n_docs) / (1 + df[h])) + 1.0 for h in keep]
+        return cls(np.asarray(keep, dtype=np.int64), np.asarray(idf, dtype=np.float32))
+
+    def bags(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [inference.intent_bag(self.vocab, self.idf, t) for t in texts]
+
+
+def collate_bags(bags: Sequence[tuple[np.ndarray, np.ndarray]], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(ids, offsets, weights) for ``nn.EmbeddingBag``."""
+    lengths = [len(ids) for ids, _ in bags]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    ids = np.concatenate([b[0] for b in bags]) if sum(lengths) else np.zeros(0, np.int64)
+    w = np.concatenate([b[1] for b in bags]) if sum(lengths) else np.zeros(0, np.float32)
+    return (torch.from_numpy(ids).to(device), torch.from_numpy(offsets).to(device), torch.from_numpy(w).to(device))
+
+
+class IntentNet(nn.Module):
+    """Embedding bag over TF-IDF-weighted hashed n-grams → (tanh hidden) → linear → logits."""
+
+    def __init__(self, vocab_size: int, n_labels: int, *, dim: int = 256, hidden: int = 0, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.emb = nn.EmbeddingBag(max(vocab_size, 1), dim, mode="sum", sparse=True)
+        nn.init.normal_(self.emb.weight, std=0.1)
+        self.emb_bias = nn.Parameter(torch.zeros(dim))
+        self.hidden = nn.Linear(dim, hidden) if hidden else None
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden or dim, n_labels)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids, offsets, per_sample_weights=weights) + self.emb_bias
+        if self.hidden is not None:
+            h = torch.tanh(self.hidden(self.drop(h)))
+        return self.out(self.drop(h))
+
+    def export(self, feats: IntentFeatures) -> dict[str, np.ndarray]:
+        arrays = {
+            "intent_vocab": feats.vocab,
+            "intent_idf": feats.idf,
+            "intent_emb": _np(self.emb.weight),
+            "intent_emb_bias": _np(self.emb_bias),
+            "intent_out_w": _np(self.out.weight),
+            "intent_out_b": _np(self.out.bias),
+        }
+        if self.hidden is not None:
+            arrays |= {"intent_hidden_w": _np(self.hidden.weight), "intent_hidden_b": _np(self.hidden.bias)}
+        return arrays
+
+
+# --- entity tagger ------------------------------------------------------------------------
+
+
+def bio_tags(ex: Example) -> tuple[list[str], list[str]]:
+    """Tokens of ``ex`` and their BIO tags from its entity spans (a token overlapping a span
+    belongs to it)."""
+    tokens = inference.tokenize(ex.text)
+    tags = [O_TAG] * len(tokens)
+    for ent in sorted(ex.entities, key=lambda e: e.start):
+        inside = [i for i, t in enumerate(tokens) if t.start < ent.end and t.end > ent.start]
+        for k, i in enumerate(inside):
+            tags[i] = ("B-" if k == 0 else "I-") + ent.entity
+    return [t.text for t in tokens], tags
+
+
+@dataclass
+class TagFeatures:
+    vocab: np.ndarray
+    tags: list[str]
+
+    @classmethod
+    def fit(cls, examples: Sequence[Example]) -> TagFeatures:
+        hashes: set[int] = set()
+        tagset: set[str] = set()
+        for ex in examples:
+            tokens, tags = bio_tags(ex)
+            tagset.update(tags)
+            for feats in inference.token_features(tokens):
+                hashes.update(feats)
+        tags_sorted = [O_TAG] + sorted(tagset - {O_TAG})
+        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted)
+
+    def encode(self, ex: Example) -> tuple[list[np.ndarray], list[int]]:
+        tokens, tags = bio_tags(ex)
+        index = {t: i for i, t in enumerate(self.tags)}
+        return inference.token_bags(self.vocab, tokens), [index.get(t, 0) for t in tags]
+
+
+class TaggerNet(nn.Module):
+    """Per-token embedding bag → tanh → BiLSTM → linear → BIO tag logits."""
+
+    def __init__(self, vocab_size: int, n_tags: int, *, dim: int = 128, hidden: int = 96, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.emb = nn.EmbeddingBag(max(vocab_size, 1), dim, mode="sum", sparse=True)
+        nn.init.normal_(self.emb.weight, std=0.1)
+        self.emb_bias = nn.Parameter(torch.zeros(dim))
+        self.drop = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, n_tags)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """Logits (B × T × K) for sentences whose tokens are consecutive bags."""
+        x = torch.tanh(self.emb(ids, offsets) + self.emb_bias)
+        x = self.drop(x)
+        padded = nn.utils.rnn.pad_sequence(list(torch.split(x, lengths)), batch_first=True)
+        packed = pack_padded_sequence(padded, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])
+        return self.out(self.drop(out))
+
+    def export(self, feats: TagFeatures) -> dict[str, np.ndarray]:
+        lstm = self.lstm
+        return {
+            "tag_vocab": feats.vocab,
+            "tag_emb": _np(self.emb.weight),
+            "tag_emb_bias": _np(self.emb_bias),
+            "tag_lstm_w_ih": _np(lstm.weight_ih_l0),
+            "tag_lstm_w_hh": _np(lstm.weight_hh_l0),
+            "tag_lstm_b": _np(lstm.bias_ih_l0 + lstm.bias_hh_l0),
+            "tag_lstm_w_ih_r": _np(lstm.weight_ih_l0_reverse),
+            "tag_lstm_w_hh_r": _np(lstm.weight_hh_l0_reverse),
+            "tag_lstm_b_r": _np(lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse),
+            "tag_out_w": _np(self.out.weight),
+            "tag_out_b": _np(self.out.bias),
+        }
+
+
+def collate_tokens(items: Sequence[tuple[list[np.ndarray], list[int]]], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(ids, offsets, tag targets padded with -100) and the sentence lengths as a tensor."""
+    bags = [bag for sent, _ in items for bag in sent]
+    lengths = [len(sent) for sent, _ in items]
+    sizes = [len(b) for b in bags]
+    offsets = torch.tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]), dtype=torch.long)
+    ids = torch.from_numpy(np.concatenate(bags) if sum(sizes) else np.zeros(0, np.int64))
+    targets = torch.full((len(items), max(lengths)), -100, dtype=torch.long)
+    for i, (_, tags) in enumerate(items):
+        targets[i, : len(tags)] = torch.tensor(tags)
+    return ids.to(device), offsets.to(device), targets.to(device), torch.tensor(lengths)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy().astype(np.float32)

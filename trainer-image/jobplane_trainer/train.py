@@ -1,0 +1,360 @@
+"""Training: a stratified validation split, the intent and entity stages with early stopping,
+progress with phase/percent/ETA, checkpoints that a stop request writes and a retry resumes
+from, and evaluation through the exported numpy model (the figures are what ``predict`` serves).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from jobplane import inference
+
+from . import __version__, metrics
+from .data import Example, data_hash
+from .model import IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
+
+torch.set_flush_denormal(True)
+
+
+class Interrupted(Exception):
+    """A stop was requested; the checkpoint is written. A retry resumes from it."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 13
+    val_fraction: float = 0.1
+    max_epochs: int = 30
+    patience: int = 3
+    batch_size: int = 32
+    lr_sparse: float = 0.02
+    lr_dense: float = 0.003
+    dim: int = 256
+    hidden: int = 0
+    dropout: float = 0.2
+    label_smoothing: float = 0.0
+    tagger_epochs: int = 25
+    tagger_patience: int = 4
+    tagger_dim: int = 128
+    tagger_hidden: int = 96
+    fallback_quantile: float = 0.05
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        """Known hyper-parameter names from a spec's params (camelCase or snake_case)."""
+        known = {f.name: f.type for f in fields(cls)}
+        picked: dict[str, Any] = {}
+        for name in known:
+            camel = name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:])
+            for key in (name, camel):
+                if key in params:
+                    picked[name] = type(getattr(cls(), name))(params[key])
+        return cls(**picked)
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str
+    percent: float
+    message: str
+    eta: float | None = None
+    metrics: dict[str, float] | None = None
+
+
+@dataclass
+class TrainResult:
+    model: bytes
+    metrics: dict[str, Any]
+    confusion: dict[str, Any]
+    summary: dict[str, float]
+    meta: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Hooks:
+    """What the caller gives the trainer: progress reports, a stop flag, a checkpoint store."""
+
+    def __init__(
+        self,
+        *,
+        progress: Callable[[Progress], None] = lambda p: None,
+        should_stop: Callable[[], bool] = lambda: False,
+        save_checkpoint: Callable[[bytes], None] = lambda b: None,
+        load_checkpoint: Callable[[], bytes | None] = lambda: None,
+    ) -> None:
+        self.progress = progress
+        self.should_stop = should_stop
+        self.save_checkpoint = save_checkpoint
+        self.load_checkpoint = load_checkpoint
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(dev: torch.device) -> Any:
+    """bf16 autocast on a GPU; nothing on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def split(examples: Sequence[Example], *, fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Stratified train/validation split; intents with fewer than 3 examples stay in train."""
+    by_intent: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_intent[ex.intent].append(ex)
+    rng = random.Random(seed)
+    train, val = [], []
+    for intent in sorted(by_intent):
+        items = list(by_intent[intent])
+        rng.shuffle(items)
+        n_val = max(1, round(len(items) * fraction)) if len(items) >= 3 and fraction > 0 else 0
+        val += items[:n_val]
+        train += items[n_val:]
+    return train, val
+
+
+# --- the generic epoch loop ---------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    """One model to fit: its batches, a step, a validation score (higher is better)."""
+
+    name: str
+    net: nn.Module
+    optimizers: list[torch.optim.Optimizer]
+    batches: Callable[[int], list[Any]]
+    step: Callable[[Any], torch.Tensor]
+    score: Callable[[], float]
+    max_epochs: int
+    patience: int
+    span: tuple[float, float]
+
+
+class Runner:
+    """Runs stages with early stopping, progress, checkpoints and resume."""
+
+    def __init__(self, hooks: Hooks, *, fingerprint: str) -> None:
+        self.hooks = hooks
+        self.fingerprint = fingerprint
+        self.started = time.monotonic()
+        self.resume = self._load()
+        self.done: dict[str, dict[str, torch.Tensor]] = dict(self.resume.get("done", {})) if self.resume else {}
+
+    def _load(self) -> dict[str, Any] | None:
+        raw = self.hooks.load_checkpoint()
+        if not raw:
+            return None
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def fit(self, st: Stage) -> None:
+        if st.name in self.done:
+            st.net.load_state_dict(self.done[st.name])
+            return
+        pos = self._restore(st)
+        epoch, best, best_state, bad = pos["epoch"], pos["best"], pos["best_state"], pos["bad"]
+        while epoch < st.max_epochs and bad < st.patience:
+            self._epoch(st, epoch, skip=pos["batch"] if epoch == pos["epoch"] else 0, best=(best, best_state, bad))
+            epoch += 1
+            score = st.score()
+            if score > best:
+                best, bad = score, 0
+                best_state = {k: v.detach().clone() for k, v in st.net.state_dict().items()}
+            else:
+                bad += 1
+            self._report(st, epoch / st.max_epochs, f"epoch {epoch}: validation {score:.4f}", {"validation": round(score, 4)})
+        if best_state is not None:
+            st.net.load_state_dict(best_state)
+        self.done[st.name] = {k: v.detach().clone() for k, v in st.net.state_dict().items()}
+
+    def _epoch(self, st: Stage, epoch: int, *, skip: int, best: tuple[float, Any, int]) -> None:
+        st.net.train()
+        batches = st.batches(epoch)
+        for i, batch in enumerate(batches):
+            if i < skip:
+                continue
+            if self.hooks.should_stop():
+                self._checkpoint(st, epoch=epoch, batch=i, best=best)
+                raise Interrupted(f"stopped in {st.name} epoch {epoch + 1} batch {i}")
+            for opt in st.optimizers:
+                opt.zero_grad()
+            st.step(batch).backward()
+            for opt in st.optimizers:
+                opt.step()
+            frac = (epoch + (i + 1) / len(batches)) / st.max_epochs
+            self._report(st, frac, f"epoch {epoch + 1}/{st.max_epochs}")
+        st.net.eval()
+
+    def _restore(self, st: Stage) -> dict[str, Any]:
+        r = self.resume
+        if not r or r.get("stage") != st.name:
+            return {"epoch": 0, "batch": 0, "best": -1.0, "best_state": None, "bad": 0}
+        st.net.load_state_dict(r["net"])
+        for opt, s in zip(st.optimizers, r["opts"]):
+            opt.load_state_dict(s)
+        torch.set_rng_state(r["rng"])
+        return {k: r[k] for k in ("epoch", "batch", "best", "best_state", "bad")}
+
+    def _checkpoint(self, st: Stage, *, epoch: int, batch: int, best: tuple[float, Any, int]) -> None:
+        state = {
+            "fingerprint": self.fingerprint, "stage": st.name, "epoch": epoch, "batch": batch,
+            "net": st.net.state_dict(), "opts": [o.state_dict() for o in st.optimizers],
+            "best": best[0], "best_state": best[1], "bad": best[2], "done": self.done, "rng": torch.get_rng_state(),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        self.hooks.save_checkpoint(buf.getvalue())
+
+    def _report(self, st: Stage, frac: float, message: str, extra: dict[str, float] | None = None) -> None:
+        lo, hi = st.span
+        percent = lo + (hi - lo) * min(1.0, frac)
+        elapsed = time.monotonic() - self.started
+        eta = elapsed * (100 - percent) / percent if percent > 1 else None
+        self.hooks.progress(Progress(st.name, round(percent, 1), message, eta, extra))
+
+
+# --- the two stages ------------------------------------------------------------------------
+
+
+def _shuffled(n: int, *, seed: int, epoch: int, size: int) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    return [order[i : i + size] for i in range(0, n, size)]
+
+
+def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig, dev: torch.device) -> tuple[Stage, IntentFeatures]:
+    feats = IntentFeatures.fit([e.text for e in train])
+    index = {label: i for i, label in enumerate(labels)}
+    bags = feats.bags([e.text for e in train])
+    y = torch.tensor([index[e.intent] for e in train], device=dev)
+    val_bags = feats.bags([e.text for e in val])
+    val_y = torch.tensor([index[e.intent] for e in val], device=dev)
+    net = IntentNet(len(feats.vocab), len(labels), dim=cfg.dim, hidden=cfg.hidden, dropout=cfg.dropout).to(dev)
+    dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
+    opts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam([net.emb.weight], lr=cfg.lr_sparse), torch.optim.Adam(dense, lr=cfg.lr_dense)]
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    def step(batch: list[int]) -> torch.Tensor:
+        with autocast(dev):
+            logits = net(*collate_bags([bags[i] for i in batch], dev))
+        return loss_fn(logits.float(), y[batch])
+
+    def score() -> float:
+        if not val:
+            return 0.0
+        with torch.no_grad(), autocast(dev):
+            pred = net(*collate_bags(val_bags, dev)).float().argmax(1)
+        return float((pred == val_y).float().mean())
+
+    stage = Stage("intent", net, opts, lambda ep: _shuffled(len(train), seed=cfg.seed, epoch=ep, size=cfg.batch_size),
+                  step, score, cfg.max_epochs if val else min(cfg.max_epochs, 15), cfg.patience, (5.0, 60.0))
+    return stage, feats
+
+
+def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: TrainConfig, dev: torch.device) -> tuple[Stage, TagFeatures]:
+    train = [e for e in train if inference.tokenize(e.text)]
+    feats = TagFeatures.fit(train)
+    items = [feats.encode(e) for e in train]
+    val_items = [feats.encode(e) for e in val if inference.tokenize(e.text)]
+    net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden).to(dev)
+    dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
+    opts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam([net.emb.weight], lr=cfg.lr_sparse), torch.optim.Adam(dense, lr=cfg.lr_dense)]
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+
+    def step(batch: list[int]) -> torch.Tensor:
+        ids, offsets, targets, lengths = collate_tokens([items[i] for i in batch], dev)
+        with autocast(dev):
+            logits = net(ids, offsets, lengths.tolist())
+        return loss_fn(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    def score() -> float:
+        if not val_items:
+            return 0.0
+        ids, offsets, targets, lengths = collate_tokens(val_items, dev)
+        with torch.no_grad(), autocast(dev):
+            pred = net(ids, offsets, lengths.tolist()).float().argmax(-1)
+        mask = targets != -100
+        hit = ((pred == targets) & mask & (targets != 0)).sum() + ((pred == targets) & mask & (targets == 0)).sum() * 0.1
+        return float(hit / (mask & (targets != 0)).sum().clamp(min=1))
+
+    stage = Stage("entities", net, opts, lambda ep: _shuffled(len(items), seed=cfg.seed + 1, epoch=ep, size=cfg.batch_size),
+                  step, score, cfg.tagger_epochs if val_items else min(cfg.tagger_epochs, 12), cfg.tagger_patience, (60.0, 92.0))
+    return stage, feats
+
+
+# --- the whole run -------------------------------------------------------------------------
+
+
+def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hooks: Hooks | None = None,
+          test: Sequence[Example] | None = None) -> TrainResult:
+    """Train both models on ``examples``; evaluate on ``test`` if given, else on the split."""
+    hooks = hooks or Hooks()
+    t0 = time.monotonic()
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    dev = device()
+    fingerprint = f"{data_hash(examples)}:{sorted(asdict(cfg).items())}"
+    runner = Runner(hooks, fingerprint=fingerprint)
+    hooks.progress(Progress("prepare", 1.0, f"{len(examples)} examples, device {dev.type}"))
+    train_set, val = split(examples, fraction=cfg.val_fraction, seed=cfg.seed)
+    labels = sorted({e.intent for e in examples})
+    stage, ifeats = intent_stage(train_set, val, labels=labels, cfg=cfg, dev=dev)
+    runner.fit(stage)
+    arrays = stage.net.export(ifeats)  # type: ignore[operator]
+    t_intent = time.monotonic() - t0
+    tags: list[str] = []
+    if any(e.entities for e in examples):
+        tstage, tfeats = tagger_stage(train_set, val, cfg=cfg, dev=dev)
+        runner.fit(tstage)
+        arrays |= tstage.net.export(tfeats)  # type: ignore[operator]
+        tags = tfeats.tags
+    meta = {"format": inference.FORMAT, "labels": labels, "tags": tags, "trainerVersion": __version__, "config": asdict(cfg)}
+    model = inference.Model(arrays, meta)
+    model.threshold = meta["threshold"] = calibrate(model, val, quantile=cfg.fallback_quantile)
+    t_train = time.monotonic() - t0
+    hooks.progress(Progress("evaluate", 93.0, f"evaluating on {'test' if test else 'validation'} set"))
+    report, ents, conf = evaluate(model, list(test) if test else val, labels=labels)
+    summary = metrics.summary(report, ents)
+    full = {**summary, "evaluatedOn": "test" if test else "validation", "intents": report, "entities": ents,
+            "threshold": model.threshold, "trainSize": len(train_set), "validationSize": len(val)}
+    blob = inference.save_model(arrays, meta)
+    timings = {"intentSeconds": round(t_intent, 2), "trainSeconds": round(t_train, 2), "totalSeconds": round(time.monotonic() - t0, 2)}
+    return TrainResult(blob, full, conf, summary, meta, timings)
+
+
+def calibrate(model: inference.Model, val: Sequence[Example], *, quantile: float) -> float:
+    """The out-of-scope threshold: a low quantile of the confidence of correct validation answers."""
+    conf = []
+    for ex in val:
+        probs = model.intent_probs(ex.text)
+        if model.labels[int(probs.argmax())] == ex.intent:
+            conf.append(float(probs.max()))
+    return round(float(np.quantile(conf, quantile)), 6) if conf else 0.0
+
+
+def evaluate(model: inference.Model, examples: Sequence[Example], *, labels: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+    """Intent report, entity report (if the model tags) and confusion matrix, via numpy inference."""
+    y_true, y_pred, gold, pred = [], [], [], []
+    for ex in examples:
+        probs = model.intent_probs(ex.text)
+        y_true.append(ex.intent)
+        y_pred.append(model.labels[int(probs.argmax())])
+        if model.tags:
+            gold.append([(e.start, e.end, e.entity) for e in ex.entities])
+            pred.append([(e["start"], e["end"], e["entity"]) for e in model.entities(ex.text)])
+    all_labels = labels + sorted({t for t in y_true if t not in set(labels)})
+    report = metrics.intent_report(y_true, y_pred, labels=all_labels)
+    ents = metrics.entity_report(gold, pred) if model.tags else None
+    return report, ents, metrics.confusion(y_true, y_pred, labels=all_labels)
