@@ -1,0 +1,142 @@
+"""The ``jobplane`` command: run the embedded plane, the demo, and small helpers.
+
+    jobplane up --port 8080 --data-dir ./.jobplane     # the plane in the foreground
+    jobplane demo                                      # train the sample bot end to end, exit
+    jobplane render-pingsource spec.json               # the PingSource for a scheduled spec
+    jobplane runs --url http://127.0.0.1:8080 --spec train-acme-bank-assistant
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+DEFAULT_DATA_DIR: Final = Path(".jobplane")
+DEFAULT_PORT: Final = 8080
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobplane", description="Event-driven jobs plane for per-bot NLP models.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO (DEBUG with -vv)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="serve the embedded plane on 127.0.0.1 in the foreground")
+    up.add_argument("--port", type=int, default=DEFAULT_PORT)
+    _plane_args(up)
+    demo = sub.add_parser("demo", help="train the sample bot from a bot.changed CloudEvent, then exit")
+    demo.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    demo.add_argument("--bot", type=Path, default=None, help="a bot JSON (default: the bundled sample bot)")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the run")
+    _plane_args(demo)
+    ping = sub.add_parser("render-pingsource", help="print the PingSource YAML for a spec with a schedule")
+    ping.add_argument("spec", type=Path, help="a job spec JSON file")
+    ping.add_argument("--namespace", default="default")
+    for name, help_text in (("runs", "list a spec's runs, newest first"), ("specs", "list the job specs")):
+        listing = sub.add_parser(name, help=help_text)
+        listing.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the plane's URL")
+        if name == "runs":
+            listing.add_argument("--spec", required=True, help="spec id")
+            listing.add_argument("--limit", type=int, default=10)
+    return parser
+
+
+def _plane_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the store and Job logs live")
+    parser.add_argument("--eventing-dir", type=Path, default=None, help="Knative eventing manifests (default: repo's eventing/)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .errors import JobplaneError
+
+    try:
+        return int(COMMANDS[args.command](args))
+    except JobplaneError as e:
+        print(f"jobplane: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .local.plane import Plane
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with Plane(args.data_dir, port=args.port, eventing_dir=args.eventing_dir) as plane:
+        print(f"jobplane up on {plane.url}")
+        print(f"  broker ingress  {plane.url}/default/default   (POST CloudEvents here)")
+        print(f"  HTTP API        {plane.url}/v1/               dashboard {plane.url}/")
+        print(f"  data            {plane.data_dir}")
+        print("Ctrl-C stops.", flush=True)
+        stop.wait()
+        print("stopping…", flush=True)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(data_dir=args.data_dir, port=args.port, bot_path=args.bot, timeout=args.timeout,
+                    eventing_dir=args.eventing_dir)
+
+
+def cmd_render_pingsource(args: argparse.Namespace) -> int:
+    from . import schedules
+    from .spec import validate_spec
+
+    spec = validate_spec(json.loads(args.spec.read_text()))
+    print(schedules.render_pingsource_yaml(spec, namespace=args.namespace), end="")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    body = _get_json(f"{args.url}/v1/specs/{args.spec}/runs?limit={args.limit}")
+    rows = body.get("runs", body) if isinstance(body, dict) else body
+    for run in rows:
+        print(f"{run['id']:<60} {run['state']:<11} {run.get('progress', 0):>3}%  {run.get('createdAt', '')}")
+    return 0
+
+
+def cmd_specs(args: argparse.Namespace) -> int:
+    body = _get_json(f"{args.url}/v1/specs")
+    rows = body.get("specs", body) if isinstance(body, dict) else body
+    for spec in rows:
+        print(f"{spec['id']:<50} {spec.get('type', ''):<10} {spec.get('schedule') or '-'}")
+    return 0
+
+
+def _get_json(url: str) -> Any:
+    from .errors import PermanentError, UnavailableError
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raise PermanentError(f"GET {url}: HTTP {e.code}: {e.read()[:300]!r}") from e
+    except urllib.error.URLError as e:
+        raise UnavailableError(f"GET {url}: {e.reason} (is `jobplane up` running?)") from e
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "demo": cmd_demo,
+    "render-pingsource": cmd_render_pingsource,
+    "runs": cmd_runs,
+    "specs": cmd_specs,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

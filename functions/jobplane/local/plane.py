@@ -1,0 +1,231 @@
+"""The embedded plane: the cluster's pieces, wired together on one machine.
+
+One front door on 127.0.0.1:PORT serves what the cluster serves at separate URLs: the broker
+ingress at ``/default/default`` (routing by the Triggers in ``eventing/``), each function at
+``/_functions/{service}`` (where Triggers' subscribers resolve), and the api everywhere else.
+Jobs are the very manifests the Kubernetes launcher would create, run as local processes;
+state lives in a filesystem object store under the data dir; a local cron fires the
+PingSources and the specs' schedules. Settings from the environment override the embedded
+defaults, so ``JOBPLANE_STORE=gs://…`` runs this plane against GCS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import timedelta
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from .. import conventions as c
+from .. import events as ev
+from ..app import WSGIApp, build_app
+from ..errors import JobplaneError, PermanentError, UnavailableError
+from ..launcher import Launcher, JobStatus, open_launcher
+from ..runtime import Runtime, install
+from ..settings import Settings, embedded_defaults
+from ..store import open_store
+
+log = logging.getLogger(__name__)
+
+RECONCILE_EVERY: Final = 10.0
+"""Seconds between sweeps for runs whose Job ended without a final callback."""
+FINISH_GRACE: Final = 5.0
+"""Seconds a finished Job's last callbacks get to reach status before the reconciler judges."""
+REPORT_GRACE: Final = timedelta(seconds=FINISH_GRACE)
+"""How long a succeeded Job's final callback may take through the local broker."""
+HOST: Final = "127.0.0.1"
+
+
+def default_eventing_dir() -> Path:
+    """``<repo root>/eventing``: the package lives at ``<repo root>/functions/jobplane``."""
+    return Path(__file__).resolve().parents[3] / "eventing"
+
+
+def find_eventing_dir(path: Path | None) -> Path:
+    found = Path(path) if path is not None else default_eventing_dir()
+    if not (found.is_dir() and any(found.glob("trigger*.y*ml"))):
+        raise PermanentError(
+            f"no Knative eventing manifests (Triggers) in {found}: the embedded plane routes events "
+            "by the repo's eventing/ dir; run from a checkout or pass --eventing-dir"
+        )
+    return found
+
+
+def plane_settings(data_dir: Path, *, port: int, env: Mapping[str, str]) -> Settings:
+    """The embedded defaults for ``data_dir``, overridden by ``JOBPLANE_*`` in ``env``."""
+    return Settings.from_env(env, defaults=embedded_defaults(data_dir, port=port))
+
+
+class Plane:
+    """The embedded jobs plane; ``start()``/``stop()`` or a ``with`` block."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        env: Mapping[str, str] | None = None,
+        eventing_dir: Path | None = None,
+        reconcile_every: float = RECONCILE_EVERY,
+        launcher_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.eventing_dir = find_eventing_dir(eventing_dir)
+        self._app: WSGIApp | None = None
+        self._server: BaseWSGIServer = make_server(HOST, port, self._wsgi, threaded=True)
+        self.port = int(self._server.server_port)
+        self.url = f"http://{HOST}:{self.port}"
+        self.settings = plane_settings(self.data_dir, port=self.port, env=os.environ if env is None else env)
+        self.store = open_store(self.settings.store_url)
+        self.launcher = self._open_launcher(launcher_env or {})
+        self.runtime = Runtime(
+            settings=self.settings,
+            store=self.store,
+            launcher_factory=lambda: self.launcher,
+            send=self._send,
+        )
+        self.reconcile_every = reconcile_every
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.broker: Any = None
+        self.cron: Any = None
+
+    # --- wiring ---
+
+    def _open_launcher(self, launcher_env: Mapping[str, str]) -> Launcher:
+        if self.settings.launcher != "local":
+            return open_launcher(self.settings)
+        return open_launcher(self.settings, on_finished=self._on_finished, extra_env=dict(launcher_env))
+
+    def _build(self) -> None:
+        from . import broker as local_broker
+
+        install(self.runtime)
+        config = local_broker.load_broker(self.eventing_dir)
+        triggers = local_broker.load_triggers(self.eventing_dir, namespace=config.namespace)
+        resolve = local_broker.function_resolver(self.url, namespace=config.namespace)
+        self.broker = local_broker.LocalBroker(
+            triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace
+        )
+        self._app = build_app(broker=self.broker)
+        self.cron = self._cron(resolve, namespace=config.namespace, broker=config.name)
+
+    def _cron(self, resolve: Callable[[Mapping[str, Any]], str], *, namespace: str, broker: str) -> Any:
+        from . import cron as local_cron
+
+        return local_cron.LocalCron(
+            local_cron.load_pingsources(self.eventing_dir, namespace=namespace),
+            send=self._send,
+            send_direct=local_cron.sink_sender(resolve),
+            specs_with_schedule=self.scheduled_specs,
+            clock=self.runtime.clock,
+            namespace=namespace,
+            broker=broker,
+        )
+
+    def _send(self, event: ev.Event) -> None:
+        """``Runtime.send``: straight into the local broker (no HTTP round trip)."""
+        if self.broker is None:
+            raise UnavailableError("the embedded broker is not started yet")
+        self.broker.send(event)
+
+    def scheduled_specs(self) -> list[dict[str, Any]]:
+        """Every stored spec with a ``schedule`` (the cron fires a ping for each)."""
+        found: list[dict[str, Any]] = []
+        for key in self.store.list("specs/"):
+            try:
+                spec = json.loads(self.store.read(key).data)
+            except (JobplaneError, ValueError):
+                continue
+            if isinstance(spec, dict) and spec.get("schedule"):
+                found.append(spec)
+        return found
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self._app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")])
+            return [b"jobplane is starting\n"]
+        return self._app(environ, start_response)
+
+    # --- reconciling ---
+
+    def _on_finished(self, status: JobStatus) -> None:
+        """A local Job ended: let its last callbacks through the broker, then reconcile, so a
+        Job that died without reporting leaves its run failed with the Job's reason."""
+        if self._stopping.is_set():
+            return
+        if self.broker is not None:
+            self.broker.flush(timeout=FINISH_GRACE)
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """One reconciler pass over the active runs; errors are logged, the next pass retries."""
+        from .. import reconcile as reconciler
+
+        try:
+            report = reconciler.reconcile(self.store, self.launcher, now=self.runtime.clock(), grace=REPORT_GRACE)
+        except Exception:  # noqa: BLE001 - a pass must never kill the plane; the next one retries
+            log.exception("reconcile pass failed")
+            return
+        for run_id, reason in report.failed.items():
+            log.warning("run %s failed without a final report: %s", run_id, reason)
+
+    def _reconcile_loop(self) -> None:
+        while not self._stopping.wait(self.reconcile_every):
+            self.reconcile()
+
+    # --- lifecycle ---
+
+    def start(self) -> Plane:
+        self._build()
+        self._spawn("jobplane-http", self._server.serve_forever)
+        self.cron.start()
+        self._spawn("jobplane-reconcile", self._reconcile_loop)
+        log.info("jobplane up at %s (data in %s)", self.url, self.data_dir)
+        return self
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop the cron, the Jobs, the broker and the server; idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        for close in self._closers():
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                log.exception("error while stopping the plane")
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _closers(self) -> list[Callable[[], None]]:
+        closers: list[Callable[[], None]] = []
+        if self.cron is not None:
+            closers.append(self.cron.close)
+        closers.append(getattr(self.launcher, "close", lambda: None))
+        if self.broker is not None:
+            closers.append(self.broker.close)
+        if self._threads:
+            closers.append(self._server.shutdown)  # blocks unless serve_forever is running
+        closers.append(self._server.server_close)
+        return closers
+
+    def __enter__(self) -> Plane:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,146 @@
+"""The whole embedded plane end to end over real HTTP: broker ingress → launch → a local Job
+(a stand-in trainer process) → callbacks through the broker → status → the run record."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from support.specs import TRAINING_EXAMPLES, make_spec
+
+from jobplane import conventions as c
+from jobplane import events as ev
+from jobplane import runs
+from jobplane.local.plane import Plane
+
+STANDIN = Path(__file__).with_name("standin_trainer.py")
+WAIT = 60.0
+
+
+def start_plane(data_dir: Path, *, mode: str = "succeed") -> Plane:
+    env = {"JOBPLANE_COMMAND": json.dumps([sys.executable, str(STANDIN), mode])}
+    return Plane(data_dir, port=0, env=env, launcher_env={"OMP_NUM_THREADS": "1"}).start()
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Iterator[Plane]:
+    p = start_plane(tmp_path / "data")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def post(plane: Plane, event: ev.Event, *, path: str = "/default/default", structured: bool = False) -> requests.Response:
+    headers, body = ev.to_http(event, structured=structured)
+    return requests.post(plane.url + path, data=body, headers=headers, timeout=10)
+
+
+def bot_changed(*, id: str = "evt-1", bot: str = "pizza-bot") -> ev.Event:
+    data = {"botId": bot, "revision": "r1", "trainingData": {"examples": TRAINING_EXAMPLES}}
+    return ev.new_event(ev.BOT_CHANGED, source="/platform/bots", id=id, subject=bot, data=data)
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = WAIT, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def run_for(plane: Plane, event: ev.Event, spec_id: str) -> str:
+    return runs.run_id_for(spec_id, source=event.source, event_id=event.id)
+
+
+def final_run(plane: Plane, run_id: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        response = requests.get(f"{plane.url}/v1/runs/{run_id}", timeout=10)
+        body = response.json() if response.status_code == 200 else None
+        return body if body and body["state"] in runs.TERMINAL else None
+
+    return wait_for(done, what=f"run {run_id} to end")  # type: ignore[no-any-return]
+
+
+def store_keys(plane: Plane) -> list[str]:
+    return sorted(plane.store.list(""))
+
+
+@pytest.mark.slow
+def test_a_bot_changed_event_ends_in_a_succeeded_run_with_metrics_and_artifacts(plane: Plane) -> None:
+    event = bot_changed()
+    assert post(plane, event).status_code == 202
+
+    run = final_run(plane, run_for(plane, event, "train-pizza-bot"))
+    assert run["state"] == "succeeded", run
+    assert run["metrics"]["accuracy"] == 0.9 and run["progress"] == 100
+    assert run["job"]["name"] == run["id"] and run["trigger"]["type"] == ev.BOT_CHANGED
+    assert f"runs/{run['id']}/artifacts/metrics.json" in store_keys(plane)
+    assert "bots/pizza-bot/data/r1.json" in store_keys(plane)
+
+
+@pytest.mark.slow
+def test_the_same_cloudevent_posted_five_times_makes_one_run_and_one_job(plane: Plane) -> None:
+    event = bot_changed(id="dup-1")
+    statuses = [post(plane, event, structured=i % 2 == 1).status_code for i in range(5)]
+    assert statuses == [202] * 5
+    assert plane.broker.flush(timeout=WAIT)
+
+    run_id = run_for(plane, event, "train-pizza-bot")
+    assert [r["id"] for r in runs.list_runs(plane.store, spec_id="train-pizza-bot")] == [run_id]
+    assert [j.name for j in plane.launcher.list({c.LABEL_SPEC_ID: "train-pizza-bot"})] == [run_id]
+    assert final_run(plane, run_id)["state"] == "succeeded"
+
+
+def test_a_malformed_cloudevent_gets_400_with_the_reason_and_nothing_is_written(plane: Plane) -> None:
+    response = requests.post(
+        plane.url + "/default/default", data=b'{"botId": "x"}',
+        headers={"Content-Type": "application/json", "ce-specversion": "1.0", "ce-type": ev.BOT_CHANGED},
+        timeout=10,
+    )
+
+    assert response.status_code == 400
+    assert "missing required attribute" in response.text and "id" in response.text
+    assert plane.broker.flush(timeout=WAIT) and store_keys(plane) == []
+
+
+def test_an_invalid_spec_gets_400_listing_every_field_error_and_nothing_is_written(plane: Plane) -> None:
+    bad = make_spec(id="Bad_Id", type="juggling", priority="urgent", timeoutSeconds=-1)
+    event = ev.new_event(ev.RUN_REQUESTED, source="/tests", data={"spec": bad})
+    response = post(plane, event, path="/_functions/jobplane-launch")
+
+    assert response.status_code == 400
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert {"spec.id", "spec.type", "spec.priority", "spec.timeoutSeconds"} <= fields
+    assert store_keys(plane) == []
+
+
+def test_an_invalid_spec_through_the_broker_makes_no_run_and_no_job(plane: Plane) -> None:
+    event = ev.new_event(ev.RUN_REQUESTED, source="/tests", data={"spec": make_spec(priority="urgent")})
+    assert post(plane, event).status_code == 202
+    assert plane.broker.flush(timeout=WAIT)
+
+    assert [k for k in store_keys(plane) if k.startswith(("runs/", "specs/", "index/"))] == []
+    assert plane.launcher.list({c.LABEL_MANAGED_BY: c.MANAGED_BY}) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["crash", "silent"])
+def test_a_trainer_that_crashes_mid_run_leaves_its_run_failed_with_the_reason(tmp_path: Path, mode: str) -> None:
+    spec = make_spec(id="train-crashy", retries=1, params={"botId": "crashy"})
+    with start_plane(tmp_path / "data", mode=mode) as plane:
+        event = ev.new_event(ev.RUN_REQUESTED, source="/tests", id=f"crash-{mode}", data={"spec": spec})
+        assert post(plane, event).status_code == 202
+
+        run = final_run(plane, run_for(plane, event, "train-crashy"))
+    assert run["state"] == "failed", run
+    assert run["reason"] == "BackoffLimitExceeded"
+    assert run["finishedAt"] and run["message"]
