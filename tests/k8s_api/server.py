@@ -197,7 +197,7 @@ class FakeKubeApi:
     def __init__(self, *, auto_pods: bool = True) -> None:
         self.state = ClusterState(auto_pods=auto_pods)
         self._server = FakeHTTPServer(self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-kube-api", daemon=True)
+        self._thread = threading.Thread(target=lambda: self._server.serve_forever(poll_interval=0.02), name="fake-kube-api", daemon=True)
 
     @property
     def url(self) -> str:

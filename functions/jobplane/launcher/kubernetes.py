@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -70,7 +71,7 @@ class KubernetesLauncher:
                 self.namespace, dict(job), **kw))
         except ApiException as e:
             if e.status != 409:
-                raise
+                raise permanent(e, verb="create", what=name) from e
             log.info("job %s exists already; treating the launch as done", name)
             return to_status(self._read(name), created=False)
         return to_status(obj, created=True)
@@ -81,7 +82,7 @@ class KubernetesLauncher:
         except ApiException as e:
             if e.status == 404:
                 return JobStatus(name=name, namespace=self.namespace, state="missing")
-            raise
+            raise permanent(e, verb="read", what=name) from e
 
     def cancel(self, name: str) -> None:
         try:
@@ -89,12 +90,15 @@ class KubernetesLauncher:
                 name, self.namespace, propagation_policy=DELETE_PROPAGATION, **kw))
         except ApiException as e:
             if e.status != 404:
-                raise
+                raise permanent(e, verb="delete", what=name) from e
 
     def list(self, labels: Mapping[str, str]) -> list[JobStatus]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        body = self._call("list", selector, lambda **kw: self._batch.list_namespaced_job(
-            self.namespace, label_selector=selector, **kw))
+        try:
+            body = self._call("list", selector, lambda **kw: self._batch.list_namespaced_job(
+                self.namespace, label_selector=selector, **kw))
+        except ApiException as e:
+            raise permanent(e, verb="list", what=selector) from e
         return [to_status(item) for item in body.get("items") or []]
 
     # ---- calls and their errors ------------------------------------------------------------
@@ -127,13 +131,16 @@ class KubernetesLauncher:
         return float(self._backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
 
 
-def load_api_client() -> client.ApiClient:
+def load_api_client(*, kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster config, else ``kubeconfig`` (default: ``$KUBECONFIG``, read now and not at
+    the client's import, else ``~/.kube/config``)."""
     cfg = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=cfg)
     except ConfigException:
+        path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         try:
-            config.load_kube_config(client_configuration=cfg)
+            config.load_kube_config(config_file=path, client_configuration=cfg)
         except (ConfigException, OSError) as e:
             raise UnavailableError(f"no Kubernetes config: not in a cluster and no usable KUBECONFIG ({e})") from e
     return client.ApiClient(cfg)
