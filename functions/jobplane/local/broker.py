@@ -169,10 +169,7 @@ def dialect_matches(f: Mapping[str, Any], attrs: Mapping[str, str]) -> bool:
     if rest:
         raise PermanentError(f"filters: each entry takes exactly one dialect, got {sorted(f)}")
     if kind in ("exact", "prefix", "suffix"):
-        test: Callable[[str, str], bool] = {
-            "exact": str.__eq__, "prefix": str.startswith, "suffix": str.endswith,
-        }[kind]
-        return all(k in attrs and test(attrs[k], str(v)) for k, v in arg.items())
+        return all(k in attrs and _string_test(kind, attrs[k], str(v)) for k, v in arg.items())
     if kind == "all":
         return all(dialect_matches(sub, attrs) for sub in arg)
     if kind == "any":
@@ -180,6 +177,12 @@ def dialect_matches(f: Mapping[str, Any], attrs: Mapping[str, str]) -> bool:
     if kind == "not":
         return not dialect_matches(arg, attrs)
     raise PermanentError(f"filters: unsupported dialect {kind!r} (exact, prefix, suffix, all, any, not)")
+
+
+def _string_test(kind: str, have: str, want: str) -> bool:
+    if kind == "exact":
+        return have == want
+    return have.startswith(want) if kind == "prefix" else have.endswith(want)
 
 
 def _manifests(eventing_dir: Path) -> Iterable[tuple[Path, Mapping[str, Any]]]:

@@ -54,7 +54,7 @@ MACROS: Final = {
 }
 MONTHS: Final = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
 WEEKDAYS: Final = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
-_FIELDS: Final = (
+_FIELDS: Final[tuple[tuple[str, int, int, Mapping[str, int]], ...]] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
