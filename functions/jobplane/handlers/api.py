@@ -1,0 +1,349 @@
+"""The api function: the HTTP API of DESIGN.md, its OpenAPI document, health and the dashboard.
+
+Bot builders and scripts manage specs, trigger runs and follow them here. A trigger does not
+launch anything itself: it sends ``dev.jobplane.run.requested`` to the broker and answers 202
+with the run id the launch function will use (both derive it from the event's source + id),
+so the API and the broker path create runs the same way. Errors are JSON
+``{"error": {"code", "message", "details"}}`` with the status their kind carries.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Final
+
+import flask
+
+from .. import conventions as c
+from .. import events as ev
+from .. import openapi, runs
+from ..errors import (
+    ConflictError,
+    JobplaneError,
+    NotFoundError,
+    PreconditionFailedError,
+    Problem,
+    ValidationError,
+)
+from ..runtime import Runtime
+from ..spec import MAX_ID, validate_spec
+from .common import MethodNotAllowedError, error_response, json_response, read_body
+
+log = logging.getLogger(__name__)
+
+SOURCE: Final = "/jobplane/api"
+MAX_BODY_BYTES: Final = 5 * 1024 * 1024
+"""Largest request body (a spec with a small bot's inline training data fits)."""
+DEFAULT_LIMIT: Final = 10
+MAX_LIMIT: Final = 100
+_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+Params = dict[str, str]
+Handler = Callable[[flask.Request, Runtime, Params], flask.Response]
+
+
+class NotImplementedYetError(JobplaneError):
+    """A route whose implementation is not installed in this deployment (501)."""
+
+    status = 501
+    code = "not_implemented"
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: Mapping[str, Handler]
+
+
+def handle(request: flask.Request, rt: Runtime) -> flask.Response:
+    """Route by path and method; map every error to the API's JSON error shape."""
+    try:
+        route, params = _route(request.path)
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = route.methods.get(method)
+        if handler is None:
+            allowed = ", ".join(sorted(route.methods))
+            response = error_response(MethodNotAllowedError(f"{request.method} {request.path}: allowed are {allowed}"))
+            response.headers["Allow"] = allowed
+            return response
+        return handler(request, rt, params)
+    except JobplaneError as e:
+        if e.status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, e)
+        return error_response(e)
+    except Exception as e:  # noqa: BLE001 - the client gets a generic 500, the log the details
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(e)
+
+
+def _route(path: str) -> tuple[Route, Params]:
+    path = path.rstrip("/") or "/"
+    for route in ROUTES:
+        match = route.pattern.fullmatch(path)
+        if match:
+            return route, match.groupdict()
+    raise NotFoundError(f"no such path {path!r}; see /openapi.json")
+
+
+# --- request helpers ---------------------------------------------------------------------------
+
+
+def _json_body(request: flask.Request, *, required: bool = True) -> Any:
+    raw = read_body(request, limit=MAX_BODY_BYTES)
+    if not raw.strip():
+        if required:
+            raise ValidationError([Problem("body", "required: a JSON object")], what="request")
+        return {}
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValidationError([Problem("body", f"not valid JSON: {e}")], what="request") from e
+
+
+def _checked_id(value: str, what: str) -> str:
+    """Ids in paths are DNS labels; anything else cannot name an object (and never a key)."""
+    if len(value) > MAX_ID or not _ID.match(value):
+        raise NotFoundError(f"no {what} {value!r}")
+    return value
+
+
+def _limit(request: flask.Request) -> int:
+    raw = request.args.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ValidationError([Problem("limit", f"must be an integer between 1 and {MAX_LIMIT}, got {raw!r}")],
+                              what="query")
+    return int(raw)
+
+
+def _read_json(rt: Runtime, key: str, missing: str) -> tuple[Any, int]:
+    try:
+        blob = rt.store.read(key)
+    except NotFoundError:
+        raise NotFoundError(missing) from None
+    return json.loads(blob.data), blob.generation
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+# --- plain pages ---------------------------------------------------------------------------------
+
+
+def dashboard(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    html = resources.files("jobplane").joinpath("static/dashboard.html").read_bytes()
+    return flask.Response(html, status=200, mimetype="text/html")
+
+
+def healthz(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    return json_response({"status": "ok"})
+
+
+def openapi_json(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    return json_response(openapi.document())
+
+
+# --- specs ---------------------------------------------------------------------------------------
+
+
+def list_specs(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    limit = _limit(request) if "limit" in request.args else MAX_LIMIT
+    token = request.args.get("pageToken", "")
+    after = c.spec_key(_checked_id(token, "page token")) if token else ""
+    keys = list(rt.store.list("specs/", start_after=after, limit=limit + 1))
+    specs = []
+    for key in keys[:limit]:
+        try:
+            specs.append(json.loads(rt.store.read(key).data))
+        except NotFoundError:
+            continue  # deleted between list and read
+    body: dict[str, Any] = {"specs": specs}
+    if len(keys) > limit:
+        body["nextPageToken"] = keys[limit - 1][len("specs/") : -len(".json")]
+    return json_response(body)
+
+
+def create_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    spec = _stored_form(validate_spec(_json_body(request)), rt=rt)
+    try:
+        generation = rt.store.write(c.spec_key(spec["id"]), _dump(spec), if_generation_match=0)
+    except PreconditionFailedError:
+        raise ConflictError(f"spec {spec['id']!r} exists; PUT /v1/specs/{spec['id']} to change it") from None
+    headers = {"Location": f"/v1/specs/{spec['id']}", "ETag": f'"{generation}"'}
+    return json_response(spec, 201, headers=headers)
+
+
+def get_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    spec_id = _checked_id(params["spec_id"], "spec")
+    spec, generation = _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")
+    return json_response(spec, headers={"ETag": f'"{generation}"'})
+
+
+def put_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    spec_id = _checked_id(params["spec_id"], "spec")
+    body = _json_body(request)
+    if isinstance(body, dict) and body.setdefault("id", spec_id) != spec_id:
+        raise ValidationError([Problem("spec.id", f"must match the path ({spec_id!r}), got {body['id']!r}")],
+                              what="job spec")
+    spec = validate_spec(body)
+    _, generation = _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}; POST /v1/specs to create it")
+    _check_if_match(request, generation)
+    spec = _stored_form(spec, rt=rt)
+    try:
+        new_generation = rt.store.write(c.spec_key(spec_id), _dump(spec), if_generation_match=generation)
+    except PreconditionFailedError:
+        raise ConflictError(f"spec {spec_id!r} changed while it was being replaced; read it and retry") from None
+    return json_response(spec, headers={"ETag": f'"{new_generation}"'})
+
+
+def _check_if_match(request: flask.Request, generation: int) -> None:
+    wanted = request.headers.get("If-Match")
+    if wanted and wanted.strip() not in ("*", f'"{generation}"', str(generation)):
+        raise PreconditionFailedError(f"If-Match {wanted} does not match the spec's ETag \"{generation}\"")
+
+
+def delete_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    spec_id = _checked_id(params["spec_id"], "spec")
+    try:
+        rt.store.delete(c.spec_key(spec_id))
+    except NotFoundError:
+        raise NotFoundError(f"no spec {spec_id!r}") from None
+    return flask.Response(status=204)
+
+
+def _stored_form(spec: dict[str, Any], *, rt: Runtime) -> dict[str, Any]:
+    """Inline training examples move to ``bots/{botId}/data/`` and the spec keeps their URI:
+    a Job gets training data by URI only (DESIGN.md, "Job specs")."""
+    params = spec.get("params") or {}
+    data = params.get("trainingData")
+    if spec.get("type") != "training" or not isinstance(data, Mapping) or "examples" not in data:
+        return spec
+    body = _dump({"examples": data["examples"]})
+    key = f"{c.bot_data_prefix(params['botId'])}sha256-{hashlib.sha256(body).hexdigest()[:32]}.json"
+    try:
+        rt.store.write(key, body, if_generation_match=0)
+    except PreconditionFailedError:
+        pass  # same content, same key: already stored
+    stored = copy.deepcopy(spec)
+    stored["params"]["trainingData"] = {"uri": rt.store.uri(key)}
+    return stored
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def trigger_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    """Send ``run.requested`` and answer 202 with the run id launch will give the run."""
+    spec_id = _checked_id(params["spec_id"], "spec")
+    stored, _ = _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")
+    body = _json_body(request, required=False)
+    overrides = _run_overrides(body, stored, rt=rt)
+    data: dict[str, Any] = {"specId": spec_id}
+    if overrides:
+        data["params"] = overrides
+    event = ev.new_event(ev.RUN_REQUESTED, source=SOURCE, subject=spec_id, data=data)
+    rt.send(event)
+    run_id = runs.run_id_for(spec_id, source=SOURCE, event_id=event.id)
+    return json_response({"runId": run_id, "specId": spec_id}, 202, headers={"Location": f"/v1/runs/{run_id}"})
+
+
+def _run_overrides(body: Any, stored: Mapping[str, Any], *, rt: Runtime) -> dict[str, Any]:
+    """The body's ``params`` overrides, checked against the stored spec before anything is sent."""
+    if not isinstance(body, Mapping):
+        raise ValidationError([Problem("body", f"must be an object, got {type(body).__name__}")], what="run request")
+    unknown = [Problem(f"body.{k}", "unknown field (expected params)") for k in body if k != "params"]
+    overrides = body.get("params", {})
+    if unknown or not isinstance(overrides, Mapping):
+        raise ValidationError(unknown or [Problem("body.params", "must be an object")], what="run request")
+    merged = {**stored, "params": {**(stored.get("params") or {}), **overrides}}
+    effective = _stored_form(validate_spec(merged), rt=rt)
+    return {key: effective["params"][key] for key in overrides}
+
+
+def list_spec_runs(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    spec_id = _checked_id(params["spec_id"], "spec")
+    found = runs.list_runs(rt.store, spec_id=spec_id, limit=_limit(request))
+    if not found:
+        _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")
+    return json_response({"runs": found})
+
+
+def list_bot_runs(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    bot_id = _checked_id(params["bot_id"], "bot")
+    return json_response({"runs": runs.list_runs(rt.store, bot_id=bot_id, limit=_limit(request))})
+
+
+def get_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    run_id = _checked_id(params["run_id"], "run")
+    try:
+        return json_response(runs.get_run(rt.store, run_id))
+    except NotFoundError:
+        raise NotFoundError(f"no run {run_id!r}") from None
+
+
+def cancel_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    """Mark the run cancelled, then delete its Job. Cancelling a cancelled run deletes the Job
+    again (so a retry after a failed delete works); any other final state is a 409."""
+    run_id = _checked_id(params["run_id"], "run")
+
+    def mutate(run: runs.Run) -> runs.Run | None:
+        if run["state"] == "cancelled":
+            return None
+        if runs.is_terminal(run):
+            raise ConflictError(f"run {run_id!r} is already {run['state']}; nothing to cancel")
+        return runs.transition(run, "cancelled", reason="Cancelled through the API", now=rt.clock())
+
+    try:
+        run = runs.update_run(rt.store, run_id, mutate)
+    except NotFoundError:
+        raise NotFoundError(f"no run {run_id!r}") from None
+    job = run.get("job") or {}
+    rt.launcher.cancel(str(job.get("name") or run_id))
+    return json_response(run)
+
+
+# --- bots ----------------------------------------------------------------------------------------
+
+
+def get_model(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    bot_id = _checked_id(params["bot_id"], "bot")
+    pointer, _ = _read_json(rt, c.bot_model_key(bot_id), f"bot {bot_id!r} has no promoted model yet")
+    return json_response(pointer)
+
+
+def predict(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    bot_id = _checked_id(params["bot_id"], "bot")
+    body = _json_body(request)
+    if not isinstance(body, Mapping) or set(body) - {"text"}:
+        raise ValidationError([Problem("body", 'must be an object {"text": "..."}')], what="predict request")
+    try:
+        predict_module = importlib.import_module(f"{__package__}.predict")
+    except ImportError as e:
+        raise NotImplementedYetError(f"prediction is not available in this deployment: {e}") from e
+    fn = getattr(predict_module, "predict", None)
+    if fn is None:
+        raise NotImplementedYetError("prediction is not available in this deployment")
+    return json_response(fn(rt, bot_id, body.get("text")))
+
+
+ROUTES: Final[tuple[Route, ...]] = (
+    Route(re.compile(r"/"), {"GET": dashboard}),
+    Route(re.compile(r"/healthz"), {"GET": healthz}),
+    Route(re.compile(r"/openapi\.json"), {"GET": openapi_json}),
+    Route(re.compile(r"/v1/specs"), {"GET": list_specs, "POST": create_spec}),
+    Route(re.compile(r"/v1/specs/(?P<spec_id>[^/:]+)"), {"GET": get_spec, "PUT": put_spec, "DELETE": delete_spec}),
+    Route(re.compile(r"/v1/specs/(?P<spec_id>[^/:]+)/runs"), {"GET": list_spec_runs, "POST": trigger_run}),
+    Route(re.compile(r"/v1/runs/(?P<run_id>[^/:]+)"), {"GET": get_run}),
+    Route(re.compile(r"/v1/runs/(?P<run_id>[^/:]+):cancel"), {"POST": cancel_run}),
+    Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/model"), {"GET": get_model}),
+    Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/runs"), {"GET": list_bot_runs}),
+    Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):predict"), {"POST": predict}),
+)

@@ -1,0 +1,232 @@
+"""The API's OpenAPI 3.1 document, served at ``/openapi.json``.
+
+Built from the same constants the validator uses (job types, priorities, bounds), so the
+document cannot drift from what the API accepts. Pure: a function returning a dict.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Final
+
+from . import spec as specs
+from .runs import STATES
+from .settings import JOB_TYPES
+
+VERSION: Final = "0.1.0"
+JSON: Final = "application/json"
+_ID_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): {"$ref": f"#/components/responses/E{status}"} for status in statuses}
+
+
+def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "description": description, "schema": schema}
+
+
+ID: Final = {"type": "string", "pattern": _ID_PATTERN, "maxLength": specs.MAX_ID}
+SPEC_ID: Final = _param("specId", "path", "Job spec id (DNS-1123 label).", ID)
+RUN_ID: Final = _param("runId", "path", "Run id (also the Kubernetes Job's name).", ID)
+BOT_ID: Final = _param("botId", "path", "Bot id.", ID)
+LIMIT: Final = _param("limit", "query", "How many runs, newest first.",
+                      {"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
+ETAG: Final = {"ETag": {"description": "The spec's generation; send it back in If-Match.",
+                        "schema": {"type": "string"}}}
+
+
+def _spec_schema() -> dict[str, Any]:
+    hyper = {
+        "epochs": {"type": "integer", "minimum": 1, "maximum": 200},
+        "learningRate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "batchSize": {"type": "integer", "minimum": 1, "maximum": 4096},
+        "validationSplit": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
+        "seed": {"type": "integer", "minimum": 0},
+    }
+    return {
+        "type": "object",
+        "required": ["id", "type", "params"],
+        "additionalProperties": False,
+        "properties": {
+            "id": ID,
+            "type": {"enum": list(JOB_TYPES)},
+            "description": {"type": "string", "maxLength": specs.MAX_DESCRIPTION},
+            "schedule": {"type": "string", "description": "5-field cron or @hourly/@daily/@weekly/@monthly/@yearly",
+                         "examples": ["0 3 * * MON-FRI", "@daily"]},
+            "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"]},
+            "priority": {"enum": list(specs.PRIORITIES), "default": "normal"},
+            "concurrency": {"enum": list(specs.CONCURRENCY), "default": "Forbid"},
+            "params": {"type": "object", "description": "Per type. training: botId, trainingData "
+                       "({uri} or {examples}), testData, hyper-parameters; kb-index: botId, articles; "
+                       "bot-test: botId, tests or testData.",
+                       "properties": {"botId": ID, "trainingData": _ref("TrainingData"), **hyper}},
+            "resources": {"type": "object", "additionalProperties": False, "properties": {
+                "gpus": {"type": "integer", "minimum": 0, "maximum": 8, "default": 0},
+                "cpu": {"type": "string", "default": "2", "examples": ["500m", "2"]},
+                "memory": {"type": "string", "default": "4Gi"}}},
+            "timeoutSeconds": {"type": "integer", "minimum": 60, "maximum": 86400, "default": 3600},
+            "retries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 2},
+        },
+    }
+
+
+def _training_data_schema() -> dict[str, Any]:
+    entity = {"type": "object", "required": ["start", "end", "entity"], "properties": {
+        "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 1},
+        "entity": {"type": "string"}, "value": {"type": "string"}}}
+    example = {"type": "object", "required": ["text", "intent"], "properties": {
+        "text": {"type": "string", "minLength": 1}, "intent": {"type": "string", "minLength": 1},
+        "entities": {"type": "array", "items": entity}}}
+    return {"oneOf": [
+        {"type": "object", "required": ["uri"], "properties": {
+            "uri": {"type": "string", "pattern": "^(gs://|file:///)"}, "format": {"enum": list(specs.DATA_FORMATS)}}},
+        {"type": "object", "required": ["examples"], "properties": {
+            "examples": {"type": "array", "minItems": 1, "items": example}}},
+    ]}
+
+
+def _run_schema() -> dict[str, Any]:
+    time = {"type": ["string", "null"], "format": "date-time"}
+    return {"type": "object", "required": ["id", "specId", "type", "state"], "properties": {
+        "id": ID, "specId": ID, "botId": {"type": ["string", "null"]}, "type": {"enum": list(JOB_TYPES)},
+        "state": {"enum": list(STATES)}, "reason": {"type": ["string", "null"]},
+        "progress": {"type": "number", "minimum": 0, "maximum": 100}, "phase": {"type": ["string", "null"]},
+        "trigger": {"type": "object", "properties": {k: {"type": ["string", "null"]}
+                                                     for k in ("type", "source", "id", "subject")}},
+        "requestedBy": {"type": ["string", "null"]}, "createdAt": time, "startedAt": time, "finishedAt": time,
+        "job": {"type": ["object", "null"], "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}},
+        "metrics": {"type": ["object", "null"]},
+        "artifacts": {"type": "object", "additionalProperties": {"type": "string"}},
+    }}
+
+
+def _schemas() -> dict[str, Any]:
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message", "details"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object", "required": ["field", "problem"],
+                                                       "properties": {"field": {"type": "string"},
+                                                                      "problem": {"type": "string"}}}}}}}},
+        "Spec": _spec_schema(),
+        "TrainingData": _training_data_schema(),
+        "SpecList": {"type": "object", "properties": {"specs": {"type": "array", "items": _ref("Spec")},
+                                                      "nextPageToken": {"type": "string"}}},
+        "Run": _run_schema(),
+        "RunList": {"type": "object", "properties": {"runs": {"type": "array", "items": _ref("Run")}}},
+        "RunRequest": {"type": "object", "additionalProperties": False,
+                       "properties": {"params": {"type": "object", "description": "Overrides of the spec's params."}}},
+        "RunAccepted": {"type": "object", "required": ["runId", "specId"],
+                        "properties": {"runId": ID, "specId": ID}},
+        "Model": {"type": "object", "description": "The bot's promoted model: run id, model URI, metrics.",
+                  "properties": {"runId": {"type": "string"}, "modelUri": {"type": "string"},
+                                 "metrics": {"type": "object"}}},
+        "PredictRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
+                           "properties": {"text": {"type": "string", "minLength": 1}}},
+        "Prediction": {"type": "object", "properties": {
+            "intent": {"type": ["string", "null"]}, "confidence": {"type": "number"},
+            "entities": {"type": "array", "items": {"type": "object"}}, "model": {"type": "object"}}},
+    }
+
+
+def _responses() -> dict[str, Any]:
+    reasons = {400: "Invalid request; details list every problem with its field path.",
+               404: "No such object or path.", 405: "Method not allowed on this path.",
+               409: "Conflicts with the current state.", 412: "If-Match did not match.",
+               413: "Request body too large.", 501: "Not available in this deployment.",
+               503: "A dependency is unavailable; retry with backoff."}
+    return {f"E{status}": _json(_ref("Error"), text) for status, text in reasons.items()}
+
+
+def _spec_paths() -> dict[str, Any]:
+    spec = _json(_ref("Spec"), "The spec, normalized with defaults.", headers=ETAG)
+    body = {"required": True, "content": {JSON: {"schema": _ref("Spec")}}}
+    return {
+        "/v1/specs": {
+            "get": {"operationId": "listSpecs", "summary": "List job specs", "parameters": [
+                _param("limit", "query", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100}),
+                _param("pageToken", "query", "nextPageToken of the previous page.", {"type": "string"})],
+                "responses": {"200": _json(_ref("SpecList"), "Specs by id."), **_errors(400)}},
+            "post": {"operationId": "createSpec", "summary": "Create a job spec", "requestBody": body,
+                     "responses": {"201": {**spec, "headers": {**ETAG, "Location": {"schema": {"type": "string"}}}},
+                                   **_errors(400, 409, 413, 503)}},
+        },
+        "/v1/specs/{specId}": {
+            "parameters": [SPEC_ID],
+            "get": {"operationId": "getSpec", "summary": "Get a job spec",
+                    "responses": {"200": spec, **_errors(404)}},
+            "put": {"operationId": "replaceSpec", "summary": "Replace a job spec", "requestBody": body,
+                    "parameters": [_param("If-Match", "header", "ETag of the spec read.", {"type": "string"})],
+                    "responses": {"200": spec, **_errors(400, 404, 409, 412, 413)}},
+            "delete": {"operationId": "deleteSpec", "summary": "Delete a job spec (its runs stay)",
+                       "responses": {"204": {"description": "Deleted."}, **_errors(404)}},
+        },
+    }
+
+
+def _run_paths() -> dict[str, Any]:
+    accepted = _json(_ref("RunAccepted"), "Requested; follow the run at Location.",
+                     headers={"Location": {"schema": {"type": "string"}}})
+    return {
+        "/v1/specs/{specId}/runs": {
+            "parameters": [SPEC_ID],
+            "post": {"operationId": "triggerRun", "summary": "Trigger a run of the spec",
+                     "requestBody": {"required": False, "content": {JSON: {"schema": _ref("RunRequest")}}},
+                     "responses": {"202": accepted, **_errors(400, 404, 413, 503)}},
+            "get": {"operationId": "listSpecRuns", "summary": "The spec's runs, newest first", "parameters": [LIMIT],
+                    "responses": {"200": _json(_ref("RunList"), "Runs, newest first."), **_errors(400, 404)}},
+        },
+        "/v1/runs/{runId}": {"parameters": [RUN_ID], "get": {
+            "operationId": "getRun", "summary": "Get a run", "responses": {
+                "200": _json(_ref("Run"), "The run record."), **_errors(404)}}},
+        "/v1/runs/{runId}:cancel": {"parameters": [RUN_ID], "post": {
+            "operationId": "cancelRun", "summary": "Cancel a run and delete its Job", "responses": {
+                "200": _json(_ref("Run"), "The cancelled run."), **_errors(404, 409, 503)}}},
+    }
+
+
+def _bot_paths() -> dict[str, Any]:
+    return {
+        "/v1/bots/{botId}/model": {"parameters": [BOT_ID], "get": {
+            "operationId": "getModel", "summary": "The bot's promoted model", "responses": {
+                "200": _json(_ref("Model"), "Model pointer."), **_errors(404)}}},
+        "/v1/bots/{botId}/runs": {"parameters": [BOT_ID], "get": {
+            "operationId": "listBotRuns", "summary": "The bot's runs, newest first", "parameters": [LIMIT],
+            "responses": {"200": _json(_ref("RunList"), "Runs, newest first."), **_errors(400)}}},
+        "/v1/bots/{botId}:predict": {"parameters": [BOT_ID], "post": {
+            "operationId": "predict", "summary": "Classify an utterance with the bot's model",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("PredictRequest")}}},
+            "responses": {"200": _json(_ref("Prediction"), "Intent, confidence, entities."),
+                          **_errors(400, 404, 501)}}},
+    }
+
+
+def _plain_paths() -> dict[str, Any]:
+    return {
+        "/healthz": {"get": {"operationId": "health", "summary": "Liveness", "responses": {
+            "200": _json({"type": "object", "properties": {"status": {"const": "ok"}}}, "Alive.")}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "responses": {
+            "200": _json({"type": "object"}, "OpenAPI 3.1 document.")}}},
+        "/": {"get": {"operationId": "dashboard", "summary": "The dashboard page", "responses": {
+            "200": {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+    }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the api function (a fresh copy each call)."""
+    return copy.deepcopy({
+        "openapi": "3.1.0",
+        "info": {"title": "jobplane API", "version": VERSION,
+                 "description": "Job specs, runs and models of the jobplane event-driven jobs plane."},
+        "paths": {**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths()},
+        "components": {"schemas": _schemas(), "responses": _responses()},
+    })
