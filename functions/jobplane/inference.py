@@ -213,7 +213,7 @@ def save_model(arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:
     """One ``.npz`` holding every array and the JSON metadata (labels, tags, threshold...)."""
     buf = io.BytesIO()
     blob = np.frombuffer(json.dumps(dict(meta), sort_keys=True).encode(), dtype=np.uint8)
-    np.savez_compressed(buf, __meta__=blob, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(buf, __meta__=blob, **{k: np.asarray(v) for k, v in arrays.items()})
     return buf.getvalue()
 
 

@@ -181,3 +181,49 @@ def collate_tokens(items: Sequence[tuple[list[np.ndarray], list[int]]], device: 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32)
+
+
+class Adam:
+    """Adam for dense and sparse (row) gradients; lazy on sparse rows like ``SparseAdam``.
+
+    Written out because constructing any ``torch.optim`` optimizer imports torch._dynamo,
+    about 4 s on a 2-core CPU: more than training a small bot takes."""
+
+    def __init__(self, params: Sequence[nn.Parameter], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.t = 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                g = p.grad.coalesce()
+                rows, vals = g.indices()[0], g.values()
+                mr = m[rows].mul_(b1).add_(vals, alpha=1 - b1)
+                vr = v[rows].mul_(b2).addcmul_(vals, vals, value=1 - b2)
+                m[rows], v[rows] = mr, vr
+                p.index_add_(0, rows, (mr / c1).div_((vr / c2).sqrt_().add_(self.eps)).mul_(-self.lr))
+            else:
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.addcdiv_(m / c1, (v / c2).sqrt_().add_(self.eps), value=-self.lr)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"t": self.t, "m": [x.clone() for x in self.m], "v": [x.clone() for x in self.v]}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.t = int(state["t"])  # type: ignore[call-overload]
+        for mine, theirs in zip(self.m + self.v, list(state["m"]) + list(state["v"])):  # type: ignore[call-overload]
+            mine.copy_(theirs)

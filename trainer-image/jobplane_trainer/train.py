@@ -21,7 +21,7 @@ from jobplane import inference
 
 from . import __version__, metrics
 from .data import Example, data_hash
-from .model import IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
+from .model import Adam, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
 
 torch.set_flush_denormal(True)
 
@@ -37,7 +37,7 @@ class TrainConfig:
     max_epochs: int = 30
     patience: int = 3
     batch_size: int = 32
-    lr_sparse: float = 0.02
+    lr_sparse: float = 0.005
     lr_dense: float = 0.003
     dim: int = 256
     hidden: int = 0
@@ -132,7 +132,7 @@ class Stage:
 
     name: str
     net: nn.Module
-    optimizers: list[torch.optim.Optimizer]
+    optimizers: list[Adam]
     batches: Callable[[int], list[Any]]
     step: Callable[[Any], torch.Tensor]
     score: Callable[[], float]
@@ -242,7 +242,7 @@ def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: li
     val_y = torch.tensor([index[e.intent] for e in val], device=dev)
     net = IntentNet(len(feats.vocab), len(labels), dim=cfg.dim, hidden=cfg.hidden, dropout=cfg.dropout).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
-    opts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam([net.emb.weight], lr=cfg.lr_sparse), torch.optim.Adam(dense, lr=cfg.lr_dense)]
+    opts = [Adam([net.emb.weight], lr=cfg.lr_sparse), Adam(dense, lr=cfg.lr_dense)]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
     def step(batch: list[int]) -> torch.Tensor:
@@ -269,7 +269,7 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
     val_items = [feats.encode(e) for e in val if inference.tokenize(e.text)]
     net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
-    opts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam([net.emb.weight], lr=cfg.lr_sparse), torch.optim.Adam(dense, lr=cfg.lr_dense)]
+    opts = [Adam([net.emb.weight], lr=cfg.lr_sparse), Adam(dense, lr=cfg.lr_dense)]
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
 
     def step(batch: list[int]) -> torch.Tensor:

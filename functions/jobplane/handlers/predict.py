@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import conventions
 from ..errors import NotFoundError, PermanentError, Problem, ValidationError
+from ..events import MODEL_READY
 from ..inference import Model
+from ..store import resolve_uri
 
 if TYPE_CHECKING:
     import flask
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 RECHECK_SECONDS = 5.0
 """How long a cached model is trusted before ``model.json``'s generation is read again."""
 MAX_TEXT = 2000
-MODEL_READY = "dev.jobplane.model.ready"
 
 
 @dataclass
@@ -74,21 +75,12 @@ def _model_for(rt: Runtime, bot_id: str) -> _Entry:
         entry.checked = now
         return entry
     pointer = json.loads(blob.data)
-    model = Model.from_bytes(rt.store.read(_key_of(rt, pointer["modelUri"])).data)
+    store, key = resolve_uri(pointer["modelUri"], store=rt.store)
+    model = Model.from_bytes(store.read(key).data)
     entry = _Entry(model=model, pointer=pointer, generation=blob.generation, checked=now)
     with _lock:
         _cache[key] = entry
     return entry
-
-
-def _key_of(rt: Runtime, uri: str) -> str:
-    """The store key of a model URI written by the trainer into ``model.json``."""
-    prefix = rt.store.url.rstrip("/") + "/"
-    if uri.startswith(prefix):
-        return uri[len(prefix) :]
-    if "://" not in uri:
-        return uri
-    raise NotFoundError(f"model URI {uri!r} is not in the store {rt.store.url!r}")
 
 
 def on_event(rt: Runtime, event: Event) -> None:
