@@ -210,3 +210,25 @@ def test_reconciler_marks_runs_whose_jobs_were_deleted_by_hand_or_died_as_failed
     assert runs.get_run(store, deleted["id"])["state"] == "failed"
     assert runs.get_run(store, timed_out["id"])["message"] == "Job was active longer than specified deadline"
     assert runs.get_run(store, alive["id"])["state"] == "running"
+
+
+def test_outside_a_cluster_the_client_is_configured_from_kubeconfig(
+    kube: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
+        f"clusters: [{{name: fake, cluster: {{server: '{kube.url}'}}}}]\n"
+        "users: [{name: me, user: {token: t}}]\n"
+        "contexts: [{name: fake, context: {cluster: fake, user: me}}]\n"
+    )
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    assert open_launcher(SETTINGS).launch(job_for("e1")).created
+
+
+def test_no_cluster_and_no_kubeconfig_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(UnavailableError, match="no Kubernetes config"):
+        open_launcher(SETTINGS)

@@ -15,7 +15,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -68,7 +68,7 @@ class KubernetesLauncher:
         name = str(job["metadata"]["name"])
         try:
             obj = self._call("create", name, lambda **kw: self._batch.create_namespaced_job(
-                self.namespace, dict(job), **kw))
+                self.namespace, cast(Any, dict(job)), **kw))
         except ApiException as e:
             if e.status != 409:
                 raise permanent(e, verb="create", what=name) from e
@@ -136,11 +136,11 @@ def load_api_client(*, kubeconfig: str | None = None) -> client.ApiClient:
     the client's import, else ``~/.kube/config``)."""
     cfg = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=cfg)
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except ConfigException:
         path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         try:
-            config.load_kube_config(config_file=path, client_configuration=cfg)
+            config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
         except (ConfigException, OSError) as e:
             raise UnavailableError(f"no Kubernetes config: not in a cluster and no usable KUBECONFIG ({e})") from e
     return client.ApiClient(cfg)
