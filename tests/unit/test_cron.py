@@ -19,7 +19,6 @@ from jobplane.local.cron import (
     next_fire,
     parse_schedule,
     spec_pingsource,
-    spec_source_name,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,9 +177,18 @@ def test_spec_pingsource_matches_what_a_cluster_runs() -> None:
     assert src.source == "/apis/v1/namespaces/bots/pingsources/jobplane-spec-train-b1"
     event = src.event(now=at("2026-01-01T02:00:00+00:00"))
     assert event.data == {"specId": "train-b1"} and src.to_broker
-    long_name = spec_source_name("x" * 63)
-    assert len(long_name) <= 63 and long_name.startswith("jobplane-spec-x")
-    assert spec_source_name("x" * 63) != spec_source_name("x" * 62 + "y")
+
+
+def test_spec_pingsource_equals_the_rendered_manifest() -> None:
+    from jobplane import schedules
+    from jobplane.local.cron import pingsource_from_manifest
+    from support.specs import make_spec
+
+    spec = make_spec(id="t-" + "x" * 60, schedule="*/5 * * * *", timezone="Europe/Berlin")
+    rendered = pingsource_from_manifest(schedules.pingsource_for(spec))
+    local = spec_pingsource(spec)
+    assert local == rendered
+    assert len(local.name) <= 63
 
 
 class Clock:

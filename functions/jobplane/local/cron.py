@@ -23,7 +23,6 @@ its pace, a daily 01:30 job runs once).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import threading
@@ -38,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .. import schedules
 from ..errors import PermanentError
 from ..events import PING, Event, is_json, now_rfc3339
 
@@ -63,7 +63,6 @@ _FIELDS: Final[tuple[tuple[str, int, int, Mapping[str, int]], ...]] = (
 )
 SEARCH_DAYS: Final = 366 * 8 + 2
 """How far ``next_fire`` looks (covers Feb 29 on a given weekday)."""
-SPEC_SOURCE_PREFIX: Final = "jobplane-spec-"
 CATCH_UP_MINUTES: Final = 5
 """Minutes a late tick still fires for; beyond that they are missed, as with a stalled adapter."""
 
@@ -289,21 +288,13 @@ def load_pingsources(eventing_dir: Path, *, namespace: str = "default") -> list[
     return out
 
 
-def spec_source_name(spec_id: str) -> str:
-    """``jobplane-spec-{specId}``, cut to a 63-character DNS label with a hash when too long."""
-    name = SPEC_SOURCE_PREFIX + spec_id
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha256(spec_id.encode()).hexdigest()[:8]
-    return f"{name[:54].rstrip('-')}-{digest}"
-
-
 def spec_pingsource(spec: Mapping[str, Any], *, namespace: str = "default", broker: str = "default") -> PingSource:
-    """The PingSource a cluster runs for a spec with a ``schedule``."""
+    """The PingSource a cluster runs for a spec with a ``schedule`` (named and filled by
+    ``jobplane.schedules``, which renders it for the cluster)."""
     spec_id = str(spec["id"])
     return PingSource(
-        name=spec_source_name(spec_id), schedule=str(spec["schedule"]), timezone=spec.get("timezone") or None,
-        namespace=namespace, data=json.dumps({"specId": spec_id}).encode(), content_type="application/json",
+        name=schedules.pingsource_name(spec_id), schedule=str(spec["schedule"]), timezone=spec.get("timezone") or None,
+        namespace=namespace, data=schedules.pingsource_data(spec_id).encode(), content_type="application/json",
         sink={"ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": broker}},
     )
 
