@@ -350,6 +350,7 @@ def training_spec_for_bot(bot_id: str, *, defaults: Mapping[str, Any]) -> Spec:
     """
     base: Spec = {**TRAINING_DEFAULTS, "description": f"Training of the models of bot {bot_id}"}
     base.update(copy.deepcopy(dict(defaults)))
-    params = base.get("params") if isinstance(base.get("params"), Mapping) else {}
+    given = base.get("params")
+    params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     base.update(id=f"{TRAINING_PREFIX}{bot_id}", type="training", params={**params, "botId": bot_id})
     return validate_spec(base, require_data=False)
