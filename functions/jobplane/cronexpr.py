@@ -3,8 +3,9 @@
 Spec validation needs to reject a bad ``schedule`` with a precise reason before a PingSource
 (or the embedded cron) ever sees it; the same parse tells the embedded cron whether a minute
 fires. Semantics follow robfig/cron's standard parser, which Knative's PingSource uses: names
-(``JAN``, ``MON``) case-insensitive, ``7`` is Sunday too, ``?`` means ``*`` in the day fields,
-and when both day fields are restricted a day matches if either does.
+(``JAN``, ``MON``) case-insensitive, ``7`` is Sunday too, ``?`` means ``*``, and when both
+day fields are restricted (not ``*``/``?``, a step above 1 restricts) a day matches if either
+does.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ FIELDS: Final = (
     _Field("month", 1, 12, MONTHS, 1),
     _Field("day of week", 0, 7, WEEKDAYS, 0),
 )
+_STAR = re.compile(r"[*?](/0*1)?")
 _ITEM = re.compile(r"^(?P<range>\*|\?|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>[0-9]+))?$")
 
 
@@ -60,9 +62,9 @@ class Cron:
     months: frozenset[int]
     weekdays: frozenset[int]
     any_day: bool
-    """Day of month was ``*``/``?``."""
+    """Day of month was unrestricted (``*``, ``?``, ``*/1``)."""
     any_weekday: bool
-    """Day of week was ``*``/``?``."""
+    """Day of week was unrestricted."""
 
     def matches(self, moment: datetime) -> bool:
         """Whether the schedule fires in ``moment``'s minute (in ``moment``'s own timezone)."""
@@ -97,9 +99,14 @@ def parse(expr: str) -> Cron:
         days=values[2],
         months=values[3],
         weekdays=weekdays,
-        any_day=parts[2] in ("*", "?"),
-        any_weekday=parts[4] in ("*", "?"),
+        any_day=_unrestricted(parts[2]),
+        any_weekday=_unrestricted(parts[4]),
     )
+
+
+def _unrestricted(text: str) -> bool:
+    """robfig/cron's star bit: some item is ``*`` or ``?`` with no step above 1."""
+    return any(_STAR.fullmatch(item) for item in text.split(","))
 
 
 def _parse_field(text: str, field: _Field) -> frozenset[int]:
@@ -114,8 +121,6 @@ def _parse_item(item: str, field: _Field) -> set[int]:
     if not match:
         raise CronError(f"{field.name}: cannot parse {item!r}")
     span, step_text = match["range"], match["step"]
-    if span == "?" and field.name not in ("day of month", "day of week"):
-        raise CronError(f"{field.name}: '?' is only allowed in the day fields")
     step = int(step_text) if step_text is not None else 1
     if step < 1:
         raise CronError(f"{field.name}: step must be at least 1, got {step}")

@@ -289,6 +289,12 @@ CRON_VALID: list[tuple[str, datetime, bool]] = [
     ("0 0 13 * FRI", datetime(2026, 11, 20, 0, 0), True),  # a Friday, not the 13th
     ("0 0 13 * FRI", datetime(2026, 11, 21, 0, 0), False),
     ("0 0 ? * *", datetime(2026, 1, 1, 0, 0), True),
+    ("? ? ? ? ?", datetime(2026, 1, 1, 0, 0), True),
+    ("0 0 */1 * FRI", datetime(2026, 11, 13, 0, 0), True),  # */1 is unrestricted: FRI alone decides
+    ("0 0 */1 * FRI", datetime(2026, 11, 14, 0, 0), False),
+    ("0 0 */2 * FRI", datetime(2026, 11, 15, 0, 0), True),  # */2 restricts: an odd Sunday fires,
+    ("0 0 */2 * FRI", datetime(2026, 11, 20, 0, 0), True),  # so does an even Friday,
+    ("0 0 */2 * FRI", datetime(2026, 11, 14, 0, 0), False),  # not an even Saturday
     ("@hourly", datetime(2026, 1, 1, 7, 0), True),
     ("@daily", datetime(2026, 1, 1, 7, 0), False),
     ("@weekly", datetime(2026, 11, 29, 0, 0), True),
@@ -316,7 +322,6 @@ CRON_INVALID: list[tuple[str, str]] = [
     ("*/0 * * * *", "step must be at least 1"),
     ("10-5 * * * *", "starts after it ends"),
     ("1,,2 * * * *", "cannot parse"),
-    ("? * * * *", "only allowed in the day fields"),
     ("@every 5m", "unknown macro"),
     ("CRON_TZ=UTC 0 * * * *", "timezone field"),
 ]
