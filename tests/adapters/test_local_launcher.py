@@ -208,3 +208,33 @@ def test_python_command_runs_under_this_interpreter(launcher: LocalLauncher, tmp
     launcher.launch(make_job("py-1", "import sys; print(sys.executable)"))
     launcher.wait("py-1", timeout=30)
     assert (tmp_path / "jobs" / "py-1" / "attempt-1.log").read_text().strip() == sys.executable
+
+
+def test_deadline_cuts_short_the_pause_between_pods(tmp_path: Path) -> None:
+    lw = LocalLauncher(tmp_path / "jobs", restart_delay=30.0, grace_seconds=0.5)
+    try:
+        lw.launch(make_job("pause-1", "import sys; sys.exit(1)", backoffLimit=10, activeDeadlineSeconds=1))
+        done = lw.wait("pause-1", timeout=20)
+        assert done.state == "failed" and done.reason == "DeadlineExceeded"
+    finally:
+        lw.close()
+
+
+def test_reads_the_manifest_the_kubernetes_launcher_would_create(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from support.specs import make_spec
+
+    from jobplane.manifests import build_job
+    from jobplane.runs import new_run
+    from jobplane.settings import Settings
+
+    settings = Settings(store_url=(tmp_path / "store").as_uri(), sink="http://127.0.0.1:1/default/default", callback_key=b"k" * 32)
+    spec = make_spec(retries=3, timeoutSeconds=120)
+    run = new_run(spec=spec, trigger={"type": "t", "source": "/s", "id": "1", "subject": None}, requested_by="test", now=datetime.now(UTC))
+    plan = plan_job(build_job(spec, run, settings=settings))
+    assert plan.name == run["id"] and plan.backoff_limit == 3 and plan.deadline_s == 120
+    assert plan.env["JOBPLANE_RUN_ID"] == run["id"] and plan.env["K_SINK"] == settings.sink
+    assert rule_action(plan.failure_rules, exit_code=EXIT_BAD_DATA, container=plan.container) == "FailJob"
+    assert rule_action(plan.failure_rules, exit_code=1, container=plan.container) == "Count"
+    assert plan.argv[0] in ("python", sys.executable)

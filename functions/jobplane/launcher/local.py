@@ -49,6 +49,8 @@ DEFAULT_BACKOFF_LIMIT: Final = 6
 """Kubernetes' default ``spec.backoffLimit``."""
 START_ERROR_EXIT: Final = 128
 """Exit code the kubelet reports for a container that could not start (``StartError``)."""
+MAX_RESTART_DELAY: Final = 60.0
+"""Cap of the doubling pause between a failed pod and its replacement, seconds."""
 REASON_BACKOFF: Final = "BackoffLimitExceeded"
 REASON_DEADLINE: Final = "DeadlineExceeded"
 REASON_POLICY: Final = "PodFailurePolicy"
@@ -177,8 +179,9 @@ class LocalLauncher:
         extra_env: Mapping[str, str] | None = None,
         python: str = sys.executable,
     ) -> None:
-        """``restart_delay``: pause before a failed pod's replacement (Kubernetes backs off
-        10 s and more; locally short). ``grace_seconds``: SIGTERM → SIGKILL wait.
+        """``restart_delay``: pause before the first failed pod's replacement, doubling per
+        failure up to ``MAX_RESTART_DELAY`` (Kubernetes: 10 s doubling to 6 min; locally
+        short). ``grace_seconds``: SIGTERM → SIGKILL wait.
         ``extra_env``: added beneath the manifest's env (e.g. thread limits for tests)."""
         self.workdir = Path(workdir)
         self.on_finished = on_finished
@@ -269,7 +272,7 @@ class LocalLauncher:
             if failures > r.plan.backoff_limit:
                 msg = f"Job has reached the specified backoff limit; {self._tail(r, attempt)}"
                 return self._finish(r, "failed", REASON_BACKOFF, msg)
-            if not self._pause(r, deadline):
+            if not self._pause(r, deadline, failures):
                 return self._finish(r, "failed", REASON_DEADLINE, "Job was active longer than specified deadline")
 
     def _judge(self, r: _Job, code: int, attempt: int) -> str:
@@ -322,9 +325,9 @@ class LocalLauncher:
                 return None
             return r.proc
 
-    def _pause(self, r: _Job, deadline: float | None) -> bool:
+    def _pause(self, r: _Job, deadline: float | None, failures: int) -> bool:
         """Wait before the next pod; False when the deadline passes first."""
-        delay = self.restart_delay
+        delay = min(self.restart_delay * 2 ** max(failures - 1, 0), MAX_RESTART_DELAY)
         if deadline is not None and time.monotonic() + delay >= deadline:
             r.stop.wait(max(0.0, deadline - time.monotonic()))
             return r.stop.is_set()
