@@ -26,6 +26,7 @@ OVERLAYS = (REPO / "knative" / "overlays" / "dev", REPO / "knative" / "overlays"
 KUSTOMIZATION = "kustomization.yaml"
 KUBERNETES_VERSION = "1.31.0"
 """Oldest cluster the manifests target: podFailurePolicy is GA from 1.31."""
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CLUSTER_SCOPED_CRDS = frozenset({"ClusterQueue", "ResourceFlavor", "WorkloadPriorityClass"})
 
 Resource = dict[str, Any]
