@@ -26,7 +26,7 @@ DEFAULT_PORT: Final = 8080
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobplane", description="Event-driven jobs plane for per-bot NLP models.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO (DEBUG with -vv)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO, including one line per HTTP request")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="serve the embedded plane on 127.0.0.1 in the foreground")
     up.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plane_args(demo)
     ping = sub.add_parser("render-pingsource", help="print the PingSource YAML for a spec with a schedule")
     ping.add_argument("spec", type=Path, help="a job spec JSON file")
-    ping.add_argument("--namespace", default="default")
+    ping.add_argument("--namespace", default=None, help="metadata.namespace (default: none, set by kustomize)")
     for name, help_text in (("runs", "list a spec's runs, newest first"), ("specs", "list the job specs")):
         listing = sub.add_parser(name, help=help_text)
         listing.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the plane's URL")
@@ -55,8 +55,9 @@ def _plane_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING
+    level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(level)  # one line per request only with -v
     from .errors import JobplaneError
 
     try:
@@ -94,10 +95,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_render_pingsource(args: argparse.Namespace) -> int:
     from . import schedules
-    from .spec import validate_spec
+    from .errors import PermanentError
 
-    spec = validate_spec(json.loads(args.spec.read_text()))
-    print(schedules.render_pingsource_yaml(spec, namespace=args.namespace), end="")
+    try:
+        spec = json.loads(args.spec.read_text())
+    except (OSError, ValueError) as e:
+        raise PermanentError(f"{args.spec}: cannot read a JSON job spec: {e}") from e
+    print(schedules.render_pingsource(spec, namespace=args.namespace), end="")
     return 0
 
 
