@@ -74,10 +74,13 @@ def test_long_ids_that_share_a_prefix_get_different_names() -> None:
     assert schedules.pingsource_name("x" * 60 + "a") != schedules.pingsource_name("x" * 60 + "b")
 
 
-def test_name_matches_the_embedded_crons_name_for_the_same_spec() -> None:
+def test_the_embedded_cron_fires_the_same_pingsource_for_a_spec() -> None:
     cron = pytest.importorskip("jobplane.local.cron", reason="the embedded cron is not there yet")
-    for spec_id in ("retrain-all", "x" * 63):
-        assert schedules.pingsource_name(spec_id) == cron.spec_source_name(spec_id)
+    rendered = schedules.pingsource_for(scheduled())
+    local = cron.spec_pingsource(scheduled())
+    assert local.name == rendered["metadata"]["name"]
+    assert local.data == rendered["spec"]["data"].encode()
+    assert (local.schedule, local.timezone) == (rendered["spec"]["schedule"], rendered["spec"]["timezone"])
 
 
 @pytest.mark.skipif(not kube.SCHEMAS.is_dir(), reason=f"{kube.SCHEMAS} absent: CRD schemas unavailable")
