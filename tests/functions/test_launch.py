@@ -203,3 +203,15 @@ def test_replace_cancels_the_active_job_and_supersedes_its_run(launch: Launch) -
     assert launch.launcher.cancelled == [first.subject]
     assert runs.get_run(launch.store, first.subject or "")["state"] == "superseded"
     assert runs.get_run(launch.store, second.subject or "")["state"] == "launched"
+
+
+def test_inline_examples_in_a_run_request_are_stored_and_passed_by_uri(launch: Launch) -> None:
+    launch.put_spec(make_spec())
+    params = {"trainingData": {"examples": TRAINING_EXAMPLES}}
+    event = ev.new_event(ev.RUN_REQUESTED, source="/jobplane/api", data={"specId": "train-test-bot", "params": params})
+    run = runs.get_run(launch.store, reply_of(launch.post(event)).subject or "")
+
+    uri = run["params"]["trainingData"]["uri"]
+    (key,) = [k for k in launch.keys() if k.startswith("bots/test-bot/data/")]
+    assert uri == launch.store.uri(key)
+    assert json.loads(launch.store.read(key).data)["examples"] == TRAINING_EXAMPLES

@@ -158,11 +158,11 @@ def _plan_requested(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
     if "spec" in data:
         if not isinstance(data["spec"], Mapping):
             raise ValidationError([Problem("data.spec", "expected an object")], what="run request")
-        return Plan(spec=_validated(dict(data["spec"])))
+        return _externalized(Plan(spec=_validated(dict(data["spec"]))), rt=rt)
     params = data.get("params", {})
     if not isinstance(params, Mapping):
         raise ValidationError([Problem("data.params", "expected an object")], what="run request")
-    return _plan_stored(_required_spec_id(data), dict(params), rt=rt)
+    return _externalized(_plan_stored(_required_spec_id(data), dict(params), rt=rt), rt=rt)
 
 
 def _plan_stored(spec_id: str, overrides: dict[str, Any], *, rt: Runtime) -> Plan:
@@ -170,6 +170,22 @@ def _plan_stored(spec_id: str, overrides: dict[str, Any], *, rt: Runtime) -> Pla
     if stored is None:
         raise PermanentError(f"data.specId: no job spec {spec_id!r}")
     return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides)
+
+
+def _externalized(plan: Plan, *, rt: Runtime) -> Plan:
+    """Inline training examples in a run request are stored like a bot.changed event's: the
+    Job gets a URI, never the data (an env var has a size limit, and Jobs are listable)."""
+    params = plan.spec.get("params") or {}
+    training = params.get("trainingData")
+    if not isinstance(training, Mapping) or "examples" not in training or not params.get("botId"):
+        return plan
+    key, body = _inline_data_object(str(params["botId"]), None, training)
+    data = {"uri": rt.store.uri(key)}
+    plan.spec = _with_params(plan.spec, {"trainingData": data})
+    if "trainingData" in plan.overrides:
+        plan.overrides = {**plan.overrides, "trainingData": data}
+    plan.writes.append((key, body))
+    return plan
 
 
 def _required_spec_id(data: Mapping[str, Any]) -> str:
