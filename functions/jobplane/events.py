@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ JSON: Final = "application/json"
 STRUCTURED: Final = "application/cloudevents+json"
 BATCH: Final = "application/cloudevents-batch+json"
 REQUIRED: Final = ("specversion", "id", "source", "type")
-CONTEXT: Final = ("specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema")
+CONTEXT: Final = ("specversion", "id", "source", "type", "subject", "time", "datacontenttype")
+"""Attributes ``Event`` has fields for; any other (``dataschema`` too) travels in ``extensions``."""
 _NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
@@ -294,12 +296,13 @@ def http_sender(url: str, *, timeout: float = 10.0) -> Callable[[Event], None]:
     """
     import requests
 
-    session = requests.Session()
+    local = threading.local()  # a Session per thread: connection reuse without sharing one
 
     def send(event: Event) -> None:
         if not url:
             raise UnavailableError("cannot send event: no broker URL configured (JOBPLANE_SINK)")
         headers, body = to_http(event)
+        session = getattr(local, "session", None) or _new_session(local)
         try:
             response = session.post(url, data=body, headers=headers, timeout=timeout)
         except requests.RequestException as e:
@@ -307,6 +310,13 @@ def http_sender(url: str, *, timeout: float = 10.0) -> Callable[[Event], None]:
         _check_response(response.status_code, response.content, url=url, event=event)
 
     return send
+
+
+def _new_session(local: threading.local) -> Any:
+    import requests
+
+    local.session = requests.Session()
+    return local.session
 
 
 def _check_response(status: int, body: bytes, *, url: str, event: Event) -> None:

@@ -142,6 +142,13 @@ def test_round_trips_through_http(structured_mode: bool, data: Any, content_type
     assert from_http(*to_http(event, structured=structured_mode)) == event
 
 
+def test_unmodelled_attributes_such_as_dataschema_round_trip_as_extensions() -> None:
+    headers = {**BINARY, "ce-dataschema": "https://example.com/schema.json"}
+    event = from_http(headers, b"{}")
+    assert event.extensions == {"dataschema": "https://example.com/schema.json"}
+    assert from_http(*to_http(event)) == event
+
+
 def test_binary_mode_percent_encodes_header_values() -> None:
     event = make_event(source="/a b", extensions={"note": 'ü "50%"'})
     headers, _ = to_http(event)
