@@ -385,3 +385,19 @@ def test_manifest_without_subscriber_is_rejected(tmp_path: Path) -> None:
     """))
     with pytest.raises(PermanentError, match="subscriber"):
         load_triggers(tmp_path)
+
+
+def test_trigger_with_bad_delivery_is_rejected_at_load(tmp_path: Path) -> None:
+    from jobplane.errors import PermanentError
+
+    (tmp_path / "t.yaml").write_text(textwrap.dedent("""
+        apiVersion: eventing.knative.dev/v1
+        kind: Trigger
+        metadata: {name: bad-delivery}
+        spec:
+          broker: default
+          subscriber: {uri: "http://127.0.0.1:1/"}
+          delivery: {retry: 3, backoffPolicy: linear, backoffDelay: "1 second"}
+    """))
+    with pytest.raises(PermanentError, match="bad-delivery|t.yaml"):
+        load_triggers(tmp_path)

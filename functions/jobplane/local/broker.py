@@ -210,6 +210,10 @@ def trigger_from_manifest(doc: Mapping[str, Any], *, namespace: str = "default",
     if not meta.get("name") or not spec.get("subscriber"):
         raise PermanentError(f"{where}: a Trigger needs metadata.name and spec.subscriber")
     attrs = (spec.get("filter") or {}).get("attributes") or {}
+    try:
+        Delivery.from_spec(spec.get("delivery"))
+    except PermanentError as e:
+        raise PermanentError(f"{where}: spec.delivery: {e.message}") from e
     return Trigger(
         name=str(meta["name"]),
         subscriber=spec["subscriber"],
