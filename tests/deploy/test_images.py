@@ -1,0 +1,98 @@
+"""The Dockerfiles (no daemon here to build them): non-root as the pods run, the right entry
+points, no torch in the functions image, and every file they copy exists in the context."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobplane import manifests
+from jobplane.settings import IN_CLUSTER_COMMAND
+
+from . import kube
+
+FUNCTIONS = kube.REPO / "functions" / "Dockerfile"
+TRAINER = kube.REPO / "trainer-image" / "Dockerfile"
+Instruction = tuple[str, str]
+
+
+def instructions(path: Path) -> list[Instruction]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out: list[Instruction] = []
+    pending = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        pending += stripped[:-1] + " " if stripped.endswith("\\") else stripped
+        if not stripped.endswith("\\"):
+            keyword, _, rest = pending.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+            pending = ""
+    return out
+
+
+def final_stage(path: Path) -> list[Instruction]:
+    steps = instructions(path)
+    last_from = max(i for i, (k, _) in enumerate(steps) if k == "FROM")
+    return steps[last_from:]
+
+
+def exec_form(steps: list[Instruction], keyword: str) -> list[str]:
+    [args] = [a for k, a in steps if k == keyword]
+    value = json.loads(args)
+    assert isinstance(value, list), f"{keyword} must be in exec form so signals reach the process"
+    return value
+
+
+@pytest.mark.parametrize("path", [FUNCTIONS, TRAINER], ids=["functions", "trainer"])
+def test_image_runs_as_the_numeric_non_root_user_the_pods_run_as(path: Path) -> None:
+    [user] = [a for k, a in final_stage(path) if k == "USER"]
+    uid = int(user.split(":")[0])
+    assert uid == manifests.RUN_AS_USER != 0
+
+
+@pytest.mark.parametrize("path", [FUNCTIONS, TRAINER], ids=["functions", "trainer"])
+def test_every_copied_source_exists(path: Path) -> None:
+    for keyword, args in instructions(path):
+        if keyword != "COPY" or "--from=" in args:
+            continue
+        *sources, _ = [a for a in shlex.split(args) if not a.startswith("--")]
+        for source in sources:
+            assert (kube.REPO / source).exists(), f"{path.name}: COPY {source}: no such path in the build context"
+            assert _included(source), f"{source} is excluded by .dockerignore"
+
+
+def _included(source: str) -> bool:
+    """A simplified .dockerignore reading: the repo's file excludes all, then re-includes."""
+    rules = [r for r in (kube.REPO / ".dockerignore").read_text().splitlines() if r.strip() and not r.startswith("#")]
+    reincluded = [r[1:].removesuffix("/**") for r in rules if r.startswith("!")]
+    return any(source == r or source.startswith(r + "/") for r in reincluded)
+
+
+def test_functions_image_serves_the_target_named_by_env_with_functions_framework() -> None:
+    entry = exec_form(final_stage(FUNCTIONS), "ENTRYPOINT")
+    assert entry[0] == "functions-framework"
+    assert entry[entry.index("--source") + 1].endswith("main.py")
+    assert "--target" not in entry, "the target comes from FUNCTION_TARGET, set per Knative Service"
+
+
+def test_functions_image_installs_no_torch() -> None:
+    runs = " ".join(a for k, a in instructions(FUNCTIONS) if k == "RUN")
+    assert "torch" not in runs and "[trainer]" not in runs
+    assert "slim" in next(a for k, a in instructions(FUNCTIONS) if k == "ARG" and a.startswith("PYTHON_IMAGE"))
+
+
+def test_trainer_image_is_cuda_pytorch_with_the_trainer_as_entrypoint() -> None:
+    base = next(a for k, a in instructions(TRAINER) if k == "ARG" and a.startswith("TORCH_IMAGE"))
+    assert "pytorch" in base and "cuda" in base
+    stage = final_stage(TRAINER)
+    assert tuple(exec_form(stage, "ENTRYPOINT") + exec_form(stage, "CMD")) == IN_CLUSTER_COMMAND
+
+
+def test_build_script_is_valid_shell() -> None:
+    subprocess.run(["sh", "-n", str(kube.REPO / "deploy" / "build-images.sh")], check=True)
