@@ -174,7 +174,8 @@ def _spec_paths() -> dict[str, Any]:
 
 
 def _run_paths() -> dict[str, Any]:
-    accepted = _json(_ref("RunAccepted"), "Requested; follow the run at Location.",
+    accepted = _json(_ref("RunAccepted"), "Requested through the broker; follow the run at Location (404 "
+                     "there for the moment until the launch function has created it).",
                      headers={"Location": {"schema": {"type": "string"}}})
     return {
         "/v1/specs/{specId}/runs": {
