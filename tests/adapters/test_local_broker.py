@@ -401,3 +401,13 @@ def test_trigger_with_bad_delivery_is_rejected_at_load(tmp_path: Path) -> None:
     """))
     with pytest.raises(PermanentError, match="bad-delivery|t.yaml"):
         load_triggers(tmp_path)
+
+
+def test_close_abandons_pending_retries(eventing_dir: Path) -> None:
+    trigger = Trigger(name="t", subscriber={"uri": "http://127.0.0.1:9/"}, attributes={"type": "test.a"})
+    broker = LocalBroker([trigger], resolve=function_resolver("http://unused"), delivery=Delivery(retry=5, backoff_delay=60))
+    broker.publish(ev("test.a"))
+    assert not broker.flush(timeout=0.5)  # a retry is waiting a minute
+    broker.close()
+    assert broker.flush(timeout=1)
+    assert broker.publish(ev("test.a")) == 1 and broker.flush(timeout=1)  # accepted, never sent

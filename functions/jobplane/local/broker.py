@@ -388,6 +388,9 @@ class LocalBroker:
             self._cond.notify_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._scheduler.join(timeout=5)
+        with self._cond:  # abandoned retries and cancelled deliveries will never finish
+            self._pending = 0
+            self._cond.notify_all()
 
     def deliveries(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The delivery log, oldest first (bounded): one entry per attempt and outcome."""
