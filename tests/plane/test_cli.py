@@ -1,0 +1,99 @@
+"""The ``jobplane`` command: ``up`` in the foreground, ``render-pingsource``, the demo's output."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from support.servers import free_port
+from support.specs import make_spec
+
+from jobplane.cli import main
+from jobplane.demo import ProgressBar, describe_prediction, format_matrix, sample_bot
+
+
+def test_render_pingsource_prints_the_pingsource_of_a_scheduled_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(make_spec(schedule="0 3 * * *", timezone="Europe/Berlin")))
+
+    assert main(["render-pingsource", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "kind: PingSource" in out and "0 3 * * *" in out and "train-test-bot" in out
+
+
+def test_render_pingsource_of_an_invalid_spec_lists_every_problem_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"id": "Bad_Id", "type": "juggling"}))
+
+    assert main(["render-pingsource", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "spec.id" in err and "spec.type" in err
+
+
+@pytest.mark.slow
+def test_up_serves_the_plane_until_interrupted_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobplane.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert _healthy(f"http://127.0.0.1:{port}/healthz"), "jobplane up did not answer /healthz"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert proc.returncode == 0, out
+    assert f"http://127.0.0.1:{port}/default/default" in out and "stopping" in out
+
+
+def _healthy(url: str, *, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return True
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_the_sample_bot_has_at_least_8_intents_of_20_utterances_with_entities() -> None:
+    bot = sample_bot()
+    counts: dict[str, int] = {}
+    for example in bot["examples"]:
+        counts[example["intent"]] = counts.get(example["intent"], 0) + 1
+        for entity in example.get("entities", []):
+            assert example["text"][entity["start"]:entity["end"]] == entity["value"]
+    assert len(counts) >= 8 and min(counts.values()) >= 20
+    assert sum(1 for e in bot["examples"] if e.get("entities")) >= 50
+
+
+def test_the_progress_bar_writes_a_line_per_phase_or_ten_percent_when_not_a_terminal() -> None:
+    out = io.StringIO()
+    bar = ProgressBar(out)
+    for percent, phase in [(0, "requested"), (3, "training"), (5, "training"), (12, "training"), (100, "succeeded")]:
+        bar.update(percent, phase)
+    lines = out.getvalue().splitlines()
+    assert [line.split()[-1] for line in lines] == ["requested", "training", "training", "succeeded"]
+    assert lines[-1].startswith("[" + "#" * 30 + "] 100%")
+
+
+def test_the_confusion_matrix_table_has_a_row_per_true_intent() -> None:
+    table = format_matrix(["greet", "bye"], [[5, 1], [0, 7]])
+    assert table.splitlines()[1].split() == ["1", "greet", "5", "1"]
+    assert table.splitlines()[2].split() == ["2", "bye", ".", "7"]
+
+
+def test_a_prediction_is_described_with_intent_confidence_and_entities() -> None:
+    line = describe_prediction("send 5 dollars", {"intent": "transfer_money", "confidence": 0.87,
+                                                   "entities": [{"entity": "amount", "value": "5 dollars"}]})
+    assert "transfer_money (0.87)" in line and "amount='5 dollars'" in line
