@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from jobplane import conventions as c
@@ -325,3 +326,40 @@ def test_kueue_gpu_flavor_tolerates_the_gpu_taint_the_builder_tolerates() -> Non
     [group] = cluster_queue["spec"]["resourceGroups"]
     assert manifests.GPU_RESOURCE in group["coveredResources"]
     assert {f["name"] for f in group["flavors"]} == set(flavors)
+
+
+# --- the Jobs the launcher creates fit what the manifests provide ------------------------------
+
+
+def job_from_deployed_settings(base: list[kube.Resource], *, kueue_on: bool, **spec: Any) -> dict[str, Any]:
+    from support.specs import make_spec
+
+    from jobplane.settings import Settings
+
+    data = dict(kube.by_kind(base, "ConfigMap")["jobplane-settings"]["data"])
+    data["JOBPLANE_KUEUE"] = "true" if kueue_on else "false"
+    settings = Settings.from_env({**data, "JOBPLANE_CALLBACK_KEY": "k" * 64})
+    return manifests.build_job(make_spec(**spec), {"id": "train-test-bot-0123abcd"}, settings=settings)
+
+
+@pytest.mark.parametrize("priority", specs.PRIORITIES)
+def test_a_job_built_with_the_deployed_settings_names_only_what_the_manifests_create(
+    base: list[kube.Resource], priority: str
+) -> None:
+    job = job_from_deployed_settings(base, kueue_on=False, priority=priority, resources={"gpus": 1})
+    pod = job["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] in kube.by_kind(base, "PriorityClass")
+    assert pod["serviceAccountName"] in kube.by_kind(base, "ServiceAccount")
+    assert job["metadata"]["namespace"] == kube.by_kind(base, "Namespace").popitem()[0]
+    kubernetes_validate.validate(job, kube.KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("job_type", sorted(manifests.KUEUE_QUEUES))
+def test_a_kueue_job_names_an_existing_local_queue_and_workload_priority(base: list[kube.Resource], job_type: str) -> None:
+    params = {"training": {}, "kb-index": {"articles": [{"id": "a", "title": "A", "text": "t"}]},
+              "bot-test": {"tests": [{"text": "hi", "expectedIntent": "greet"}]}}[job_type]
+    job = job_from_deployed_settings(base, kueue_on=True, type=job_type, params={"botId": "test-bot", **params})
+    labels = job["metadata"]["labels"]
+    assert labels[c.LABEL_KUEUE_QUEUE] in kube.by_kind(kueue(), "LocalQueue")
+    assert labels["kueue.x-k8s.io/priority-class"] in kube.by_kind(kueue(), "WorkloadPriorityClass")
+    assert job["spec"]["suspend"] is True
