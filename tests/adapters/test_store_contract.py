@@ -13,6 +13,7 @@ import pytest
 from jobplane.errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError
 from jobplane.store import ObjectStore, open_store, resolve_uri, split_uri
 from jobplane.store import gcs as gcs_module
+from jobplane.store import files as files_module
 from jobplane.store.files import FileStore
 from support.gcs import GcsServer
 
@@ -188,6 +189,30 @@ def test_filesystem_compare_and_swap_is_safe_across_processes(tmp_path: Path) ->
         p.join(timeout=60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert store.read("counter").data == b"120"
+
+
+def test_filesystem_generations_increase_when_the_clock_steps_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileStore(tmp_path)
+    g1 = store.write("k", b"1")
+    monkeypatch.setattr(files_module.time, "time_ns", lambda: 1_000_000_000)  # 1970
+    g2 = store.write("k", b"2", if_generation_match=g1)
+    store.delete("k")
+    g3 = store.write("k", b"3", if_generation_match=0)
+    assert g1 < g2 < g3 and store.read("k").generation == g3
+
+
+def test_filesystem_lock_files_stay_bounded_however_many_objects(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    for n in range(600):
+        store.write(f"runs/r/events/{n:08d}", b"", if_generation_match=0)
+    assert len(list((tmp_path / ".jobplane" / "locks").iterdir())) <= files_module.LOCK_STRIPES
+
+
+def test_open_store_can_skip_fsync_for_scratch_planes(tmp_path: Path) -> None:
+    store = open_store(f"{tmp_path.as_uri()}?fsync=false")
+    assert isinstance(store, FileStore) and store.root == tmp_path.resolve()
+    store.write("k", b"x")
+    assert store.read("k").data == b"x"
 
 
 def test_filesystem_objects_are_plain_files_under_the_root(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -280,12 +281,13 @@ def test_a_thousand_events_for_fifty_runs_keep_each_runs_last_progress_at_one_wr
     run_ids = [counted.new_run(f"spec-{n}") for n in range(50)]
     counted.store.writes.clear()  # type: ignore[attr-defined]
     events = [callback(r, seq=s, progress=s * 5, phase=f"s{s}") for s in range(1, 21) for r in run_ids]
+    started = time.monotonic()
     post_all(counted, events, writers=8)
     counted.drain()
+    seconds = time.monotonic() - started
 
     for run_id in run_ids:
         run = counted.run(run_id)
         assert (run["seq"], run["progress"], run["phase"]) == (20, 100, "s20")
-        stamps = counted.store.writes[c.run_key(run_id)]  # type: ignore[attr-defined]
-        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        assert stamps and all(g >= 0.9 * progress.FLUSH_INTERVAL_S for g in gaps), gaps
+        writes = len(counted.store.writes[c.run_key(run_id)])  # type: ignore[attr-defined]
+        assert 1 <= writes <= seconds / progress.FLUSH_INTERVAL_S + 1, (writes, seconds)

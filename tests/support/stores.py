@@ -12,7 +12,8 @@ from jobplane.store.base import Blob, ObjectStore
 
 
 class CountingStore:
-    """Delegates to ``inner``; records the monotonic time of every successful write per key."""
+    """Delegates to ``inner``; records when each successful write per key was started
+    (monotonic seconds)."""
 
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
@@ -25,20 +26,23 @@ class CountingStore:
 
     def write(self, key: str, data: bytes, *, if_generation_match: int | None = None,
               content_type: str = "application/json") -> int:
+        started = time.monotonic()
         generation = self.inner.write(key, data, if_generation_match=if_generation_match, content_type=content_type)
-        self._count(key)
+        self._count(key, started)
         return generation
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
+        started = time.monotonic()
         self.inner.delete(key, if_generation_match=if_generation_match)
-        self._count(key)
+        self._count(key, started)
 
     def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
         return self.inner.list(prefix, start_after=start_after, limit=limit)
 
     def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
+        started = time.monotonic()
         generation = self.inner.upload_file(key, path, content_type=content_type)
-        self._count(key)
+        self._count(key, started)
         return generation
 
     def download_file(self, key: str, path: Path) -> None:
@@ -47,6 +51,6 @@ class CountingStore:
     def uri(self, key: str) -> str:
         return self.inner.uri(key)
 
-    def _count(self, key: str) -> None:
+    def _count(self, key: str, started: float) -> None:
         with self._lock:
-            self.writes[key].append(time.monotonic())
+            self.writes[key].append(started)

@@ -8,7 +8,7 @@ a ``gs://`` URL is opened, so the embedded plane never loads it.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import PermanentError
 from .base import Blob, ObjectStore
@@ -17,11 +17,17 @@ __all__ = ["Blob", "ObjectStore", "open_store", "split_uri", "resolve_uri"]
 
 
 def open_store(url: str) -> ObjectStore:
-    """The store at ``url``: ``file:///abs/dir`` or ``gs://bucket[/prefix]``."""
+    """The store at ``url``: ``file:///abs/dir`` or ``gs://bucket[/prefix]``.
+
+    ``file:///abs/dir?fsync=false`` skips the fsync of each write (still atomic, but the last
+    writes may be lost if the machine, not the process, crashes): for scratch planes only.
+    """
     if url.startswith("file:///"):
         from .files import FileStore
 
-        return FileStore(Path(unquote(urlsplit(url).path)))
+        parts = urlsplit(url)
+        fsync = parse_qs(parts.query).get("fsync", ["true"])[-1].lower() not in ("0", "false", "no")
+        return FileStore(Path(unquote(parts.path)), fsync=fsync)
     if url.startswith("gs://"):
         from .gcs import GcsStore
 

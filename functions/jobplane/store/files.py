@@ -1,33 +1,42 @@
 """The embedded object store: a directory that behaves like a GCS bucket.
 
-Objects are plain files under ``root`` (so ``runs/{id}/run.json`` can be read with ``cat``);
-what GCS keeps beside an object lives under ``root/.jobplane/``: one lock file per key that
-also holds the key's last generation. Writers take an exclusive ``flock`` on it, readers a
-shared one, so compare-and-swap is safe across threads and processes, and a reader never
-pairs new bytes with an old generation. Data lands by write-temp + fsync + ``os.replace``,
-so a crash leaves the old object or the new one, never half of one.
+Objects are plain files under ``root`` (so ``runs/{id}/run.json`` can be read with ``cat``).
+A file is never changed in place: a write stages a temporary file (data, fsync), stamps the
+object's generation on it as its modification time (microseconds), and ``os.replace``-s it
+over the key's path, so a crash leaves the old object or the new one, never half of one,
+and a reader that opened a file gets its bytes and its generation from the same inode,
+without a lock.
 
-Generations are microsecond timestamps forced past the key's last generation, which the
-lock file keeps after a delete: strictly increasing per key, also across delete + recreate.
+Writers serialise per key on one of ``LOCK_STRIPES`` lock files under ``root/.jobplane/``
+(``fcntl.flock``: safe across threads and processes, released if a process dies), where the
+precondition is checked and the generation chosen. Each stripe file keeps the highest
+generation it ever issued, so generations increase strictly per key, also across delete and
+recreate and when the clock steps back.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
+import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 from ..errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError
 from .base import Blob
 
-META_DIR = ".jobplane"
-"""Reserved top-level directory for lock files and temporary files; never a key."""
-_GEN_WIDTH = 20
+META_DIR: Final = ".jobplane"
+"""Reserved top-level directory for lock and temporary files; never part of a key."""
+LOCK_STRIPES: Final = 256
+"""Lock files keys hash onto: bounded, however many objects there are."""
+_GEN_WIDTH: Final = 20
 
 
 class FileStore:
@@ -39,19 +48,19 @@ class FileStore:
         self._fsync = fsync
         self._locks = self.root / META_DIR / "locks"
         self._tmp = self.root / META_DIR / "tmp"
+        self._thread_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.root)!r})"
 
     # --- reads ------------------------------------------------------------------------------
     def read(self, key: str) -> Blob:
-        path = self._path(key)
-        with self._locked(key, exclusive=False) as lock_fd:
-            try:
-                data = path.read_bytes()
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                raise NotFoundError(f"no object {key!r} in {self.url}") from None
-            return Blob(key=key, data=data, generation=_current_generation(lock_fd, exists=True))
+        try:
+            with open(self._path(key), "rb") as f:
+                generation = os.fstat(f.fileno()).st_mtime_ns // 1000
+                return Blob(key=key, data=f.read(), generation=generation)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFoundError(f"no object {key!r} in {self.url}") from None
 
     def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
         keys = sorted(k for k in self._walk(prefix) if k.startswith(prefix) and k > start_after)
@@ -77,38 +86,41 @@ class FileStore:
         content_type: str = "application/json",
     ) -> int:
         path = self._path(key)
-        with self._locked(key, exclusive=True) as lock_fd:
-            last = _read_generation(lock_fd)
-            current = _current_generation(lock_fd, exists=path.is_file())
-            _check_precondition(key, current, if_generation_match)
-            tmp = self._stage(data)
-            self._land(tmp, path, key)
-            generation = max(last + 1, time.time_ns() // 1000)
-            _write_generation(lock_fd, generation)
-            return generation
+        if if_generation_match == 0 and path.is_file():  # fail fast before staging
+            raise _precondition(key, 0, _generation_of(path))
+        return self._place(key, path, self._stage(data), if_generation_match=if_generation_match)
 
     def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
         target = self._path(key)
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / uuid.uuid4().hex
+        tmp = self._new_tmp()
         shutil.copyfile(path, tmp)
-        self._sync_file(tmp)
-        with self._locked(key, exclusive=True) as lock_fd:
-            self._land(tmp, target, key)
-            generation = max(_read_generation(lock_fd) + 1, time.time_ns() // 1000)
-            _write_generation(lock_fd, generation)
-            return generation
+        self._sync(tmp)
+        return self._place(key, target, tmp, if_generation_match=None)
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
         path = self._path(key)
-        with self._locked(key, exclusive=True) as lock_fd:
-            current = _current_generation(lock_fd, exists=path.is_file())
+        with self._locked(key):
+            current = _generation_of(path)
             if current == 0:
                 raise NotFoundError(f"no object {key!r} in {self.url}")
-            _check_precondition(key, current, if_generation_match)
+            _check(key, current, if_generation_match)
             path.unlink()
 
     # --- internals --------------------------------------------------------------------------
+    def _place(self, key: str, path: Path, tmp: Path, *, if_generation_match: int | None) -> int:
+        """Check the precondition, stamp the next generation on ``tmp`` and move it in."""
+        try:
+            with self._locked(key) as lock_fd:
+                current = _generation_of(path)
+                _check(key, current, if_generation_match)
+                generation = max(time.time_ns() // 1000, _read_counter(lock_fd) + 1, current + 1)
+                _stamp(tmp, generation, where=self.url)
+                self._land(tmp, path, key)
+                _write_counter(lock_fd, generation)
+                return generation
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def _path(self, key: str) -> Path:
         parts = key.split("/")
         if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0] == META_DIR:
@@ -116,22 +128,28 @@ class FileStore:
         return self.root.joinpath(*parts)
 
     @contextmanager
-    def _locked(self, key: str, *, exclusive: bool) -> Iterator[int]:
-        lock_path = self._locks.joinpath(*key.split("/")).with_name(key.rsplit("/", 1)[-1] + ".lock")
-        try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as e:
-            raise UnavailableError(f"cannot open lock for {key!r} in {self.url}: {e}") from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield fd
-        finally:
-            os.close(fd)  # closing releases the flock
+    def _locked(self, key: str) -> Iterator[int]:
+        """Exclusive per-stripe lock: a thread lock (flock is per open file, not per thread)
+        and an ``flock`` for other processes. Yields the stripe file's descriptor."""
+        stripe = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest()) % LOCK_STRIPES
+        with self._thread_locks[stripe]:
+            try:
+                self._locks.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self._locks / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as e:
+                raise UnavailableError(f"cannot open a lock file in {self.url}: {e}") from e
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield fd
+            finally:
+                os.close(fd)  # closing releases the flock
+
+    def _new_tmp(self) -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp / uuid.uuid4().hex
 
     def _stage(self, data: bytes) -> Path:
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / uuid.uuid4().hex
+        tmp = self._new_tmp()
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -139,7 +157,7 @@ class FileStore:
                 os.fsync(f.fileno())
         return tmp
 
-    def _sync_file(self, path: Path) -> None:
+    def _sync(self, path: Path) -> None:
         if self._fsync:
             fd = os.open(path, os.O_RDONLY)
             try:
@@ -152,7 +170,6 @@ class FileStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, path)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:
-            tmp.unlink(missing_ok=True)
             raise PermanentError(f"object key {key!r} clashes with another key's path in {self.url}") from e
 
     def _walk(self, prefix: str) -> Iterator[str]:
@@ -168,19 +185,32 @@ class FileStore:
                 yield f"{rel}/{name}".lstrip("/").replace(os.sep, "/")
 
 
-def _check_precondition(key: str, current: int, expected: int | None) -> None:
+def _stamp(tmp: Path, generation: int, *, where: str) -> None:
+    """Record ``generation`` as the file's modification time, and check it was kept."""
+    os.utime(tmp, ns=(generation * 1000, generation * 1000))
+    if os.stat(tmp).st_mtime_ns != generation * 1000:
+        raise UnavailableError(f"{where}: the filesystem does not keep microsecond modification times")
+
+
+def _generation_of(path: Path) -> int:
+    """The generation of the object at ``path``; 0 when there is none."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    return 0 if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns // 1000
+
+
+def _check(key: str, current: int, expected: int | None) -> None:
     if expected is not None and expected != current:
-        raise PreconditionFailedError(
-            f"precondition failed for {key!r}: expected generation {expected}, found {current}"
-        )
+        raise _precondition(key, expected, current)
 
 
-def _current_generation(fd: int, *, exists: bool) -> int:
-    """The generation of an object that exists (at least 1, even if its lock file was lost)."""
-    return max(_read_generation(fd), 1) if exists else 0
+def _precondition(key: str, expected: int, current: int) -> PreconditionFailedError:
+    return PreconditionFailedError(f"precondition failed for {key!r}: expected generation {expected}, found {current}")
 
 
-def _read_generation(fd: int) -> int:
+def _read_counter(fd: int) -> int:
     raw = os.pread(fd, _GEN_WIDTH, 0)
     try:
         return int(raw.decode("ascii").strip() or 0)
@@ -188,5 +218,5 @@ def _read_generation(fd: int) -> int:
         return 0
 
 
-def _write_generation(fd: int, generation: int) -> None:
+def _write_counter(fd: int, generation: int) -> None:
     os.pwrite(fd, str(generation).rjust(_GEN_WIDTH).encode("ascii"), 0)
