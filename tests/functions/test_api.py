@@ -163,6 +163,27 @@ def test_inline_training_examples_are_stored_and_the_spec_keeps_a_uri(env: Api) 
     assert json.loads(env.store.read(key).data) == {"examples": TRAINING_EXAMPLES}
 
 
+class CloudStore(FileStore):
+    """A FileStore that says it is a bucket, as GcsStore would."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, fsync=False)
+        self.url = "gs://bucket/jobplane"
+
+
+def test_file_uris_are_refused_when_the_store_is_a_bucket(env: Api, tmp_path: Path) -> None:
+    env.rt.store = CloudStore(tmp_path / "cloud")
+    spec = make_spec(type="kb-index", params={"articles": [{"id": "a", "title": "t", "uri": "file:///etc/passwd"}]})
+    del spec["params"]["trainingData"]
+    response = env.client.post("/v1/specs", json=spec)
+    assert response.status_code == 400
+    assert error_of(response)["details"][0]["field"] == "spec.params.articles[0].uri"
+    response = env.client.post("/v1/specs", json=make_spec())
+    assert [d["field"] for d in error_of(response)["details"]] == ["spec.params.trainingData.uri"]
+    ok = make_spec(params={"trainingData": {"uri": "gs://bucket/jobplane/bots/b/data.json"}})
+    assert env.client.post("/v1/specs", json=ok).status_code == 201
+
+
 def test_lists_specs_in_pages(env: Api) -> None:
     for name in ("a", "b", "c"):
         env.create(make_spec(id=f"spec-{name}"))

@@ -223,6 +223,7 @@ def _stored_form(spec: dict[str, Any], *, rt: Runtime) -> dict[str, Any]:
     """Inline training examples move to ``bots/{botId}/data/`` and the spec keeps their URI:
     a Job gets training data by URI only (DESIGN.md, "Job specs")."""
     params = spec.get("params") or {}
+    _check_local_uris(params, rt=rt)
     data = params.get("trainingData")
     if spec.get("type") != "training" or not isinstance(data, Mapping) or "examples" not in data:
         return spec
@@ -235,6 +236,20 @@ def _stored_form(spec: dict[str, Any], *, rt: Runtime) -> dict[str, Any]:
     stored = copy.deepcopy(spec)
     stored["params"]["trainingData"] = {"uri": rt.store.uri(key)}
     return stored
+
+
+def _check_local_uris(params: Mapping[str, Any], *, rt: Runtime) -> None:
+    """With a cloud store, ``file:///`` URIs would name files inside the Job's pod: refuse them."""
+    if rt.store.url.startswith("file:"):
+        return
+    found = [(f"spec.params.{name}.uri", params[name].get("uri")) for name in ("trainingData", "testData")
+             if isinstance(params.get(name), Mapping)]
+    found += [(f"spec.params.articles[{i}].uri", a.get("uri")) for i, a in enumerate(params.get("articles") or [])
+              if isinstance(a, Mapping)]
+    problems = [Problem(path, f"must be a gs:// URI when the plane stores data in {rt.store.url}, got {uri!r}")
+                for path, uri in found if isinstance(uri, str) and uri.startswith("file:")]
+    if problems:
+        raise ValidationError(problems, what="job spec")
 
 
 # --- runs ----------------------------------------------------------------------------------------
