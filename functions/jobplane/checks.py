@@ -7,6 +7,7 @@ Also the Kubernetes quantity grammar (``500m``, ``4Gi``), which specs' resources
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -64,7 +65,7 @@ def number(value: object, path: str, problems: Problems, *, low: float, high: fl
         problems.append(Problem(path, f"must be a number, got {kind(value)}"))
         return None
     too_low = value <= low if open_low else value < low
-    if too_low or value > high:
+    if too_low or value > high or not math.isfinite(value):
         bound = "(" if open_low else "["
         problems.append(Problem(path, f"must be in {bound}{low}, {high}], got {value}"))
         return None

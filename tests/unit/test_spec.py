@@ -78,6 +78,14 @@ def test_keeps_given_values_and_normalizes_numbers() -> None:
     assert (spec["priority"], spec["concurrency"], spec["timezone"]) == ("high", "Replace", "Europe/Berlin")
 
 
+@pytest.mark.parametrize("spec", [make_spec(), make_spec(schedule="@daily", resources={"cpu": 1}),
+                                  make_spec(type="bot-test", params={"botId": "b", "tests": [{"text": "hi",
+                                                                                           "expectedIntent": "g"}]})])
+def test_validation_is_idempotent(spec: dict[str, Any]) -> None:
+    once = validate_spec(spec)
+    assert validate_spec(once) == once
+
+
 def test_does_not_alias_the_input() -> None:
     original = make_spec()
     spec = validate_spec(original)
@@ -151,6 +159,7 @@ INVALID: list[tuple[str, Any, str, str]] = [
     ("epochs too many", with_params(epochs=201), "spec.params.epochs", "between 1 and 200"),
     ("learning rate zero", with_params(learningRate=0), "spec.params.learningRate", "must be in (0, 1], got 0"),
     ("learning rate above 1", with_params(learningRate=1.5), "spec.params.learningRate", "(0, 1]"),
+    ("learning rate NaN", with_params(learningRate=float("nan")), "spec.params.learningRate", "got nan"),
     ("batch size too big", with_params(batchSize=4097), "spec.params.batchSize", "between 1 and 4096"),
     ("validation split too big", with_params(validationSplit=0.6), "spec.params.validationSplit", "(0, 0.5]"),
     ("seed not an int", with_params(seed="x"), "spec.params.seed", "integer"),
