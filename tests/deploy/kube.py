@@ -154,6 +154,15 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
+@cache
+def crd_validator(api_version: str, kind: str) -> Any:
+    """A jsonschema validator for the CRD of (apiVersion, kind), built once."""
+    import jsonschema
+
+    schema = crd_schemas()[(api_version, kind)]
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
 def strict(schema: dict[str, Any]) -> dict[str, Any]:
     """The API server prunes unknown fields silently; in tests a misspelt field should fail,
     so objects with declared properties reject others (unless they preserve unknown fields)."""

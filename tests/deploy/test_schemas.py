@@ -46,7 +46,9 @@ def validate_custom(resource: kube.Resource) -> None:
     key = (resource["apiVersion"], resource["kind"])
     schemas = kube.crd_schemas()
     assert key in schemas, f"no CRD schema for {key} in {kube.SCHEMAS}"
-    jsonschema.validate(resource, schemas[key])
+    error = jsonschema.exceptions.best_match(kube.crd_validator(*key).iter_errors(resource))
+    if error is not None:
+        raise error
     if resource["kind"] == "Service":
         validate_core(pod_of(resource))
 
