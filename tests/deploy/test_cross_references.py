@@ -262,7 +262,7 @@ def test_functions_that_mint_or_check_callback_tokens_get_the_key_from_the_secre
     for name in ("jobplane-launch", "jobplane-status"):
         ref = env_of(services(base)[name])["JOBPLANE_CALLBACK_KEY"]
         assert ref == {"secretKeyRef": {"name": "jobplane-callback-key", "key": "key"}}, name
-    for name in ("jobplane-api", "jobplane-predict", "jobplane-deadletter"):
+    for name in ("jobplane-api", "jobplane-predict", "jobplane-reconciler", "jobplane-deadletter"):
         assert "JOBPLANE_CALLBACK_KEY" not in env_of(services(base)[name]), f"{name} needs no callback key"
 
 
