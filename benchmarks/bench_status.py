@@ -205,7 +205,8 @@ def measure_empty(workdir: Path, args: argparse.Namespace) -> float:
         elapsed = load(server.port, empty_requests(events=args.events, clients=args.clients))
     finally:
         server.stop()
-    return (args.events // args.clients) * args.clients / elapsed
+    sent: int = (args.events // args.clients) * args.clients
+    return sent / elapsed
 
 
 def with_gcs(workdir: Path, fn: Callable[[str], Any]) -> Any:

@@ -46,7 +46,7 @@ def default_client(env: Mapping[str, str] | None = None) -> storage.Client:
         from google.auth.credentials import AnonymousCredentials
 
         return storage.Client(project=env.get("GOOGLE_CLOUD_PROJECT", "jobplane-local"),
-                              credentials=AnonymousCredentials())
+                              credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
     return storage.Client()
 
 
