@@ -53,6 +53,7 @@ CATCH_UP_LIMIT: Final = 500
 """Most log entries a terminal merge reads back (only those this process never saw)."""
 _FLUSH_WORKERS: Final = 4
 _RETRY_BACKOFF_S: Final = 2.0
+_FORGET_AFTER_RUNS: Final = 10_000
 _RUN_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
 FINAL_PREFIX: Final = "final-"
@@ -222,11 +223,17 @@ class Coalescer:
         self._threads: list[threading.Thread] = []
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def submit(self, run_id: str, update: Update) -> None:
         """Queue a progress update; it reaches the record within about ``interval``."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("coalescer is closed")
+            if len(self._last) > _FORGET_AFTER_RUNS:
+                self._forget_idle()
             batch = self._pending.setdefault(run_id, [])
             batch.append(update)
             if len(batch) == 1:
@@ -273,6 +280,11 @@ class Coalescer:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout)
+
+    def _forget_idle(self) -> None:
+        """Drop the last-write times that no longer hold anything back (bounded memory)."""
+        horizon = self._mono() - self.interval
+        self._last = {r: t for r, t in self._last.items() if t > horizon or r in self._pending}
 
     def _start_threads(self) -> None:
         if not self._threads:
@@ -348,7 +360,7 @@ def coalescer_for(store: ObjectStore) -> Coalescer:
     """The process's coalescer for ``store`` (created on first use, flushed at exit)."""
     with _coalescers_lock:
         found = _coalescers.get(id(store))
-        if found is None or found.store is not store:
+        if found is None or found.store is not store or found.closed:
             found = _coalescers[id(store)] = Coalescer(store)
         return found
 
