@@ -34,7 +34,7 @@ def create_function_app(target: str, *, source: Path | None = None) -> WSGIApp:
 
     saved = dict(os.environ)
     try:
-        app: WSGIApp = functions_framework.create_app(
+        app: WSGIApp = functions_framework.create_app(  # type: ignore[no-untyped-call]
             target=target, source=str(source or main_source()), signature_type="http"
         )
     finally:

@@ -220,12 +220,12 @@ def describe_prediction(text: str, answer: Mapping[str, Any]) -> str:
 def where(plane: Any, run: Mapping[str, Any], *, out: TextIO) -> None:
     store_url = plane.settings.store_url
     say(out, f"\nwhere the data landed (store {store_url}):")
-    say(out, f"  run record       runs/{run['id']}/run.json")
+    say(out, f"  run record         runs/{run['id']}/run.json")
     for name, uri in sorted((run.get("artifacts") or {}).items()):
-        say(out, f"  {name:<16} {uri}")
-    say(out, f"  training data    bots/{run.get('botId')}/data/")
-    say(out, f"  model pointer    bots/{run.get('botId')}/model.json")
-    say(out, f"  Job logs         {plane.data_dir / 'jobs' / str(run['id'])}/")
+        say(out, f"  {name:<18} {uri}")
+    say(out, f"  training data      bots/{run.get('botId')}/data/")
+    say(out, f"  model pointer      bots/{run.get('botId')}/model.json")
+    say(out, f"  Job logs           {plane.data_dir / 'jobs' / str(run['id'])}/")
 
 
 def say(out: TextIO, text: str) -> None:
