@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,7 +138,43 @@ def base_resources() -> list[Resource]:
     return build(base) if has_kubectl() else accumulate(base)
 
 
-# --- CRD schemas ---------------------------------------------------------------------------
+# --- schemas -------------------------------------------------------------------------------
+
+CRD_GROUPS = ("serving.knative.dev", "eventing.knative.dev", "sources.knative.dev", "kueue.x-k8s.io")
+KNATIVE_REVISION_FIELDS = ("containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds", "idleTimeoutSeconds")
+"""Fields a Knative revision template adds beside the PodSpec ones."""
+
+
+def is_crd_kind(r: Resource) -> bool:
+    return str(r["apiVersion"]).split("/")[0] in CRD_GROUPS
+
+
+def validate(resource: Resource) -> None:
+    """Against Kubernetes' schema for core kinds, the CRD's for Knative and Kueue kinds."""
+    (validate_custom if is_crd_kind(resource) else validate_core)(resource)
+
+
+def validate_core(resource: Resource) -> None:
+    kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+
+
+def validate_custom(resource: Resource) -> None:
+    key = (resource["apiVersion"], resource["kind"])
+    assert key in crd_schemas(), f"no CRD schema for {key} in {SCHEMAS}"
+    error = jsonschema.exceptions.best_match(crd_validator(*key).iter_errors(resource))
+    if error is not None:
+        raise error
+    if resource["kind"] == "Service":
+        validate_core(pod_of(resource))
+
+
+def pod_of(service: Resource) -> dict[str, Any]:
+    """The Knative Service's revision template as a core Pod (its spec is mostly unchecked by
+    the CRD: x-kubernetes-preserve-unknown-fields)."""
+    spec = {k: v for k, v in service["spec"]["template"]["spec"].items() if k not in KNATIVE_REVISION_FIELDS}
+    meta = {"name": service["metadata"]["name"], **service["spec"]["template"].get("metadata", {})}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
 
 
 @cache
@@ -157,8 +195,6 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
 @cache
 def crd_validator(api_version: str, kind: str) -> Any:
     """A jsonschema validator for the CRD of (apiVersion, kind), built once."""
-    import jsonschema
-
     schema = crd_schemas()[(api_version, kind)]
     return jsonschema.validators.validator_for(schema)(schema)
 

@@ -81,6 +81,9 @@ def test_optional_components_compose_with_an_overlay(tmp_path: Path) -> None:
     ns = "jobplane"
     assert {r["metadata"].get("namespace") for r in resources if r["kind"] in ("LocalQueue", "SinkBinding")} == {ns}
     assert kube.by_kind(resources, "ConfigMap")["jobplane-settings"]["data"]["JOBPLANE_KUEUE"] == "true"
+    if kube.SCHEMAS.is_dir():
+        for resource in resources:
+            kube.validate(resource)
 
 
 def _rel(path: Path, start: Path) -> str:
