@@ -38,6 +38,8 @@ SCRATCH_VOLUME: Final = "scratch"
 SHM_VOLUME: Final = "dshm"
 SHM_SIZE: Final = "1Gi"
 """/dev/shm for GPU Jobs: PyTorch data loaders share tensors through it."""
+MAX_PARAMS_BYTES: Final = 32 * 1024
+"""JOBPLANE_PARAMS beyond this belongs in the store (a Job object is capped near 1.5 MB)."""
 DEFAULT_RESOURCES: Final[dict[str, Any]] = {"gpus": 0, "cpu": "2", "memory": "4Gi"}
 
 
@@ -186,6 +188,10 @@ def _resources_of(spec: Mapping[str, Any]) -> Mapping[str, Any]:
 def job_env(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Settings) -> list[dict[str, str]]:
     """Plain ``value`` entries only (the local launcher reads them as they are)."""
     run_id = str(run["id"])
+    params = json.dumps(job_params(spec, run), sort_keys=True, separators=(",", ":"))
+    if len(params.encode()) > MAX_PARAMS_BYTES:
+        raise PermanentError(f"params: {len(params.encode())} bytes as JSON, at most {MAX_PARAMS_BYTES}; "
+                             "pass large inputs (articles, data) by uri")
     env = {
         c.ENV_SINK: settings.sink,
         c.ENV_RUN_ID: run_id,
@@ -194,7 +200,7 @@ def job_env(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Settin
         c.ENV_JOB_TYPE: str(spec["type"]),
         c.ENV_TOKEN: callback_token(settings.callback_key, run_id),
         c.ENV_STORE: settings.store_url,
-        c.ENV_PARAMS: json.dumps(job_params(spec, run), sort_keys=True, separators=(",", ":")),
+        c.ENV_PARAMS: params,
         c.ENV_SCRATCH: c.SCRATCH_PATH,
         "TMPDIR": c.SCRATCH_PATH,
         "HOME": c.SCRATCH_PATH,

@@ -207,3 +207,10 @@ def test_image_and_command_come_from_settings_per_job_type_never_from_the_spec()
     ctr = build_job(spec, run_for(spec), settings=settings)["spec"]["template"]["spec"]["containers"][0]
     assert ctr["image"] == "registry.example/indexer:1.2.3"
     assert ctr["command"] == ["python", "-m", "jobplane_trainer", "run"]
+
+
+def test_oversized_params_are_refused_with_a_hint() -> None:
+    spec = spec_for("kb-index")
+    spec["params"]["articles"] = [{"id": f"a{i}", "title": "t", "text": "x" * 1000} for i in range(40)]
+    with pytest.raises(PermanentError, match="by uri"):
+        build_job(spec, run_for(spec), settings=make_settings())
