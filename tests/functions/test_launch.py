@@ -19,7 +19,7 @@ from jobplane import conventions as c
 from jobplane import events as ev
 from jobplane import runs, runtime
 from jobplane.app import create_function_app
-from jobplane.errors import UnavailableError
+from jobplane.errors import PermanentError, UnavailableError
 from jobplane.runtime import Runtime
 from jobplane.settings import Settings
 from jobplane.store import open_store
@@ -215,3 +215,14 @@ def test_inline_examples_in_a_run_request_are_stored_and_passed_by_uri(launch: L
     (key,) = [k for k in launch.keys() if k.startswith("bots/test-bot/data/")]
     assert uri == launch.store.uri(key)
     assert json.loads(launch.store.read(key).data)["examples"] == TRAINING_EXAMPLES
+
+
+def test_a_job_the_launcher_refuses_for_good_fails_the_run_and_answers_400(launch: Launch) -> None:
+    launch.launcher.fail_with = PermanentError("Job.batch is invalid: spec.template: Required value")
+    event = bot_changed()
+    response = launch.post(event)
+
+    assert response.status_code == 400 and "Job.batch is invalid" in response.text
+    (run,) = runs.list_runs(launch.store, spec_id="train-pizza-bot")
+    assert run["state"] == "failed" and run["reason"] == "LaunchFailed" and "invalid" in run["message"]
+    assert launch.post(event).status_code == 204  # the redelivery finds the run ended: no second try

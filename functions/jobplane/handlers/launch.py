@@ -30,7 +30,6 @@ from ..errors import (
     PermanentError,
     PreconditionFailedError,
     Problem,
-    TransientError,
     ValidationError,
 )
 from ..runtime import Runtime
@@ -262,13 +261,11 @@ def _supersede(run_id: str, *, by: Mapping[str, Any], rt: Runtime) -> None:
 
 
 def _launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event:
-    job = manifests.build_job(spec, run, settings=rt.settings)
     try:
-        status = rt.launcher.launch(job)
-    except TransientError:
-        raise
+        status = rt.launcher.launch(manifests.build_job(spec, run, settings=rt.settings))
     except JobplaneError as e:
-        _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
+        if not e.retryable:  # the API server refused the Job for good (e.g. 422)
+            _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
         raise
     ref = {"name": status.name, "namespace": status.namespace}
     updated = runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, ref, rt=rt))

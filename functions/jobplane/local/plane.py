@@ -38,8 +38,9 @@ RECONCILE_EVERY: Final = 10.0
 """Seconds between sweeps for runs whose Job ended without a final callback."""
 FINISH_GRACE: Final = 5.0
 """Seconds a finished Job's last callbacks get to reach status before the reconciler judges."""
-REPORT_GRACE: Final = timedelta(seconds=FINISH_GRACE)
-"""How long a succeeded Job's final callback may take through the local broker."""
+REPORT_GRACE: Final = timedelta(seconds=60)
+"""How long a succeeded Job's final callback may take through the local broker (longer than
+the Broker's whole retry schedule, so a callback still being retried is not judged missing)."""
 HOST: Final = "127.0.0.1"
 
 
