@@ -9,7 +9,7 @@ round trip is the trigger-to-Job latency. Each trigger runs its own spec (as eac
 own training spec), so no spec piles up active runs over the run. Target: p50 within 2x the
 bare create.
 
-    .venv/bin/python benchmarks/bench_launch.py [--launches 300] [--clients 4]
+    .venv/bin/python benchmarks/bench_launch.py [--launches 200] [--clients 4]
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def line(label: str, timings: list[float], extra: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--launches", type=int, default=300)
+    parser.add_argument("--launches", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
     kube, kube_conn, kube_url = start(serve_kube)

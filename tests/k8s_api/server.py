@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .selectors import SelectorError
-from .state import RESOURCES, ApiError, ClusterState, Obj, merge_patch, status_body
+from .state import RESOURCES, ClusterState, Obj, merge_patch
+from .status import ApiError, status_body
 
 MAX_WATCH_SECONDS = 60
 MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml")

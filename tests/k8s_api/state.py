@@ -17,6 +17,7 @@ from typing import Any
 
 from . import validation as v
 from .selectors import field_matcher, label_matcher
+from .status import ApiError, invalid, status_body
 
 Obj = dict[str, Any]
 
@@ -43,27 +44,6 @@ RESOURCES = {
     "pods": Resource("v1", "pods", "Pod", True, v.check_pod),
     "namespaces": Resource("v1", "namespaces", "Namespace", False, v.check_namespace),
 }
-
-
-class ApiError(Exception):
-    """Answered as a ``Status`` body with this code."""
-
-    def __init__(self, code: int, reason: str, message: str, *, details: Obj | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-        self.details, self.headers = details, headers or {}
-
-    def body(self) -> Obj:
-        return status_body(self.code, self.reason, self.message, details=self.details)
-
-
-def status_body(code: int, reason: str, message: str, *, details: Obj | None = None) -> Obj:
-    body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                 "status": "Success" if code < 400 else "Failure", "message": message, "reason": reason, "code": code}
-    if details is not None:
-        body["details"] = details
-    return body
 
 
 @dataclass
@@ -406,11 +386,3 @@ def condition(type_: str, reason: str, message: str, *, status: str = "True") ->
     now = now_rfc3339()
     return {"type": type_, "status": status, "reason": reason, "message": message,
             "lastProbeTime": now, "lastTransitionTime": now}
-
-
-def invalid(res: Resource, name: str, causes: list[v.Cause]) -> ApiError:
-    text = ", ".join(f"{f}: {m}" for f, m in causes)
-    kind = f"{res.kind}.{res.group}" if res.group else res.kind
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}',
-                    details={"name": name, "group": res.group, "kind": res.kind,
-                             "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
