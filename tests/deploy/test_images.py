@@ -4,11 +4,15 @@ points, no torch in the functions image, and every file they copy exists in the 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from jobplane import manifests
 from jobplane.settings import IN_CLUSTER_COMMAND
@@ -96,3 +100,45 @@ def test_trainer_image_is_cuda_pytorch_with_the_trainer_as_entrypoint() -> None:
 
 def test_build_script_is_valid_shell() -> None:
     subprocess.run(["sh", "-n", str(kube.REPO / "deploy" / "build-images.sh")], check=True)
+
+
+def test_image_entrypoint_serves_the_function_its_service_names(tmp_path: Path) -> None:
+    """Run the functions image's ENTRYPOINT as the deadletter Service would (its env, the
+    settings ConfigMap, PORT) with this checkout instead of /app, and post it a dead letter."""
+    from support.servers import free_port
+
+    from jobplane import events as ev
+
+    entry = exec_form(final_stage(FUNCTIONS), "ENTRYPOINT")
+    entry[entry.index("--source") + 1] = str(kube.REPO / "functions" / "main.py")
+    env = _service_env("service_deadletter.yaml", store=(tmp_path / "store").as_uri())
+    port, log = free_port(), tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / entry[0]), *entry[1:]],
+                                env={**env, "PORT": str(port)}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        headers, body = ev.to_http(ev.new_event(ev.RUN_FAILED, source="/test", id="e-1", data={"reason": "x"}))
+        response = _post_when_up(f"http://127.0.0.1:{port}/", body, headers, proc=proc)
+        assert response.status_code == 204, response.text + log.read_text()
+        assert list((tmp_path / "store").rglob("deadletter/*/*.json"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _service_env(service_file: str, *, store: str) -> dict[str, str]:
+    [settings] = kube.load_all(kube.REPO / "knative" / "base" / "config_map.yaml")
+    [service] = kube.load_all(kube.REPO / "knative" / "base" / service_file)
+    container = service["spec"]["template"]["spec"]["containers"][0]
+    env = {**settings["data"], **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
+    return {**env, "JOBPLANE_STORE": store, "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")}
+
+
+def _post_when_up(url: str, body: bytes, headers: dict[str, str], *, proc: subprocess.Popen[bytes]) -> requests.Response:
+    for _ in range(300):
+        assert proc.poll() is None, "functions-framework exited at start"
+        try:
+            return requests.post(url, data=body, headers=headers, timeout=10)
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} never came up")
