@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,29 @@ def test_a_trainer_that_crashes_mid_run_leaves_its_run_failed_with_the_reason(tm
     assert run["state"] == "failed", run
     assert run["reason"] == "BackoffLimitExceeded"
     assert run["finishedAt"] and run["message"]
+
+
+@pytest.mark.slow
+def test_a_run_triggered_through_the_api_goes_through_the_broker_and_succeeds(plane: Plane) -> None:
+    spec = make_spec(params={"trainingData": {"examples": TRAINING_EXAMPLES}})
+    assert requests.post(f"{plane.url}/v1/specs", json=spec, timeout=10).status_code == 201
+
+    response = requests.post(f"{plane.url}/v1/specs/{spec['id']}/runs", json={}, timeout=10)
+    assert response.status_code == 202, response.text
+    run = final_run(plane, response.json()["runId"])
+    assert run["state"] == "succeeded" and run["trigger"]["type"] == ev.RUN_REQUESTED
+    listed = requests.get(f"{plane.url}/v1/specs/{spec['id']}/runs", timeout=10).json()["runs"]
+    assert [r["id"] for r in listed] == [run["id"]]
+
+
+@pytest.mark.slow
+def test_a_spec_with_a_schedule_is_run_by_the_local_cron_as_a_ping(plane: Plane) -> None:
+    spec = make_spec(id="train-nightly", schedule="30 2 * * *")
+    assert requests.post(f"{plane.url}/v1/specs", json=spec, timeout=10).status_code == 201
+
+    plane.cron.run_pending(datetime(2026, 3, 1, 2, 29, 30, tzinfo=UTC))
+    fired = plane.cron.run_pending(datetime(2026, 3, 1, 2, 30, 5, tzinfo=UTC))
+    (ping,) = [e for e in fired if e.source.endswith("/pingsources/jobplane-spec-train-nightly")]
+
+    run = final_run(plane, runs.run_id_for("train-nightly", source=ping.source, event_id=ping.id))
+    assert run["state"] == "succeeded" and run["trigger"]["type"] == ev.PING
