@@ -232,3 +232,11 @@ def test_no_cluster_and_no_kubeconfig_is_unavailable(tmp_path: Path, monkeypatch
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     with pytest.raises(UnavailableError, match="no Kubernetes config"):
         open_launcher(SETTINGS)
+
+
+def test_list_reads_every_page(kube: FakeKubeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("jobplane.launcher.kubernetes.LIST_PAGE", 2)
+    launcher = KubernetesLauncher(kube.api_client(), namespace=NS)
+    created = {launcher.launch(job_for(f"e{i}")).name for i in range(5)}
+    assert {s.name for s in launcher.list({c.LABEL_MANAGED_BY: c.MANAGED_BY})} == created
+    assert kube.state.count("GET", "jobs") == 3

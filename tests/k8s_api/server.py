@@ -123,8 +123,14 @@ class Handler(BaseHTTPRequestHandler):
         for item in items:
             item.pop("apiVersion", None)
             item.pop("kind", None)
-        self._send(200, {"kind": f"{res.kind}List", "apiVersion": res.group_version,
-                         "metadata": {"resourceVersion": str(rv)}, "items": items})
+        meta: Obj = {"resourceVersion": str(rv)}
+        start = int(query.get("continue") or 0)  # an opaque token for clients; an offset here
+        limit = int(query.get("limit") or 0)
+        if limit and start + limit < len(items):
+            meta["continue"] = str(start + limit)
+            meta["remainingItemCount"] = len(items) - start - limit
+        page = items[start:start + limit] if limit else items[start:]
+        self._send(200, {"kind": f"{res.kind}List", "apiVersion": res.group_version, "metadata": meta, "items": page})
 
     def _watch(self, plural: str, ns: str | None, query: dict[str, str]) -> None:
         raw_rv = query.get("resourceVersion")

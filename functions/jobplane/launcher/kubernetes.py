@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUS: Final = frozenset({401, 429, 500, 502, 503, 504})
 """401 too: an in-cluster token rotates and the next read of it succeeds."""
 FAILED_REASONS: Final = ("BackoffLimitExceeded", "DeadlineExceeded", "PodFailurePolicy")
+LIST_PAGE: Final = 500
 DELETE_PROPAGATION: Final = "Background"
 """batch/v1 Jobs orphan their pods by default; Background makes the garbage collector take them."""
 
@@ -93,13 +94,23 @@ class KubernetesLauncher:
                 raise permanent(e, verb="delete", what=name) from e
 
     def list(self, labels: Mapping[str, str]) -> list[JobStatus]:
+        """All pages (``LIST_PAGE`` Jobs each), so a namespace of thousands stays cheap per call."""
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        found: list[JobStatus] = []
+        token: str | None = None
+        while True:
+            body = self._list_page(selector, token)
+            found += [to_status(item) for item in body.get("items") or []]
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return found
+
+    def _list_page(self, selector: str, token: str | None) -> Obj:
         try:
-            body = self._call("list", selector, lambda **kw: self._batch.list_namespaced_job(
-                self.namespace, label_selector=selector, **kw))
+            return self._call("list", selector, lambda **kw: self._batch.list_namespaced_job(
+                self.namespace, label_selector=selector, limit=LIST_PAGE, _continue=token, **kw))
         except ApiException as e:
             raise permanent(e, verb="list", what=selector) from e
-        return [to_status(item) for item in body.get("items") or []]
 
     # ---- calls and their errors ------------------------------------------------------------
     def _read(self, name: str) -> Obj:
