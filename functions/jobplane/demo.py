@@ -156,18 +156,32 @@ def report(plane: Any, run: Mapping[str, Any], *, event: ev.Event, wall: float, 
     if matrix:
         say(out, "\nconfusion matrix (rows: true intent, columns: predicted)")
         say(out, format_matrix(matrix["labels"], matrix["matrix"]))
-    elapsed = _event_to_model(event, run) or wall
+    stamps = timeline(event, run)
+    elapsed = stamps["finished"] if "finished" in stamps else wall
     verdict = "within" if elapsed < TARGET_SECONDS else "over"
     say(out, f"\nbot.changed → trained model: {elapsed:.1f} s ({verdict} the {TARGET_SECONDS:.0f} s target)")
+    if {"created", "started", "finished"} <= stamps.keys():
+        say(out, f"  run recorded and Job launched after {stamps['created']:.1f} s, trainer's first report "
+                 f"at {stamps['started']:.1f} s, training and evaluation {stamps['finished'] - stamps['started']:.1f} s")
 
 
-def _event_to_model(event: ev.Event, run: Mapping[str, Any]) -> float | None:
+def timeline(event: ev.Event, run: Mapping[str, Any]) -> dict[str, float]:
+    """Seconds from the event's ``time`` to the run's ``createdAt``/``startedAt``/``finishedAt``."""
     try:
-        start = datetime.fromisoformat(str(event.time).replace("Z", "+00:00"))
-        end = datetime.fromisoformat(str(run["finishedAt"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return None
-    return (end - start).total_seconds()
+        start = _parse(str(event.time))
+    except ValueError:
+        return {}
+    out: dict[str, float] = {}
+    for name, key in (("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt")):
+        try:
+            out[name] = (_parse(str(run[key])) - start).total_seconds()
+        except (KeyError, ValueError):
+            continue
+    return out
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def confusion_matrix(store: Any, run: Mapping[str, Any]) -> dict[str, Any] | None:
