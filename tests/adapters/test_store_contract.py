@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobplane.errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError
-from jobplane.store import ObjectStore, open_store, resolve_uri, split_uri
+from jobplane.store import ObjectStore, client_env, open_store, resolve_uri, split_uri
 from jobplane.store import gcs as gcs_module
 from jobplane.store import files as files_module
 from jobplane.store.files import FileStore
@@ -237,3 +237,11 @@ def test_a_dead_gcs_server_fails_fast_as_unavailable(gcs_server: GcsServer) -> N
 def test_open_store_rejects_unknown_schemes() -> None:
     with pytest.raises(PermanentError):
         open_store("s3://bucket/prefix")
+
+
+def test_child_processes_get_the_gcs_client_environment_only_for_gcs_stores(tmp_path: Path) -> None:
+    env = {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1", "HOME": str(tmp_path), "OTHER": "x"}
+    assert client_env("file:///data/store", env) == {}
+    assert client_env("gs://b/p", env) == {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"}
+    (tmp_path / ".config" / "gcloud").mkdir(parents=True)
+    assert client_env("gs://b/p", env)["CLOUDSDK_CONFIG"] == str(tmp_path / ".config" / "gcloud")

@@ -7,13 +7,17 @@ a ``gs://`` URL is opened, so the embedded plane never loads it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import PermanentError
 from .base import Blob, ObjectStore
 
-__all__ = ["Blob", "ObjectStore", "open_store", "split_uri", "resolve_uri"]
+__all__ = ["Blob", "ObjectStore", "client_env", "open_store", "split_uri", "resolve_uri"]
+
+GCS_CLIENT_ENV = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CONFIG")
+"""What the GCS client reads from the environment to find the store and its credentials."""
 
 
 def open_store(url: str) -> ObjectStore:
@@ -33,6 +37,19 @@ def open_store(url: str) -> ObjectStore:
 
         return GcsStore(url)
     raise PermanentError(f"unsupported store URL {url!r}: expected file:///abs/dir or gs://bucket/prefix")
+
+
+def client_env(url: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The variables a child process (a local Job) needs to open the store at ``url`` as
+    this process does. Local Jobs get a HOME of their own, so user credentials found under
+    ``$HOME/.config/gcloud`` are passed by ``CLOUDSDK_CONFIG``."""
+    if not url.startswith("gs://"):
+        return {}
+    found = {name: env[name] for name in GCS_CLIENT_ENV if env.get(name)}
+    gcloud = Path(env.get("HOME", "/nonexistent")) / ".config" / "gcloud"
+    if "CLOUDSDK_CONFIG" not in found and gcloud.is_dir():
+        found["CLOUDSDK_CONFIG"] = str(gcloud)
+    return found
 
 
 def split_uri(uri: str, *, base_url: str | None = None) -> tuple[str, str]:
