@@ -52,16 +52,19 @@ class Reporter:
         self.sleep = sleep
         self.seq = 0
         self.last_percent = 0.0
+        self.last_phase = ""
 
     def _event(self, type_: str, data: dict[str, Any]) -> events.Event:
         return events.new_event(type_, source=f"/jobplane/trainer/{self.run_id}", subject=self.run_id,
                                 data=data, extensions={TOKEN_EXTENSION: self.token})
 
     def progress(self, p: Progress, *, force: bool = False) -> None:
-        """A ``run.progress`` event unless one went out less than a second ago."""
+        """A ``run.progress`` event unless one went out less than a second ago (a new phase
+        always goes out: a handful per run)."""
         percent = max(self.last_percent, p.percent)  # never backwards
-        if not self.throttle.allow(force=force):
+        if not self.throttle.allow(force=force or p.phase != self.last_phase):
             return
+        self.last_phase = p.phase
         self.seq += 1
         self.last_percent = percent
         data: dict[str, Any] = {"seq": self.seq, "progress": percent, "phase": p.phase, "message": p.message}

@@ -48,6 +48,8 @@ class TrainConfig:
     tagger_dim: int = 128
     tagger_hidden: int = 96
     fallback_quantile: float = 0.05
+    threads: int = 1
+    """CPU threads: the steps are small, and more threads thrash on a shared 2-core machine."""
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
@@ -200,6 +202,7 @@ class Runner:
         r = self.resume
         if not r or r.get("stage") != st.name:
             return {"epoch": 0, "batch": 0, "best": -1.0, "best_state": None, "bad": 0}
+        self.hooks.progress(Progress(st.name, st.span[0], f"resumed from checkpoint at epoch {r['epoch'] + 1} batch {r['batch']}"))
         st.net.load_state_dict(r["net"])
         for opt, s in zip(st.optimizers, r["opts"]):
             opt.load_state_dict(s)
@@ -305,6 +308,8 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     dev = device()
+    if dev.type == "cpu":
+        torch.set_num_threads(cfg.threads)
     fingerprint = f"{data_hash(examples)}:{sorted(asdict(cfg).items())}"
     runner = Runner(hooks, fingerprint=fingerprint)
     hooks.progress(Progress("prepare", 1.0, f"{len(examples)} examples, device {dev.type}"))

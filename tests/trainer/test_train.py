@@ -1,0 +1,147 @@
+"""Training on small real data: accuracy, numpy inference equal to torch, checkpoints that
+resume, progress that is rate-limited."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from jobplane import inference
+from jobplane.events import Event
+from jobplane_trainer.data import Example, decode, from_project, from_snips
+from jobplane_trainer.model import IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
+from jobplane_trainer.report import Reporter, Throttle
+from jobplane_trainer.train import Hooks, Interrupted, Progress, TrainConfig, evaluate, split, train
+
+from .conftest import SHARED_DATA, make_bot
+
+
+def test_generated_bot_reaches_sane_accuracy(trained: Any) -> None:
+    assert trained.summary["accuracy"] >= 0.85
+    assert trained.summary["entity_f1"] >= 0.7
+    assert 0.0 < trained.meta["threshold"] < 1.0
+
+
+def test_served_model_answers_with_ranking_and_entities(trained: Any) -> None:
+    model = inference.Model.from_bytes(trained.model)
+    answer = model.predict("book a flight to lisbon tomorrow")
+    assert answer["intent"] == "book_flight"
+    assert answer["ranking"][0]["intent"] == "book_flight" and len(answer["ranking"]) == 5
+    assert {"entity": "city", "value": "lisbon", "start": 17, "end": 23} in answer["entities"]
+
+
+def test_low_confidence_falls_back_to_out_of_scope(trained: Any) -> None:
+    model = inference.Model.from_bytes(trained.model)
+    assert model.predict("book a flight to lisbon", threshold=1.01)["intent"] == inference.FALLBACK_INTENT
+
+
+def test_split_is_stratified_and_deterministic() -> None:
+    examples = [Example(f"t{i}", f"i{i % 4}") for i in range(40)] + [Example("x", "rare"), Example("y", "rare")]
+    train_a, val_a = split(examples, fraction=0.2, seed=1)
+    train_b, val_b = split(examples, fraction=0.2, seed=1)
+    assert val_a == val_b and train_a == train_b
+    assert sorted(e.intent for e in val_a) == ["i0", "i0", "i1", "i1", "i2", "i2", "i3", "i3"]
+
+
+def test_numpy_inference_equals_torch(bot_data: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    examples = from_project(bot_data)
+    ifeats = IntentFeatures.fit([e.text for e in examples])
+    inet = IntentNet(len(ifeats.vocab), 8, dim=16, hidden=12).eval()
+    tfeats = TagFeatures.fit(examples)
+    tnet = TaggerNet(len(tfeats.vocab), len(tfeats.tags), dim=8, hidden=6).eval()
+    arrays = inet.export(ifeats) | tnet.export(tfeats)
+    for ex in examples[::25]:
+        with torch.no_grad():
+            want = inet(*collate_bags(ifeats.bags([ex.text]), torch.device("cpu")))[0].numpy()
+            ids, offsets, _, lengths = collate_tokens([tfeats.encode(ex)], torch.device("cpu"))
+            logits = tnet(ids, offsets, lengths.tolist())[0]
+            want_tags = torch.log_softmax(logits, -1).numpy()
+        np.testing.assert_allclose(inference.intent_logits(arrays, ex.text), want, rtol=1e-4, atol=1e-5)
+        tokens = [t.text for t in inference.tokenize(ex.text)]
+        np.testing.assert_allclose(inference.tag_scores(arrays, tokens), want_tags, rtol=1e-4, atol=1e-5)
+
+
+def test_stop_writes_a_checkpoint_and_resume_finishes_the_same_model(bot_data: dict[str, Any]) -> None:
+    examples = from_project(bot_data)
+    cfg = TrainConfig(max_epochs=4, patience=4, tagger_epochs=3, tagger_patience=3)
+    saved: list[bytes] = []
+    calls = iter(range(10**6))
+    stop_after = 30  # batches: inside the intent stage's second epoch
+    with pytest.raises(Interrupted):
+        train(examples, cfg=cfg, hooks=Hooks(should_stop=lambda: next(calls) >= stop_after, save_checkpoint=saved.append))
+    assert len(saved) == 1
+    seen: list[Progress] = []
+    resumed = train(examples, cfg=cfg, hooks=Hooks(load_checkpoint=lambda: saved[0], progress=seen.append))
+    assert any("resumed from checkpoint" in p.message for p in seen)
+    straight = train(examples, cfg=cfg)
+    a, b = inference.Model.from_bytes(resumed.model), inference.Model.from_bytes(straight.model)
+    for name in ("intent_emb", "intent_out_w", "tag_out_w"):
+        np.testing.assert_allclose(a.arrays[name], b.arrays[name], rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_of_other_data_is_ignored(bot_data: dict[str, Any]) -> None:
+    saved: list[bytes] = []
+    examples = from_project(bot_data)
+    cfg = TrainConfig(max_epochs=2, tagger_epochs=1)
+    with pytest.raises(Interrupted):
+        train(examples, cfg=cfg, hooks=Hooks(should_stop=lambda: True, save_checkpoint=saved.append))
+    seen: list[Progress] = []
+    train(examples[:-1], cfg=cfg, hooks=Hooks(load_checkpoint=lambda: saved[0], progress=seen.append))
+    assert not any("resumed" in p.message for p in seen)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_events_are_rate_limited_and_never_go_backwards() -> None:
+    clock = FakeClock()
+    sent: list[Event] = []
+    reporter = Reporter(sent.append, run_id="r1", token="tok", throttle=Throttle(1.0, clock=clock))
+    for i in range(50):  # 50 updates over 5 simulated seconds
+        clock.now = i * 0.1
+        reporter.progress(Progress("intent", 5.0 if i == 30 else float(i), "x"))
+    times = [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert len(sent) == len(times)
+    assert [e.data["seq"] for e in sent] == [1, 2, 3, 4, 5]
+    assert all(e.extensions["jobplanetoken"] == "tok" and e.subject == "r1" for e in sent)
+    assert sent[0].source == "/jobplane/trainer/r1" and sent[0].type == "dev.jobplane.run.progress"
+    progress = [e.data["progress"] for e in sent]
+    assert progress == sorted(progress)
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (Snips subset test)")
+def test_snips_subset_trains_intents_and_slots() -> None:
+    train_set: list[Example] = []
+    test_set: list[Example] = []
+    for folder in sorted((SHARED_DATA / "snips").iterdir()):
+        if not folder.is_dir():
+            continue
+        name = folder.name
+        raw = (folder / f"train_{name}_full.json").read_bytes()
+        train_set += from_snips(json.loads(decode(raw, name=name, errors="replace")))[:40]
+        val = (folder / f"validate_{name}.json").read_bytes()
+        test_set += from_snips(json.loads(decode(val, name=name, errors="replace")))[:40]
+    result = train(train_set, cfg=TrainConfig(tagger_epochs=20), test=test_set)
+    assert result.summary["accuracy"] >= 0.9
+    assert result.summary["entity_f1"] >= 0.5
+
+
+def test_evaluate_scores_unseen_test_intents_as_errors(trained: Any) -> None:
+    model = inference.Model.from_bytes(trained.model)
+    report, _, conf = evaluate(model, [Example("hello", "greet"), Example("launch the rocket", "rocket")], labels=model.labels)
+    assert report["accuracy"] == 0.5
+    assert conf["labels"][-1] == "rocket"
+
+
+def test_make_bot_is_deterministic() -> None:
+    assert make_bot(seed=5) == make_bot(seed=5)
