@@ -240,3 +240,15 @@ def test_list_reads_every_page(kube: FakeKubeApi, monkeypatch: pytest.MonkeyPatc
     created = {launcher.launch(job_for(f"e{i}")).name for i in range(5)}
     assert {s.name for s in launcher.list({c.LABEL_MANAGED_BY: c.MANAGED_BY})} == created
     assert kube.state.count("GET", "jobs") == 3
+
+
+@pytest.mark.parametrize("kueue", [False, True])
+def test_the_api_server_receives_the_manifest_exactly_as_built(kube: FakeKubeApi, launcher: KubernetesLauncher,
+                                                               kueue: bool) -> None:
+    job = job_for("e1", settings=SETTINGS.with_(kueue=kueue), resources={"gpus": 8, "cpu": "8", "memory": "64Gi"})
+    launcher.launch(job)
+    stored = kube.state.get("jobs", NS, job["metadata"]["name"])
+    assert stored["metadata"]["labels"] == job["metadata"]["labels"]
+    assert {k: stored["spec"][k] for k in job["spec"] if k != "template"} == \
+        {k: v for k, v in job["spec"].items() if k != "template"}
+    assert stored["spec"]["template"]["spec"] == job["spec"]["template"]["spec"]
