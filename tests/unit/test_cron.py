@@ -88,18 +88,18 @@ def test_next_fire_is_strictly_after_and_minute_aligned() -> None:
 @pytest.mark.parametrize(
     ("schedule", "problem"),
     [
-        ("60 * * * *", "minute field"),
-        ("* 24 * * *", "hour field"),
-        ("* * 0 * *", "day of month field"),
-        ("* * * 13 *", "month field"),
-        ("* * * * 8", "day of week field"),
+        ("60 * * * *", "minute: 60 is out of range"),
+        ("* 24 * * *", "hour: 24 is out of range"),
+        ("* * 0 * *", "day of month: 0 is out of range"),
+        ("* * * 13 *", "month: 13 is out of range"),
+        ("* * * * 8", "day of week: 8 is out of range"),
         ("* * * *", "expected 5 fields"),
         ("* * * * * *", "expected 5 fields"),
         ("a * * * *", "not a number"),
         ("*/0 * * * *", "step must be at least 1"),
-        ("5-1 * * * *", "out of range"),
-        ("* * * FOO *", "not a number or a name"),
-        ("@every 5m", "unsupported descriptor"),
+        ("5-1 * * * *", "starts after it ends"),
+        ("* * * FOO *", "not a number or one of JAN"),
+        ("@every 5m", "unknown macro"),
     ],
 )
 def test_rejects_bad_schedules_naming_the_field(schedule: str, problem: str) -> None:

@@ -5,7 +5,7 @@ embedded plane from a cluster.
 Two kinds of sources fire: the PingSource manifests in ``eventing/`` and, for every stored spec
 with a ``schedule``, the PingSource a cluster would run for it (``jobplane.schedules`` names
 and fills it: ``jobplane-spec-{specId}``, data ``{"specId": ...}``, sink the broker).
-Schedules, time zones and DST are ``crontab.py``'s; a PingSource without ``timezone`` runs in
+Schedules, time zones and DST are ``jobplane.cronexpr``'s; a PingSource without ``timezone`` runs in
 UTC (the ping adapter pod's zone).
 """
 
@@ -25,9 +25,9 @@ from typing import Any, Final
 import yaml
 
 from .. import schedules
+from ..cronexpr import CronSchedule, fires_at, next_fire, parse_schedule, zone
 from ..errors import PermanentError
 from ..events import PING, Event, is_json, now_rfc3339
-from .crontab import CronSchedule, fires_at, next_fire, parse_schedule, zone
 
 __all__ = [
     "CronSchedule", "LocalCron", "PingSource", "fires_at", "load_pingsources", "next_fire", "parse_schedule",
