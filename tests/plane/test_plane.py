@@ -171,3 +171,20 @@ def test_a_spec_with_a_schedule_is_run_by_the_local_cron_as_a_ping(plane: Plane)
 
     run = final_run(plane, runs.run_id_for("train-nightly", source=ping.source, event_id=ping.id))
     assert run["state"] == "succeeded" and run["trigger"]["type"] == ev.PING
+
+
+def test_built_in_specs_are_stored_once_and_never_overwrite_a_users_edit(tmp_path: Path) -> None:
+    from jobplane.local.plane import seed_specs
+    from jobplane.store import open_store
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "nightly.json").write_text(json.dumps(make_spec(id="nightly", schedule="0 3 * * *")))
+    (specs / "broken.json").write_text(json.dumps({"id": "Broken"}))
+    store = open_store((tmp_path / "store").as_uri())
+
+    assert seed_specs(store, specs) == ["nightly"]
+    store.write(c.spec_key("nightly"), json.dumps(make_spec(id="nightly", description="edited")).encode())
+    assert seed_specs(store, specs) == []
+    assert json.loads(store.read(c.spec_key("nightly")).data)["description"] == "edited"
+    assert sorted(store.list("")) == ["specs/nightly.json"]

@@ -26,11 +26,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from .. import conventions as c
 from .. import events as ev
 from ..app import WSGIApp, build_app
-from ..errors import JobplaneError, PermanentError, UnavailableError
+from ..errors import JobplaneError, PermanentError, PreconditionFailedError, UnavailableError
 from ..launcher import Launcher, JobStatus, open_launcher
 from ..runtime import Runtime, install
 from ..settings import Settings, embedded_defaults
 from ..store import open_store
+from ..store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,31 @@ def find_eventing_dir(path: Path | None) -> Path:
             "by the repo's eventing/ dir; run from a checkout or pass --eventing-dir"
         )
     return found
+
+
+def builtin_specs_dir() -> Path:
+    """``jobplane/data/specs/``: specs shipped with the package (those the PingSources in
+    ``eventing/`` run, such as the weekly retrain)."""
+    return Path(__file__).resolve().parents[1] / "data" / "specs"
+
+
+def seed_specs(store: ObjectStore, directory: Path) -> list[str]:
+    """Store each valid ``*.json`` spec in ``directory`` unless one of that id exists (a user's
+    edit wins); the ids written. Invalid ones are logged and skipped."""
+    from ..spec import validate_spec
+
+    written: list[str] = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            spec = validate_spec(json.loads(path.read_text(encoding="utf-8")))
+            store.write(c.spec_key(spec["id"]), json.dumps(spec, sort_keys=True).encode(), if_generation_match=0)
+        except PreconditionFailedError:
+            continue
+        except (JobplaneError, ValueError) as e:
+            log.warning("built-in spec %s skipped: %s", path.name, e)
+            continue
+        written.append(spec["id"])
+    return written
 
 
 def plane_settings(data_dir: Path, *, port: int, env: Mapping[str, str]) -> Settings:
@@ -110,6 +136,7 @@ class Plane:
         from . import broker as local_broker
 
         install(self.runtime)
+        seed_specs(self.store, builtin_specs_dir())
         config = local_broker.load_broker(self.eventing_dir)
         triggers = local_broker.load_triggers(self.eventing_dir, namespace=config.namespace)
         resolve = local_broker.function_resolver(self.url, namespace=config.namespace)
