@@ -70,7 +70,7 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
     if plan.overrides:
         run["params"] = plan.overrides
-    run, created = runs.create_run(rt.store, run)
+    run, _created = runs.create_run(rt.store, run)
     if run["state"] != "requested":
         log.info("run %s exists (state %s): duplicate delivery of %s", run["id"], run["state"], event.id)
         return _reply(run) if run.get("job") else None
