@@ -245,3 +245,11 @@ def test_child_processes_get_the_gcs_client_environment_only_for_gcs_stores(tmp_
     assert client_env("gs://b/p", env) == {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"}
     (tmp_path / ".config" / "gcloud").mkdir(parents=True)
     assert client_env("gs://b/p", env)["CLOUDSDK_CONFIG"] == str(tmp_path / ".config" / "gcloud")
+
+
+def test_missing_gcs_credentials_fail_as_unavailable_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    store = open_store("gs://bucket/prefix")  # opening touches nothing
+    with pytest.raises(UnavailableError):
+        store.read("k")

@@ -16,9 +16,10 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
+import requests.adapters
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exc
@@ -34,20 +35,42 @@ DEFAULT_TIMEOUT_S = 10.0
 """Per-request timeout (connect and read)."""
 DEFAULT_DEADLINE_S = 15.0
 """Total time one store call may spend retrying before it gives up as unavailable."""
+POOL_SIZE = 64
+"""HTTP connections kept per client (a status pod runs up to 50 request threads)."""
 _LIST_PAGE_SIZE = 1000
 T = TypeVar("T")
 
 
 def default_client(env: Mapping[str, str] | None = None) -> storage.Client:
     """A client from the environment: anonymous against ``STORAGE_EMULATOR_HOST`` if set,
-    else Application Default Credentials (Workload Identity on GKE)."""
+    else Application Default Credentials (Workload Identity on GKE). Its connection pool
+    holds ``POOL_SIZE`` connections, as many as a function's request threads."""
     env = os.environ if env is None else env
-    if env.get("STORAGE_EMULATOR_HOST"):
+    emulator = env.get("STORAGE_EMULATOR_HOST")
+    project: str | None
+    if emulator:
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project=env.get("GOOGLE_CLOUD_PROJECT", "jobplane-local"),
-                              credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
-    return storage.Client()
+        credentials: Any = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        project = env.get("GOOGLE_CLOUD_PROJECT", "jobplane-local")
+        options: dict[str, str] = {"api_endpoint": emulator if "://" in emulator else f"http://{emulator}"}
+    else:
+        import google.auth
+
+        credentials, project = google.auth.default(scopes=storage.Client.SCOPE)
+        options = {}
+    return storage.Client(project=env.get("GOOGLE_CLOUD_PROJECT", project), credentials=credentials,
+                          client_options=options or None, _http=_pooled_session(credentials))
+
+
+def _pooled_session(credentials: Any) -> requests.Session:
+    from google.auth.transport.requests import AuthorizedSession
+
+    session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 class GcsStore:
