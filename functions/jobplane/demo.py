@@ -9,12 +9,13 @@ succeeded and the model answered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -65,7 +66,7 @@ def _drive(plane: Any, bot: Mapping[str, Any], *, timeout: float, out: TextIO) -
     started = time.monotonic()
     post_event(f"{plane.url}/default/default", event)
     say(out, f"posted {ev.BOT_CHANGED} (id {event.id}) to the broker → run {run_id}")
-    run = follow(plane.url, run_id, timeout=timeout, out=out)
+    run = follow(plane.url, run_id, timeout=timeout, out=out, rejected=lambda: rejection(plane.store, event))
     wall = time.monotonic() - started
     if run["state"] != "succeeded":
         raise DemoFailed(f"run {run_id} ended {run['state']}: {run.get('reason')} {run.get('message') or ''}".strip())
@@ -77,7 +78,9 @@ def _drive(plane: Any, bot: Mapping[str, Any], *, timeout: float, out: TextIO) -
 
 def bot_changed_event(bot: Mapping[str, Any]) -> ev.Event:
     examples = [{k: e[k] for k in ("text", "intent", "entities") if k in e} for e in bot["examples"]]
-    data = {"botId": bot["botId"], "revision": str(bot.get("revision", "r1")), "trainingData": {"examples": examples}}
+    digest = hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest()[:8]
+    revision = f"{bot.get('revision', 'r1')}-{digest}"  # an edited bot file is a new revision
+    data = {"botId": bot["botId"], "revision": revision, "trainingData": {"examples": examples}}
     return ev.new_event(ev.BOT_CHANGED, source=DEMO_SOURCE, subject=str(bot["botId"]), data=data,
                         id=str(uuid.uuid4()), extensions={"requestedby": "jobplane-demo"})
 
@@ -92,8 +95,23 @@ def post_event(url: str, event: ev.Event) -> None:
 # --- following the run ----------------------------------------------------------------------
 
 
-def follow(url: str, run_id: str, *, timeout: float, out: TextIO) -> dict[str, Any]:
-    """Poll ``GET /v1/runs/{id}`` until the run is terminal, drawing a progress bar."""
+def rejection(store: Any, event: ev.Event) -> str | None:
+    """Why the plane dead-lettered ``event`` (launch refused it), or None."""
+    from .handlers.deadletter import dead_letter_key
+
+    try:
+        record = json.loads(store.read(dead_letter_key(event, now=datetime.now(UTC))).data)
+    except (JobplaneError, ValueError):
+        return None
+    error = record.get("error") or {}
+    return f"HTTP {error.get('code')} from {error.get('destination')}: {error.get('response')}"
+
+
+def follow(
+    url: str, run_id: str, *, timeout: float, out: TextIO, rejected: Callable[[], str | None] = lambda: None
+) -> dict[str, Any]:
+    """Poll ``GET /v1/runs/{id}`` until the run is terminal, drawing a progress bar; fail
+    early when the event was dead-lettered instead of starting a run."""
     bar = ProgressBar(out)
     deadline = time.monotonic() + timeout
     run: dict[str, Any] = {}
@@ -107,6 +125,8 @@ def follow(url: str, run_id: str, *, timeout: float, out: TextIO) -> dict[str, A
                 return run
         elif response.status_code != 404:
             raise DemoFailed(f"GET /v1/runs/{run_id}: HTTP {response.status_code}: {response.text[:300]}")
+        elif (why := rejected()) is not None:
+            raise DemoFailed(f"the plane rejected the event (dead-lettered): {why}")
         time.sleep(POLL_SECONDS)
     bar.done()
     raise DemoFailed(f"run {run_id} did not finish within {timeout:.0f} s (last state {run.get('state', 'unknown')})")

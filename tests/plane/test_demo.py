@@ -29,3 +29,16 @@ def test_the_demo_trains_a_bot_prints_its_figures_and_classifies_new_utterances(
     assert "bot.changed → trained model:" in text
     assert "'hello there'" in text and " → greet" in text
     assert (tmp_path / "data" / "store" / "bots" / bot["botId"] / "model.json").exists()
+
+
+def test_the_demo_fails_fast_with_the_reason_when_the_event_is_rejected(tmp_path: Path) -> None:
+    bot = sample_bot()
+    bot["examples"] = [{"text": "hi", "intent": "greet", "entities": [{"start": 5, "end": 1, "entity": "x", "value": "?"}]}]
+    path = tmp_path / "bot.json"
+    path.write_text(json.dumps(bot))
+    out = io.StringIO()
+
+    code = run_demo(data_dir=tmp_path / "data", bot_path=path, timeout=60, out=out)
+
+    text = out.getvalue()
+    assert code == 1 and "rejected the event" in text and "HTTP 400" in text, text
