@@ -63,32 +63,38 @@ def callback(run_id: str, type: str = ev.RUN_PROGRESS, *, id: str | None = None,
                         extensions=exts, id=id)
 
 
-def start(store: ObjectStore) -> Iterator[Status]:
+@pytest.fixture(scope="module")
+def status_url() -> Iterator[str]:
+    """One server for the module: the target reads the runtime each test installs."""
+    with serve_wsgi(create_function_app("status")) as url:
+        yield url
+
+
+def start(store: ObjectStore, url: str) -> Iterator[Status]:
     settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=KEY)
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: None,  # type: ignore[arg-type,return-value]
                             send=lambda e: None))
     try:
-        with serve_wsgi(create_function_app("status")) as url:
-            yield Status(url=url, store=store)
+        yield Status(url=url, store=store)
     finally:
         progress.coalescer_for(store).close()
         runtime.install(None)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def status(tmp_path: Path) -> Iterator[Status]:
-    yield from start(open_store((tmp_path / "store").as_uri()))
+def status(tmp_path: Path, status_url: str) -> Iterator[Status]:
+    yield from start(open_store((tmp_path / "store").as_uri()), status_url)
 
 
 @pytest.fixture(params=["files", "gcs"])
-def any_status(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Status]:
+def any_status(request: pytest.FixtureRequest, tmp_path: Path, status_url: str) -> Iterator[Status]:
     url = (tmp_path / "store").as_uri() if request.param == "files" else request.getfixturevalue("gcs_store_url")
-    yield from start(open_store(url))
+    yield from start(open_store(url), status_url)
 
 
 @pytest.fixture
-def counted(tmp_path: Path) -> Iterator[Status]:
-    yield from start(CountingStore(open_store((tmp_path / "store").as_uri())))
+def counted(tmp_path: Path, status_url: str) -> Iterator[Status]:
+    yield from start(CountingStore(open_store((tmp_path / "store").as_uri())), status_url)
 
 
 # --- the contract --------------------------------------------------------------------------
@@ -217,12 +223,12 @@ def test_run_launched_replies_are_acknowledged_without_a_write(status: Status) -
     assert (status.post(event).status_code, status.run(run_id)) == (204, before)
 
 
-def test_a_dead_store_answers_503_so_the_broker_retries(tmp_path: Path) -> None:
+def test_a_dead_store_answers_503_so_the_broker_retries(status_url: str) -> None:
     from jobplane.store.gcs import default_client
 
     dead = GcsStore("gs://b/p", deadline=0.5, timeout=0.5,
                     client=default_client({"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"}))
-    for s in start(dead):
+    for s in start(dead, status_url):
         response = s.post(callback("some-run-0123", ev.RUN_FAILED, reason="Crash"))
         assert response.status_code == 503
 
