@@ -54,6 +54,7 @@ CATCH_UP_LIMIT: Final = 500
 _FLUSH_WORKERS: Final = 4
 _RETRY_BACKOFF_S: Final = 2.0
 _FORGET_AFTER_RUNS: Final = 10_000
+_BUSY_RETRY_S: Final = 0.005
 _RUN_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
 FINAL_PREFIX: Final = "final-"
@@ -310,20 +311,22 @@ class Coalescer:
                 self._release(run_id)
 
     def _next_due(self) -> str | None:
-        """The next run whose flush is due (waiting for it); ``None`` once closed and idle."""
+        """The next run whose flush is due (waiting for it); ``None`` once closed and idle.
+        A run still being written, or written by ``finish`` since it was queued, goes back
+        into the queue at the time it may be written again, so it holds no other run up."""
         while True:
             now = self._mono()
-            if self._due and self._due[0][0] <= now and self._due[0][1] not in self._busy:
+            if self._due and self._due[0][0] <= now:
                 run_id = heapq.heappop(self._due)[1]
                 allowed = self._last.get(run_id, float("-inf")) + self.interval
-                if self._closed or allowed <= now:
+                if run_id not in self._busy and (self._closed or allowed <= now):
                     return run_id
-                heapq.heappush(self._due, (allowed, run_id))  # finish() wrote it meanwhile
+                retry = now + _BUSY_RETRY_S if self._closed else max(allowed, now + _BUSY_RETRY_S)
+                heapq.heappush(self._due, (retry, run_id))
                 continue
             if self._closed and not self._pending:
                 return None
-            wait = self._due[0][0] - self._mono() if self._due else None
-            self._cond.wait(None if wait is None else max(wait, 0.005))
+            self._cond.wait(max(self._due[0][0] - now, _BUSY_RETRY_S) if self._due else None)
 
     def _flush(self, run_id: str, batch: list[Update]) -> None:
         try:
@@ -340,6 +343,9 @@ class Coalescer:
         if not batch:
             return
         with self._cond:
+            if self._closed and delay:
+                log.warning("gave up on %d update(s) for run %s at shutdown; they stay in its log", len(batch), run_id)
+                return
             pending = self._pending.setdefault(run_id, [])
             if not pending:
                 heapq.heappush(self._due, (self._mono() + max(delay, self.interval), run_id))

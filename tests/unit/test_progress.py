@@ -148,3 +148,44 @@ def test_close_writes_pending_updates_without_waiting_for_the_interval(store: Co
 
     assert not closer.is_alive()
     assert runs.get_run(store, run["id"])["state"] == "failed"
+
+
+class SlowStore(CountingStore):
+    """Writes to one key take ``delay`` seconds."""
+
+    def __init__(self, inner: FileStore, *, slow_key: str, delay: float) -> None:
+        super().__init__(inner)
+        self.slow_key, self.delay = slow_key, delay
+
+    def write(self, key: str, data: bytes, **kwargs: Any) -> int:
+        if key == self.slow_key:
+            time.sleep(self.delay)
+        return super().write(key, data, **kwargs)
+
+
+def test_a_slow_write_for_one_run_holds_no_other_run_up(tmp_path: Path) -> None:
+    slow, fast = make_run(spec_id="slow"), make_run(spec_id="fast")
+    store = SlowStore(FileStore(tmp_path), slow_key=c.run_key(slow["id"]), delay=1.0)
+    runs.create_run(store.inner, slow)
+    runs.create_run(store.inner, fast)
+    coalescer = Coalescer(store, interval=0.01)
+    coalescer.submit(slow["id"], progress(1, 10))
+    time.sleep(0.05)
+    coalescer.submit(slow["id"], progress(2, 20))  # queued behind the slow write in progress
+    coalescer.submit(fast["id"], progress(1, 10))
+    time.sleep(0.3)
+
+    assert runs.get_run(store, fast["id"])["progress"] == 10
+    assert coalescer.drain(timeout=10)
+    coalescer.close()
+    assert runs.get_run(store, slow["id"])["progress"] == 20
+
+
+def test_close_gives_up_on_a_dead_store_and_returns(tmp_path: Path) -> None:
+    store = FlakyStore(FileStore(tmp_path), failures=10**6)
+    run = make_run(store)
+    coalescer = Coalescer(store, interval=0.01)
+    coalescer.submit(run["id"], progress(1, 10))
+    coalescer.close(timeout=30)
+
+    assert not any(t.is_alive() for t in coalescer._threads)
