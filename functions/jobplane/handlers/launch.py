@@ -228,6 +228,8 @@ def _create_only(rt: Runtime, key: str, data: bytes) -> None:
 def _decide_and_launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event | None:
     from .. import concurrency
 
+    if spec.get("concurrency", "Allow") == "Allow":
+        return _launch(spec, run, rt=rt)  # nothing to decide: skip listing the active runs
     older = [r for r in _active_runs(rt, spec_id=run["specId"]) if concurrency.same_key(run, r) and _before(r, run)]
     decision = concurrency.decide(str(spec.get("concurrency", "Allow")), active=older, exclude=run["id"])
     if decision.action == "skip":
