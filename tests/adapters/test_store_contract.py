@@ -116,6 +116,14 @@ def test_list_is_lexicographic_by_full_key(store: ObjectStore) -> None:
     assert list(store.list("zzz/")) == []
 
 
+def test_list_matches_prefixes_that_end_inside_a_path_segment(store: ObjectStore) -> None:
+    for key in ["runs/abc/run.json", "runs/abd/run.json", "runs/ab", "runs/b/run.json", "runsx"]:
+        store.write(key, b"x")
+    assert list(store.list("runs/ab")) == ["runs/ab", "runs/abc/run.json", "runs/abd/run.json"]
+    assert list(store.list("runs/abc")) == ["runs/abc/run.json"]
+    assert list(store.list("runs")) == ["runs/ab", "runs/abc/run.json", "runs/abd/run.json", "runs/b/run.json", "runsx"]
+
+
 def test_list_honours_start_after_and_limit(store: ObjectStore) -> None:
     keys = [f"index/specs/s/{i:04d}-run" for i in range(25)]
     for key in keys:

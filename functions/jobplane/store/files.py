@@ -173,16 +173,21 @@ class FileStore:
             raise PermanentError(f"object key {key!r} clashes with another key's path in {self.url}") from e
 
     def _walk(self, prefix: str) -> Iterator[str]:
+        """Keys that may start with ``prefix``: only directories that can hold one are read."""
         base = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
         if not base.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(base):
-            rel = os.path.relpath(dirpath, self.root)
-            if rel == ".":
-                dirnames[:] = [d for d in dirnames if d != META_DIR]
-                rel = ""
+            rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            rel = "" if rel == "." else rel + "/"
+            dirnames[:] = [d for d in dirnames if _may_hold(rel + d + "/", prefix) and rel + d != META_DIR]
             for name in filenames:
-                yield f"{rel}/{name}".lstrip("/").replace(os.sep, "/")
+                yield rel + name
+
+
+def _may_hold(directory: str, prefix: str) -> bool:
+    """Whether keys under ``directory`` (ending in ``/``) can start with ``prefix``."""
+    return directory.startswith(prefix) or prefix.startswith(directory)
 
 
 def _stamp(tmp: Path, generation: int, *, where: str) -> None:
