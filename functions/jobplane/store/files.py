@@ -67,11 +67,18 @@ class FileStore:
         return iter(keys if limit is None else keys[:limit])
 
     def download_file(self, key: str, path: Path) -> None:
-        blob = self.read(key)
+        try:
+            source = open(self._path(key), "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFoundError(f"no object {key!r} in {self.url}") from None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-        tmp.write_bytes(blob.data)
-        os.replace(tmp, path)
+        try:
+            with source, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
