@@ -130,7 +130,9 @@ class Plane:
     def _open_launcher(self, launcher_env: Mapping[str, str]) -> Launcher:
         if self.settings.launcher != "local":
             return open_launcher(self.settings)
-        return open_launcher(self.settings, on_finished=self._on_finished, extra_env=dict(launcher_env))
+        return open_launcher(
+            self.settings, workdir=self.data_dir / "jobs", on_finished=self._on_finished, extra_env=dict(launcher_env)
+        )
 
     def _build(self) -> None:
         from . import broker as local_broker
