@@ -57,6 +57,8 @@ _FORGET_AFTER_RUNS: Final = 10_000
 _BUSY_RETRY_S: Final = 0.005
 _RUN_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
+MAX_SEQ: Final = 99_999_999
+"""Sequence numbers fit the log keys' eight digits, so the keys sort by seq."""
 FINAL_PREFIX: Final = "final-"
 """Log entries of terminal callbacks sort after every numbered progress entry."""
 
@@ -120,8 +122,8 @@ def validate_callback(event: ev.Event) -> Mapping[str, Any]:
     problems: list[Problem] = []
     if event.type == ev.RUN_PROGRESS:
         seq, progress = data.get("seq"), data.get("progress")
-        if not _is_int(seq) or seq < 1:
-            problems.append(Problem("data.seq", f"must be an integer >= 1, got {seq!r}"))
+        if not _is_int(seq) or not 1 <= seq <= MAX_SEQ:
+            problems.append(Problem("data.seq", f"must be an integer from 1 to {MAX_SEQ}, got {seq!r}"))
         if not _is_number(progress) or not 0 <= progress <= 100:
             problems.append(Problem("data.progress", f"must be a number from 0 to 100, got {progress!r}"))
     for name in ("phase", "message", "reason"):

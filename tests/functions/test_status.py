@@ -194,6 +194,8 @@ def test_terminal_states_are_sticky(status: Status) -> None:
 @pytest.mark.parametrize(("data", "field"), [
     ({"progress": 10}, "data.seq"),
     ({"seq": 0, "progress": 10}, "data.seq"),
+    ({"seq": 10**8, "progress": 10}, "data.seq"),
+    ({"seq": True, "progress": 10}, "data.seq"),
     ({"seq": 1, "progress": 140}, "data.progress"),
     ({"seq": 1, "progress": "half"}, "data.progress"),
     ({"seq": 1, "progress": 1, "metrics": [1]}, "data.metrics"),
