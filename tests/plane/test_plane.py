@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -188,3 +189,20 @@ def test_built_in_specs_are_stored_once_and_never_overwrite_a_users_edit(tmp_pat
     assert seed_specs(store, specs) == []
     assert json.loads(store.read(c.spec_key("nightly")).data)["description"] == "edited"
     assert sorted(store.list("")) == ["specs/nightly.json"]
+
+
+@pytest.mark.slow
+def test_the_embedded_plane_runs_on_gcs_when_the_settings_say_so(tmp_path: Path, gcs_store_url: str) -> None:
+    env = {
+        "JOBPLANE_STORE": gcs_store_url,
+        "STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"],
+        "JOBPLANE_COMMAND": json.dumps([sys.executable, str(STANDIN), "succeed"]),
+    }
+    with Plane(tmp_path / "data", port=0, env=env).start() as plane:
+        event = bot_changed()
+        assert post(plane, event).status_code == 202
+        run = final_run(plane, run_for(plane, event, "train-pizza-bot"))
+        keys = store_keys(plane)
+    assert run["state"] == "succeeded" and plane.store.url == gcs_store_url
+    assert f"runs/{run['id']}/artifacts/metrics.json" in keys and "bots/pizza-bot/data/r1.json" in keys
+    assert not (tmp_path / "data" / "store").exists()

@@ -43,6 +43,9 @@ REPORT_GRACE: Final = timedelta(seconds=60)
 """How long a succeeded Job's final callback may take through the local broker (longer than
 the Broker's whole retry schedule, so a callback still being retried is not judged missing)."""
 HOST: Final = "127.0.0.1"
+PASSED_TO_JOBS: Final = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT")
+"""Environment the local Jobs inherit from the plane: what a pod gets from its node and
+Workload Identity (GCS access), which a local process can only get from here."""
 
 
 def default_eventing_dir() -> Path:
@@ -110,9 +113,11 @@ class Plane:
         self._server: BaseWSGIServer = make_server(HOST, port, self._wsgi, threaded=True)
         self.port = int(self._server.server_port)
         self.url = f"http://{HOST}:{self.port}"
-        self.settings = plane_settings(self.data_dir, port=self.port, env=os.environ if env is None else env)
+        env = os.environ if env is None else env
+        self.settings = plane_settings(self.data_dir, port=self.port, env=env)
         self.store = open_store(self.settings.store_url)
-        self.launcher = self._open_launcher(launcher_env or {})
+        inherited = {name: env[name] for name in PASSED_TO_JOBS if name in env}
+        self.launcher = self._open_launcher({**inherited, **(launcher_env or {})})
         self.runtime = Runtime(
             settings=self.settings,
             store=self.store,
