@@ -373,6 +373,14 @@ def coalescer_for(store: ObjectStore) -> Coalescer:
         return found
 
 
+def close_coalescer(store: ObjectStore, *, timeout: float = 10.0) -> None:
+    """Write what is pending for ``store`` now and stop its coalescer (a plane shutting down)."""
+    with _coalescers_lock:
+        found = _coalescers.pop(id(store), None)
+    if found is not None and found.store is store:
+        found.close(timeout=timeout)
+
+
 @atexit.register
 def _close_all() -> None:
     with _coalescers_lock:

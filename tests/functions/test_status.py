@@ -77,7 +77,7 @@ def start(store: ObjectStore, url: str) -> Iterator[Status]:
     try:
         yield Status(url=url, store=store)
     finally:
-        progress.coalescer_for(store).close()
+        progress.close_coalescer(store)
         runtime.install(None)  # type: ignore[arg-type]
 
 
