@@ -31,9 +31,10 @@ from typing import Final
 
 from ..errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError
 from .base import Blob
+from .keys import RESERVED_PREFIX, check_key
 
-META_DIR: Final = ".jobplane"
-"""Reserved top-level directory for lock and temporary files; never part of a key."""
+META_DIR: Final = RESERVED_PREFIX
+"""Top-level directory for lock and temporary files; ``check_key`` keeps keys out of it."""
 LOCK_STRIPES: Final = 256
 """Lock files keys hash onto: bounded, however many objects there are."""
 _GEN_WIDTH: Final = 20
@@ -129,10 +130,7 @@ class FileStore:
             tmp.unlink(missing_ok=True)
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0] == META_DIR:
-            raise PermanentError(f"invalid object key {key!r}: expected a relative path without empty, '.' or '..' parts")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*check_key(key))
 
     @contextmanager
     def _locked(self, key: str) -> Iterator[int]:

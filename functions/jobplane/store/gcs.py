@@ -28,6 +28,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from ..errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError, short
 from .base import Blob
+from .keys import check_key
 
 RESUMABLE_THRESHOLD = 8 * 1024 * 1024
 """Files larger than this upload in resumable chunks of this size."""
@@ -151,8 +152,7 @@ class GcsStore:
         return f"gs://{self._bucket_name}/{self._name(key)}"
 
     def _name(self, key: str) -> str:
-        if not key or key.startswith("/") or "//" in key or "\n" in key or "\r" in key:
-            raise PermanentError(f"invalid object key {key!r}: expected a relative path without empty parts")
+        check_key(key)
         return self._prefix + key
 
     def _iter_keys(self, prefix: str, *, start_after: str, limit: int | None) -> Iterator[str]:
