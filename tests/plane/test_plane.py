@@ -206,3 +206,12 @@ def test_the_embedded_plane_runs_on_gcs_when_the_settings_say_so(tmp_path: Path,
     assert run["state"] == "succeeded" and plane.store.url == gcs_store_url
     assert f"runs/{run['id']}/artifacts/metrics.json" in keys and "bots/pizza-bot/data/r1.json" in keys
     assert not (tmp_path / "data" / "store").exists()
+
+
+def test_bad_settings_and_a_missing_eventing_dir_are_reported_clearly(tmp_path: Path) -> None:
+    from jobplane.errors import PermanentError, ValidationError
+
+    with pytest.raises(ValidationError, match="JOBPLANE_STORE"):
+        Plane(tmp_path / "data", env={"JOBPLANE_STORE": "ftp://example/x"})
+    with pytest.raises(PermanentError, match="eventing"):
+        Plane(tmp_path / "data", env={}, eventing_dir=tmp_path / "nowhere")

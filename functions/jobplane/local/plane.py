@@ -19,7 +19,7 @@ from datetime import timedelta
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -32,6 +32,10 @@ from ..runtime import Runtime, install
 from ..settings import Settings, embedded_defaults
 from ..store import open_store
 from ..store.base import ObjectStore
+
+if TYPE_CHECKING:
+    from .broker import LocalBroker
+    from .cron import LocalCron
 
 log = logging.getLogger(__name__)
 
@@ -113,22 +117,25 @@ class Plane:
         self._server: BaseWSGIServer = make_server(HOST, port, self._wsgi, threaded=True)
         self.port = int(self._server.server_port)
         self.url = f"http://{HOST}:{self.port}"
-        env = os.environ if env is None else env
-        self.settings = plane_settings(self.data_dir, port=self.port, env=env)
-        self.store = open_store(self.settings.store_url)
-        inherited = {name: env[name] for name in PASSED_TO_JOBS if name in env}
-        self.launcher = self._open_launcher({**inherited, **(launcher_env or {})})
-        self.runtime = Runtime(
-            settings=self.settings,
-            store=self.store,
-            launcher_factory=lambda: self.launcher,
-            send=self._send,
-        )
         self.reconcile_every = reconcile_every
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.broker: Any = None
-        self.cron: Any = None
+        self.broker: LocalBroker | None = None
+        self.cron: LocalCron | None = None
+        try:
+            self._configure(os.environ if env is None else env, launcher_env or {})
+        except BaseException:
+            self._server.server_close()
+            raise
+
+    def _configure(self, env: Mapping[str, str], launcher_env: Mapping[str, str]) -> None:
+        self.settings = plane_settings(self.data_dir, port=self.port, env=env)
+        self.store = open_store(self.settings.store_url)
+        inherited = {name: env[name] for name in PASSED_TO_JOBS if name in env}
+        self.launcher = self._open_launcher({**inherited, **launcher_env})
+        self.runtime = Runtime(
+            settings=self.settings, store=self.store, launcher_factory=lambda: self.launcher, send=self._send
+        )
 
     # --- wiring ---
 
@@ -153,7 +160,7 @@ class Plane:
         self._app = build_app(broker=self.broker)
         self.cron = self._cron(resolve, namespace=config.namespace, broker=config.name)
 
-    def _cron(self, resolve: Callable[[Mapping[str, Any]], str], *, namespace: str, broker: str) -> Any:
+    def _cron(self, resolve: Callable[[Mapping[str, Any]], str], *, namespace: str, broker: str) -> LocalCron:
         from . import cron as local_cron
 
         return local_cron.LocalCron(
@@ -220,10 +227,15 @@ class Plane:
     # --- lifecycle ---
 
     def start(self) -> Plane:
-        self._build()
-        self._spawn("jobplane-http", self._server.serve_forever)
-        self.cron.start()
-        self._spawn("jobplane-reconcile", self._reconcile_loop)
+        try:
+            self._build()
+            self._spawn("jobplane-http", self._server.serve_forever)
+            assert self.cron is not None
+            self.cron.start()
+            self._spawn("jobplane-reconcile", self._reconcile_loop)
+        except BaseException:
+            self.stop()
+            raise
         log.info("jobplane up at %s (data in %s)", self.url, self.data_dir)
         return self
 
