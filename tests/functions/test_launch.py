@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,27 @@ def test_a_job_the_launcher_refuses_for_good_fails_the_run_and_answers_400(launc
     (run,) = runs.list_runs(launch.store, spec_id="train-pizza-bot")
     assert run["state"] == "failed" and run["reason"] == "LaunchFailed" and "invalid" in run["message"]
     assert launch.post(event).status_code == 204  # the redelivery finds the run ended: no second try
+
+
+def _stale_requested_run(launch: Launch, event: ev.Event, spec: dict[str, Any]) -> str:
+    """A ``requested`` run stamped long ago (its record raced a newer run's launch)."""
+    then = datetime(2026, 1, 1, tzinfo=UTC)
+    trigger = {"type": event.type, "source": event.source, "id": event.id, "subject": event.subject}
+    run, _ = runs.create_run(launch.store, runs.new_run(spec=spec, trigger=trigger, requested_by="test", now=then))
+    return str(run["id"])
+
+
+@pytest.mark.parametrize(("policy", "state"), [("Forbid", "skipped"), ("Replace", "superseded")])
+def test_a_late_redelivery_of_an_older_trigger_never_displaces_a_newer_running_run(
+    launch: Launch, policy: str, state: str
+) -> None:
+    spec = make_spec(concurrency=policy)
+    launch.put_spec(spec)
+    newer = reply_of(launch.post(ev.new_event(ev.PING, source="/cron", id="new", data={"specId": spec["id"]})))
+    old_event = ev.new_event(ev.PING, source="/cron", id="old", data={"specId": spec["id"]})
+    old_id = _stale_requested_run(launch, old_event, spec)  # created earlier, recorded after the newer launched
+
+    assert launch.post(old_event).status_code == 204
+    assert runs.get_run(launch.store, old_id)["state"] == state
+    assert runs.get_run(launch.store, newer.subject or "")["state"] == "launched"
+    assert list(launch.launcher.jobs) == [newer.subject] and launch.launcher.cancelled == []

@@ -228,22 +228,40 @@ def _create_only(rt: Runtime, key: str, data: bytes) -> None:
 def _decide_and_launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event | None:
     from .. import concurrency
 
-    if spec.get("concurrency", "Allow") == "Allow":
+    policy = str(spec.get("concurrency", "Allow"))
+    if policy == "Allow":
         return _launch(spec, run, rt=rt)  # nothing to decide: skip listing the active runs
-    older = [r for r in _active_runs(rt, spec_id=run["specId"]) if concurrency.same_key(run, r) and _before(r, run)]
-    decision = concurrency.decide(str(spec.get("concurrency", "Allow")), active=older, exclude=run["id"])
+    older, newer = _rivals(run, rt=rt)
+    if policy == "Replace" and newer:
+        _end(run, "superseded", reason=f"ConcurrencyReplace: run {newer[0]['id']} is newer and already launched", rt=rt)
+        return None
+    decision = concurrency.decide(policy, active=older + newer, exclude=run["id"])
     if decision.action == "skip":
-        runs.update_run(rt.store, run["id"], lambda r: runs.transition(r, "skipped", reason=decision.reason, now=rt.clock()))
+        _end(run, "skipped", reason=str(decision.reason), rt=rt)
         return None
     for old_id in decision.supersede:
         _supersede(old_id, by=run, rt=rt)
     return _launch(spec, run, rt=rt)
 
 
+def _rivals(run: Mapping[str, Any], *, rt: Runtime) -> tuple[list[runs.Run], list[runs.Run]]:
+    """The other active runs of the same spec and bot: those created before ``run``, and
+    newer ones that already have a Job. A newer run still without a Job is left to decide
+    for itself (it sees ``run`` as older), so two runs racing never both skip or both win."""
+    from ..concurrency import same_key
+
+    others = [r for r in _active_runs(rt, spec_id=run["specId"]) if same_key(run, r) and r["id"] != run["id"]]
+    older = [r for r in others if _before(r, run)]
+    newer = [r for r in others if not _before(r, run) and r.get("job")]
+    return older, newer
+
+
 def _before(other: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
-    """Only older runs count: two runs created at once must not both skip (or both
-    supersede) each other; the newer one decides."""
     return (str(other.get("createdAt")), str(other["id"])) < (str(run.get("createdAt")), str(run["id"]))
+
+
+def _end(run: Mapping[str, Any], state: str, *, reason: str, rt: Runtime) -> None:
+    runs.update_run(rt.store, run["id"], lambda r: runs.transition(r, state, reason=reason, now=rt.clock()))
 
 
 def _active_runs(rt: Runtime, *, spec_id: str) -> list[runs.Run]:
