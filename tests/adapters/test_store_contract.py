@@ -1,5 +1,10 @@
 """One contract for every object-store adapter: the filesystem store and GCS (against a real
-fake-gcs-server) must answer the same calls the same way, so they cannot drift apart."""
+fake-gcs-server) must answer the same calls the same way, so they cannot drift apart.
+
+fake-gcs-server v1.54 ignores ``ifGenerationMatch`` on resumable uploads, deletes and copies.
+The adapter sends no precondition with uploads and makes no copies; the conditional delete is
+skipped on the emulator (``emulator_gap``) and runs on the filesystem store, where the same
+adapter-independent logic (runs.update_run, the status function) is exercised too."""
 
 from __future__ import annotations
 
