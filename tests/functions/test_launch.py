@@ -133,6 +133,16 @@ def test_an_invalid_bot_changed_event_gets_400_listing_every_problem(launch: Lau
     assert launch.keys() == []
 
 
+@pytest.mark.parametrize("bot", ["../../etc", "Pizza Bot", "x" * 60, 42])
+def test_a_bot_id_that_cannot_name_a_spec_is_rejected_before_anything_is_read_or_written(launch: Launch, bot: Any) -> None:
+    event = ev.new_event(ev.BOT_CHANGED, source="/platform", data={"botId": bot, "trainingData": {"examples": TRAINING_EXAMPLES}})
+    response = launch.post(event)
+
+    assert response.status_code == 400
+    assert [d["field"] for d in response.json()["error"]["details"]] == ["data.botId"]
+    assert launch.keys() == []
+
+
 def test_an_invalid_inline_spec_gets_400_listing_every_field_error(launch: Launch) -> None:
     bad = make_spec(id="Not A Label", priority="urgent", resources={"gpus": 99, "cpu": "2", "memory": "4Gi"})
     event = ev.new_event(ev.RUN_REQUESTED, source="/jobplane/api", data={"spec": bad})

@@ -23,7 +23,7 @@ import flask
 
 from .. import conventions as c
 from .. import events as ev
-from .. import manifests, runs, spec as specs
+from .. import checks, manifests, runs, spec as specs
 from ..errors import (
     JobplaneError,
     NotFoundError,
@@ -131,9 +131,7 @@ def _plan_bot_changed(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
 
 def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
-    bot_id = data.get("botId")
-    if not isinstance(bot_id, str) or not bot_id:
-        problems.append(Problem("data.botId", f"expected a non-empty string, got {bot_id!r}"))
+    checks.label(data.get("botId"), "data.botId", problems, max_len=specs.MAX_BOT_ID)  # it names train-{botId}
     revision = data.get("revision")
     if revision is not None and not isinstance(revision, str | int):
         problems.append(Problem("data.revision", f"expected a string, got {type(revision).__name__}"))
