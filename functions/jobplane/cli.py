@@ -128,9 +128,19 @@ def _get_json(url: str) -> Any:
         with urllib.request.urlopen(url, timeout=10) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as e:
-        raise PermanentError(f"GET {url}: HTTP {e.code}: {e.read()[:300]!r}") from e
+        raise PermanentError(f"GET {url}: HTTP {e.code}: {_error_message(e.read())}") from e
     except urllib.error.URLError as e:
         raise UnavailableError(f"GET {url}: {e.reason} (is `jobplane up` running?)") from e
+
+
+def _error_message(body: bytes) -> str:
+    """The API's ``error.message``, else the body cut short."""
+    from .errors import short
+
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return short(body)
 
 
 COMMANDS = {

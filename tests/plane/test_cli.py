@@ -97,3 +97,20 @@ def test_a_prediction_is_described_with_intent_confidence_and_entities() -> None
     line = describe_prediction("send 5 dollars", {"intent": "transfer_money", "confidence": 0.87,
                                                    "entities": [{"entity": "amount", "value": "5 dollars"}]})
     assert "transfer_money (0.87)" in line and "amount='5 dollars'" in line
+
+
+def test_specs_and_runs_list_what_the_api_of_a_running_plane_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from jobplane.local.plane import Plane
+
+    with Plane(tmp_path / "data", env={}).start() as plane:
+        assert requests.post(f"{plane.url}/v1/specs", json=make_spec(schedule="0 3 * * *"), timeout=10).status_code == 201
+        assert main(["specs", "--url", plane.url]) == 0
+        assert main(["runs", "--url", plane.url, "--spec", "train-test-bot"]) == 0
+        assert main(["runs", "--url", plane.url, "--spec", "nope"]) == 2
+    out, err = capsys.readouterr()
+    assert "train-test-bot" in out and "0 3 * * *" in out
+    assert "HTTP 404" in err
+
+
+def test_commands_against_a_plane_that_is_not_running_say_so() -> None:
+    assert main(["specs", "--url", f"http://127.0.0.1:{free_port()}"]) == 2
