@@ -12,7 +12,6 @@ PYTEST ?= -q
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	# torch first and pinned: torch==2.13.0 is the build this machine's package index carries
 	# (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
 	# next step never resolves a different (multi-GB CUDA) build.
