@@ -10,11 +10,11 @@ PYTEST ?= -q
 
 .PHONY: demo up test test-fast bench bench-trainer images lint clean-data
 
+# torch first and pinned: torch==2.13.0 is the build this machine's package index carries
+# (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
+# next step never resolves a different (multi-GB CUDA) build.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# torch first and pinned: torch==2.13.0 is the build this machine's package index carries
-	# (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
-	# next step never resolves a different (multi-GB CUDA) build.
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[trainer,dev]'
 	touch $@
