@@ -80,6 +80,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  broker ingress  {plane.url}/default/default   (POST CloudEvents here)")
         print(f"  HTTP API        {plane.url}/v1/               dashboard {plane.url}/")
         print(f"  data            {plane.data_dir}")
+        for name, when in sorted((plane.cron.next_fires() if plane.cron else {}).items()):
+            print(f"  schedule        {name:<40} next {when:%Y-%m-%d %H:%M %Z}")
         print("Ctrl-C stops.", flush=True)
         stop.wait()
         print("stopping…", flush=True)
