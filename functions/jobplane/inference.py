@@ -67,14 +67,18 @@ def intent_feature_counts(text: str) -> Counter[int]:
     return Counter(_hash(f) for f in feats)
 
 
-def token_features(tokens: Sequence[str]) -> list[list[int]]:
-    """Hashed features of each token of a sentence (its form, affixes, shape, char 3-grams)."""
+def token_features(tokens: Sequence[str], *, intent: str | None = None) -> list[list[int]]:
+    """Hashed features of each token of a sentence: its form, affixes, shape, char 3-grams,
+    its neighbours, and the sentence's intent (slots depend on it)."""
+    lows = [t.lower() for t in tokens]
     out: list[list[int]] = []
-    for tok in tokens:
-        low = tok.lower()
-        feats = ["w:" + low, "shape:" + _shape(tok)]
+    for i, (tok, low) in enumerate(zip(tokens, lows)):
+        feats = ["w:" + low, "shape:" + _shape(tok), "l:" + (lows[i - 1] if i else "<s>"),
+                 "r:" + (lows[i + 1] if i + 1 < len(lows) else "</s>")]
         feats += ["p:" + low[:n] for n in (1, 2, 3)] + ["s:" + low[-n:] for n in (1, 2, 3)]
         feats += ["c:" + g for g in _char_ngrams(low, (3,))]
+        if intent is not None:
+            feats += ["i:" + intent, "iw:" + intent + ":" + low]
         out.append([_hash(f) for f in feats])
     return out
 
@@ -105,9 +109,9 @@ def intent_bag(vocab: I64, idf: F32, text: str) -> tuple[I64, F32]:
     return ids, (w / norm if norm > 0 else w).astype(np.float32)
 
 
-def token_bags(vocab: I64, tokens: Sequence[str]) -> list[I64]:
+def token_bags(vocab: I64, tokens: Sequence[str], *, intent: str | None = None) -> list[I64]:
     """Known feature ids of each token (unknown features dropped)."""
-    return [ids[ids >= 0] for ids in (lookup(vocab, f) for f in token_features(tokens))]
+    return [ids[ids >= 0] for ids in (lookup(vocab, f) for f in token_features(tokens, intent=intent))]
 
 
 def softmax(x: F32) -> F32:
@@ -149,10 +153,10 @@ def _sigmoid(x: F32) -> F32:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
-def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str]) -> F32:
+def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str], *, intent: str | None = None) -> F32:
     """Log-probabilities of each BIO tag per token (T×K)."""
     emb = arrays["tag_emb"]
-    bags = token_bags(arrays["tag_vocab"], tokens)
+    bags = token_bags(arrays["tag_vocab"], tokens, intent=intent)
     x = np.stack([emb[b].astype(np.float32).sum(axis=0) if len(b) else np.zeros(emb.shape[1], np.float32) for b in bags])
     x = np.tanh(x + arrays["tag_emb_bias"])
     fwd = _lstm(x, arrays["tag_lstm_w_ih"], arrays["tag_lstm_w_hh"], arrays["tag_lstm_b"])
@@ -239,11 +243,17 @@ class Model:
     def intent_probs(self, text: str) -> F32:
         return softmax(intent_logits(self.arrays, text))
 
-    def entities(self, text: str) -> list[dict[str, Any]]:
+    def entities(self, text: str, *, intent: str | None = None) -> list[dict[str, Any]]:
+        """Entity spans; tags never seen with ``intent`` in training are ruled out."""
         tokens = tokenize(text)
         if not self.tags or not tokens:
             return []
-        path = viterbi(tag_scores(self.arrays, [t.text for t in tokens]), self.tags)
+        if intent is None:
+            intent = self.labels[int(self.intent_probs(text).argmax())]
+        scores = tag_scores(self.arrays, [t.text for t in tokens], intent=intent)
+        if "tag_intent_mask" in self.arrays and intent in self.labels:
+            scores = scores + np.where(self.arrays["tag_intent_mask"][self.labels.index(intent)], 0.0, -1e4).astype(np.float32)
+        path = viterbi(scores, self.tags)
         return spans_from_tags(text, tokens, [self.tags[i] for i in path])
 
     def predict(self, text: str, *, threshold: float | None = None, top: int = 5) -> dict[str, Any]:
@@ -259,5 +269,5 @@ class Model:
             "fallback": fallback,
             "threshold": limit,
             "ranking": ranking,
-            "entities": self.entities(text),
+            "entities": self.entities(text, intent=ranking[0]["intent"]),
         }

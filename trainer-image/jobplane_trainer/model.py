@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -108,23 +108,34 @@ def bio_tags(ex: Example) -> tuple[list[str], list[str]]:
 class TagFeatures:
     vocab: np.ndarray
     tags: list[str]
+    by_intent: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, examples: Sequence[Example]) -> TagFeatures:
         hashes: set[int] = set()
         tagset: set[str] = set()
+        by_intent: dict[str, set[str]] = {}
         for ex in examples:
             tokens, tags = bio_tags(ex)
             tagset.update(tags)
-            for feats in inference.token_features(tokens):
+            by_intent.setdefault(ex.intent, set()).update(t[2:] for t in tags if t != O_TAG)
+            for feats in inference.token_features(tokens, intent=ex.intent):
                 hashes.update(feats)
         tags_sorted = [O_TAG] + sorted(tagset - {O_TAG})
-        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted)
+        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent)
 
     def encode(self, ex: Example) -> tuple[list[np.ndarray], list[int]]:
         tokens, tags = bio_tags(ex)
         index = {t: i for i, t in enumerate(self.tags)}
-        return inference.token_bags(self.vocab, tokens), [index.get(t, 0) for t in tags]
+        return inference.token_bags(self.vocab, tokens, intent=ex.intent), [index.get(t, 0) for t in tags]
+
+    def intent_mask(self, labels: Sequence[str]) -> np.ndarray:
+        """labels × tags: which tags an intent's sentences carried in training (O always)."""
+        mask = np.zeros((len(labels), len(self.tags)), dtype=bool)
+        for i, label in enumerate(labels):
+            seen = self.by_intent.get(label, set())
+            mask[i] = [t == O_TAG or t[2:] in seen for t in self.tags]
+        return mask
 
 
 class TaggerNet(nn.Module):

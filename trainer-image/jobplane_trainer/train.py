@@ -43,8 +43,14 @@ class TrainConfig:
     hidden: int = 0
     dropout: float = 0.2
     label_smoothing: float = 0.0
+    min_steps: int = 150
+    """Early stopping waits for this many optimizer steps (small bots have few per epoch)."""
     tagger_epochs: int = 25
     tagger_patience: int = 4
+    tagger_min_steps: int = 300
+    tagger_lr_sparse: float = 0.02
+    refit: bool = True
+    """After early stopping picks the epochs, train again on all examples (validation included)."""
     tagger_dim: int = 128
     tagger_hidden: int = 96
     fallback_quantile: float = 0.05
@@ -60,8 +66,14 @@ class TrainConfig:
             camel = name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:])
             for key in (name, camel):
                 if key in params:
-                    picked[name] = type(getattr(cls(), name))(params[key])
+                    picked[name] = _coerce(getattr(cls(), name), params[key])
         return cls(**picked)
+
+
+def _coerce(default: Any, value: Any) -> Any:
+    if isinstance(default, bool) and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return type(default)(value)
 
 
 @dataclass(frozen=True)
@@ -137,10 +149,12 @@ class Stage:
     optimizers: list[Adam]
     batches: Callable[[int], list[Any]]
     step: Callable[[Any], torch.Tensor]
-    score: Callable[[], float]
+    score: Callable[[], float | None]
+    """Validation score; None without validation data (no early stopping: every epoch runs)."""
     max_epochs: int
     patience: int
     span: tuple[float, float]
+    min_epochs: int = 0
 
 
 class Runner:
@@ -151,7 +165,7 @@ class Runner:
         self.fingerprint = fingerprint
         self.started = time.monotonic()
         self.resume = self._load()
-        self.done: dict[str, dict[str, torch.Tensor]] = dict(self.resume.get("done", {})) if self.resume else {}
+        self.done: dict[str, dict[str, Any]] = dict(self.resume.get("done", {})) if self.resume else {}
 
     def _load(self) -> dict[str, Any] | None:
         raw = self.hooks.load_checkpoint()
@@ -160,27 +174,35 @@ class Runner:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
         return state if state.get("fingerprint") == self.fingerprint else None
 
-    def fit(self, st: Stage) -> None:
+    def fit(self, st: Stage) -> int:
+        """Train ``st`` with early stopping; the number of epochs of its best state."""
         if st.name in self.done:
-            st.net.load_state_dict(self.done[st.name])
-            return
+            st.net.load_state_dict(self.done[st.name]["state"])
+            return int(self.done[st.name]["epochs"])
         pos = self._restore(st)
         epoch, best, best_state, bad = pos["epoch"], pos["best"], pos["best_state"], pos["bad"]
-        while epoch < st.max_epochs and bad < st.patience:
-            self._epoch(st, epoch, skip=pos["batch"] if epoch == pos["epoch"] else 0, best=(best, best_state, bad))
+        best_epoch = pos.get("best_epoch", epoch)
+        while epoch < st.max_epochs and (bad < st.patience or epoch < st.min_epochs):
+            self._epoch(st, epoch, skip=pos["batch"] if epoch == pos["epoch"] else 0, best=(best, best_state, bad, best_epoch))
             epoch += 1
             score = st.score()
+            if score is None:
+                self._report(st, epoch / st.max_epochs, f"epoch {epoch}/{st.max_epochs}")
+                continue
             if score > best:
-                best, bad = score, 0
+                best, bad, best_epoch = score, 0, epoch
                 best_state = {k: v.detach().clone() for k, v in st.net.state_dict().items()}
             else:
                 bad += 1
             self._report(st, epoch / st.max_epochs, f"epoch {epoch}: validation {score:.4f}", {"validation": round(score, 4)})
         if best_state is not None:
             st.net.load_state_dict(best_state)
-        self.done[st.name] = {k: v.detach().clone() for k, v in st.net.state_dict().items()}
+        else:
+            best_epoch = epoch
+        self.done[st.name] = {"state": {k: v.detach().clone() for k, v in st.net.state_dict().items()}, "epochs": best_epoch}
+        return best_epoch
 
-    def _epoch(self, st: Stage, epoch: int, *, skip: int, best: tuple[float, Any, int]) -> None:
+    def _epoch(self, st: Stage, epoch: int, *, skip: int, best: tuple[float, Any, int, int]) -> None:
         st.net.train()
         batches = st.batches(epoch)
         for i, batch in enumerate(batches):
@@ -201,19 +223,20 @@ class Runner:
     def _restore(self, st: Stage) -> dict[str, Any]:
         r = self.resume
         if not r or r.get("stage") != st.name:
-            return {"epoch": 0, "batch": 0, "best": -1.0, "best_state": None, "bad": 0}
+            return {"epoch": 0, "batch": 0, "best": -1.0, "best_state": None, "bad": 0, "best_epoch": 0}
         self.hooks.progress(Progress(st.name, st.span[0], f"resumed from checkpoint at epoch {r['epoch'] + 1} batch {r['batch']}"))
         st.net.load_state_dict(r["net"])
         for opt, s in zip(st.optimizers, r["opts"]):
             opt.load_state_dict(s)
         torch.set_rng_state(r["rng"])
-        return {k: r[k] for k in ("epoch", "batch", "best", "best_state", "bad")}
+        return {k: r[k] for k in ("epoch", "batch", "best", "best_state", "bad", "best_epoch")}
 
-    def _checkpoint(self, st: Stage, *, epoch: int, batch: int, best: tuple[float, Any, int]) -> None:
+    def _checkpoint(self, st: Stage, *, epoch: int, batch: int, best: tuple[float, Any, int, int]) -> None:
         state = {
             "fingerprint": self.fingerprint, "stage": st.name, "epoch": epoch, "batch": batch,
             "net": st.net.state_dict(), "opts": [o.state_dict() for o in st.optimizers],
-            "best": best[0], "best_state": best[1], "bad": best[2], "done": self.done, "rng": torch.get_rng_state(),
+            "best": best[0], "best_state": best[1], "bad": best[2], "best_epoch": best[3], "done": self.done,
+            "rng": torch.get_rng_state(),
         }
         buf = io.BytesIO()
         torch.save(state, buf)
@@ -236,7 +259,8 @@ def _shuffled(n: int, *, seed: int, epoch: int, size: int) -> list[list[int]]:
     return [order[i : i + size] for i in range(0, n, size)]
 
 
-def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig, dev: torch.device) -> tuple[Stage, IntentFeatures]:
+def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig, dev: torch.device,
+                 epochs: int | None = None, name: str = "intent", span: tuple[float, float] = (5.0, 60.0)) -> tuple[Stage, IntentFeatures]:
     feats = IntentFeatures.fit([e.text for e in train])
     index = {label: i for i, label in enumerate(labels)}
     bags = feats.bags([e.text for e in train])
@@ -253,26 +277,28 @@ def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: li
             logits = net(*collate_bags([bags[i] for i in batch], dev))
         return loss_fn(logits.float(), y[batch])
 
-    def score() -> float:
+    def score() -> float | None:
         if not val:
-            return 0.0
+            return None
         with torch.no_grad(), autocast(dev):
             pred = net(*collate_bags(val_bags, dev)).float().argmax(1)
         return float((pred == val_y).float().mean())
 
-    stage = Stage("intent", net, opts, lambda ep: _shuffled(len(train), seed=cfg.seed, epoch=ep, size=cfg.batch_size),
-                  step, score, cfg.max_epochs if val else min(cfg.max_epochs, 15), cfg.patience, (5.0, 60.0))
+    min_epochs = -(-cfg.min_steps // max(1, -(-len(train) // cfg.batch_size)))
+    stage = Stage(name, net, opts, lambda ep: _shuffled(len(train), seed=cfg.seed, epoch=ep, size=cfg.batch_size),
+                  step, score, epochs or max(cfg.max_epochs, min_epochs + cfg.patience), cfg.patience, span, min_epochs)
     return stage, feats
 
 
-def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: TrainConfig, dev: torch.device) -> tuple[Stage, TagFeatures]:
+def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: TrainConfig, dev: torch.device,
+                 epochs: int | None = None, name: str = "entities", span: tuple[float, float] = (60.0, 92.0)) -> tuple[Stage, TagFeatures]:
     train = [e for e in train if inference.tokenize(e.text)]
     feats = TagFeatures.fit(train)
     items = [feats.encode(e) for e in train]
     val_items = [feats.encode(e) for e in val if inference.tokenize(e.text)]
     net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
-    opts = [Adam([net.emb.weight], lr=cfg.lr_sparse), Adam(dense, lr=cfg.lr_dense)]
+    opts = [Adam([net.emb.weight], lr=cfg.tagger_lr_sparse), Adam(dense, lr=cfg.lr_dense)]
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
 
     def step(batch: list[int]) -> torch.Tensor:
@@ -281,9 +307,9 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
             logits = net(ids, offsets, lengths.tolist())
         return loss_fn(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
-    def score() -> float:
+    def score() -> float | None:
         if not val_items:
-            return 0.0
+            return None
         ids, offsets, targets, lengths = collate_tokens(val_items, dev)
         with torch.no_grad(), autocast(dev):
             pred = net(ids, offsets, lengths.tolist()).float().argmax(-1)
@@ -291,8 +317,9 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
         hit = ((pred == targets) & mask & (targets != 0)).sum() + ((pred == targets) & mask & (targets == 0)).sum() * 0.1
         return float(hit / (mask & (targets != 0)).sum().clamp(min=1))
 
-    stage = Stage("entities", net, opts, lambda ep: _shuffled(len(items), seed=cfg.seed + 1, epoch=ep, size=cfg.batch_size),
-                  step, score, cfg.tagger_epochs if val_items else min(cfg.tagger_epochs, 12), cfg.tagger_patience, (60.0, 92.0))
+    min_epochs = -(-cfg.tagger_min_steps // max(1, -(-len(items) // cfg.batch_size)))
+    stage = Stage(name, net, opts, lambda ep: _shuffled(len(items), seed=cfg.seed + 1, epoch=ep, size=cfg.batch_size),
+                  step, score, epochs or max(cfg.tagger_epochs, min_epochs + cfg.tagger_patience), cfg.tagger_patience, span, min_epochs)
     return stage, feats
 
 
@@ -301,42 +328,67 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
 
 def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hooks: Hooks | None = None,
           test: Sequence[Example] | None = None) -> TrainResult:
-    """Train both models on ``examples``; evaluate on ``test`` if given, else on the split."""
+    """Train both models on ``examples``; evaluate on ``test`` if given, else on the split.
+
+    With ``cfg.refit`` the served model is trained again on every example for the epochs that
+    early stopping chose; without ``test`` the figures are those of the split model."""
     hooks = hooks or Hooks()
     t0 = time.monotonic()
+    dev = _seed(cfg)
+    runner = Runner(hooks, fingerprint=f"{data_hash(examples)}:{sorted(asdict(cfg).items())}")
+    hooks.progress(Progress("prepare", 1.0, f"{len(examples)} examples, device {dev.type}"))
+    train_set, val = split(examples, fraction=cfg.val_fraction, seed=cfg.seed)
+    labels = sorted({e.intent for e in examples})
+    refit = cfg.refit and bool(val)
+    spans = [(5.0, 50.0), (50.0, 60.0), (60.0, 80.0), (80.0, 92.0)] if refit else [(5.0, 60.0), (60.0, 92.0)]
+    arrays, tags, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2])
+    meta = {"format": inference.FORMAT, "labels": labels, "tags": tags, "trainerVersion": __version__,
+            "config": asdict(cfg), "epochs": epochs}
+    model = inference.Model(arrays, meta)
+    meta["threshold"] = calibrate(model, val, quantile=cfg.fallback_quantile)
+    hooks.progress(Progress("evaluate", spans[1][1], f"evaluating on {'test' if test else 'validation'} set"))
+    evaluation = None if test else evaluate(model, val, labels=labels)
+    if refit:
+        arrays, meta["tags"], _ = _fit(runner, examples, [], labels=labels, cfg=cfg, dev=dev, spans=spans[2:], epochs=epochs, suffix="-refit")
+    model = inference.Model(arrays, meta)
+    t_train = time.monotonic() - t0
+    report, ents, conf = evaluate(model, test, labels=labels) if test else evaluation  # type: ignore[misc]
+    summary = metrics.summary(report, ents)
+    full = {**summary, "evaluatedOn": "test" if test else "validation", "intents": report, "entities": ents,
+            "threshold": meta["threshold"], "trainSize": len(train_set), "validationSize": len(val), "refit": refit}
+    timings = {"trainSeconds": round(t_train, 2), "totalSeconds": round(time.monotonic() - t0, 2)}
+    return TrainResult(inference.save_model(arrays, meta), full, conf, summary, meta, timings)
+
+
+def _seed(cfg: TrainConfig) -> torch.device:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     dev = device()
     if dev.type == "cpu":
         torch.set_num_threads(cfg.threads)
-    fingerprint = f"{data_hash(examples)}:{sorted(asdict(cfg).items())}"
-    runner = Runner(hooks, fingerprint=fingerprint)
-    hooks.progress(Progress("prepare", 1.0, f"{len(examples)} examples, device {dev.type}"))
-    train_set, val = split(examples, fraction=cfg.val_fraction, seed=cfg.seed)
-    labels = sorted({e.intent for e in examples})
-    stage, ifeats = intent_stage(train_set, val, labels=labels, cfg=cfg, dev=dev)
-    runner.fit(stage)
+    return dev
+
+
+def _fit(runner: Runner, train_set: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig,
+         dev: torch.device, spans: Sequence[tuple[float, float]], epochs: dict[str, int] | None = None,
+         suffix: str = "") -> tuple[dict[str, np.ndarray], list[str], dict[str, int]]:
+    """Fit the intent model (and the tagger if any example has entities); export them."""
+    torch.manual_seed(cfg.seed)
+    epochs = epochs or {}
+    stage, ifeats = intent_stage(train_set, val, labels=labels, cfg=cfg, dev=dev, epochs=epochs.get("intent"),
+                                 name="intent" + suffix, span=spans[0])
+    chosen = {"intent": runner.fit(stage)}
     arrays = stage.net.export(ifeats)  # type: ignore[operator]
-    t_intent = time.monotonic() - t0
     tags: list[str] = []
-    if any(e.entities for e in examples):
-        tstage, tfeats = tagger_stage(train_set, val, cfg=cfg, dev=dev)
-        runner.fit(tstage)
+    if any(e.entities for e in train_set):
+        tstage, tfeats = tagger_stage(train_set, val, cfg=cfg, dev=dev, epochs=epochs.get("entities"),
+                                      name="entities" + suffix, span=spans[1])
+        chosen["entities"] = runner.fit(tstage)
         arrays |= tstage.net.export(tfeats)  # type: ignore[operator]
+        arrays["tag_intent_mask"] = tfeats.intent_mask(labels)
         tags = tfeats.tags
-    meta = {"format": inference.FORMAT, "labels": labels, "tags": tags, "trainerVersion": __version__, "config": asdict(cfg)}
-    model = inference.Model(arrays, meta)
-    model.threshold = meta["threshold"] = calibrate(model, val, quantile=cfg.fallback_quantile)
-    t_train = time.monotonic() - t0
-    hooks.progress(Progress("evaluate", 93.0, f"evaluating on {'test' if test else 'validation'} set"))
-    report, ents, conf = evaluate(model, list(test) if test else val, labels=labels)
-    summary = metrics.summary(report, ents)
-    full = {**summary, "evaluatedOn": "test" if test else "validation", "intents": report, "entities": ents,
-            "threshold": model.threshold, "trainSize": len(train_set), "validationSize": len(val)}
-    blob = inference.save_model(arrays, meta)
-    timings = {"intentSeconds": round(t_intent, 2), "trainSeconds": round(t_train, 2), "totalSeconds": round(time.monotonic() - t0, 2)}
-    return TrainResult(blob, full, conf, summary, meta, timings)
+    return arrays, tags, chosen
 
 
 def calibrate(model: inference.Model, val: Sequence[Example], *, quantile: float) -> float:
@@ -358,7 +410,7 @@ def evaluate(model: inference.Model, examples: Sequence[Example], *, labels: lis
         y_pred.append(model.labels[int(probs.argmax())])
         if model.tags:
             gold.append([(e.start, e.end, e.entity) for e in ex.entities])
-            pred.append([(e["start"], e["end"], e["entity"]) for e in model.entities(ex.text)])
+            pred.append([(e["start"], e["end"], e["entity"]) for e in model.entities(ex.text, intent=y_pred[-1])])
     all_labels = labels + sorted({t for t in y_true if t not in set(labels)})
     report = metrics.intent_report(y_true, y_pred, labels=all_labels)
     ents = metrics.entity_report(gold, pred) if model.tags else None

@@ -1,0 +1,320 @@
+"""Benchmark of the trainer against baselines measured in the same run, on ../shared/data.
+
+Data sets: CLINC150 in-scope (+ out-of-scope recall with the calibrated threshold), BANKING77,
+Snips (intents + entity F1; slot precision/recall at 10/20/50/70 utterances per intent against
+the five services in ``*_metrics.json``), and few-shot (10 per intent, fixed seed) on CLINC150
+and BANKING77. Systems: this trainer; TF-IDF (word 1–2 + char_wb 2–5) + LogisticRegression and
++ LinearSVC (scikit-learn); fastText where its wheel imports. Figures: accuracy, macro-F1,
+training wall time, p50 single-utterance predict latency.
+
+    nice .venv/bin/python benchmarks/bench_trainer.py [--only clinc150,banking77,...] [--systems ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from jobplane import inference
+from jobplane_trainer.data import Example, decode, from_snips
+from jobplane_trainer.metrics import entity_report, intent_report
+from jobplane_trainer.train import TrainConfig, train
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "trainer_results.json"
+LATENCY_SAMPLES = 300
+SNIPS_SIZES = (10, 20, 50, 70)
+SERVICES = ("Snips", "Luis", "Wit", "api.ai", "Alexa")
+
+Predictor = Callable[[str], str]
+
+
+# --- data sets ------------------------------------------------------------------------------
+
+
+def clinc() -> tuple[list[Example], list[Example], list[str]]:
+    d = json.loads((DATA / "clinc150" / "data_full.json").read_text())
+    return ([Example(t, i) for t, i in d["train"]], [Example(t, i) for t, i in d["test"]], [t for t, _ in d["oos_test"]])
+
+
+def banking() -> tuple[list[Example], list[Example]]:
+    def read(name: str) -> list[Example]:
+        rows = csv.DictReader(io.StringIO((DATA / "banking77" / name).read_text()))
+        return [Example(r["text"], r["category"]) for r in rows]
+
+    return read("train.csv"), read("test.csv")
+
+
+def snips(name_filter: str = "train_") -> tuple[dict[str, list[Example]], dict[str, list[Example]]]:
+    train_by, test_by = {}, {}
+    for folder in sorted(p for p in (DATA / "snips").iterdir() if p.is_dir()):
+        n = folder.name
+        load = lambda f: from_snips(json.loads(decode((folder / f).read_bytes(), name=f, errors="replace")))  # noqa: E731
+        train_by[n] = load(f"train_{n}_full.json")
+        test_by[n] = load(f"validate_{n}.json")
+    return train_by, test_by
+
+
+def few_shot(examples: Sequence[Example], *, k: int, seed: int) -> list[Example]:
+    by: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by[ex.intent].append(ex)
+    rng = random.Random(seed)
+    return [ex for intent in sorted(by) for ex in rng.sample(by[intent], min(k, len(by[intent])))]
+
+
+# --- systems ---------------------------------------------------------------------------------
+
+
+def sys_jobplane(train_set: Sequence[Example], *, cfg: TrainConfig | None = None) -> tuple[Predictor, inference.Model, float]:
+    t0 = time.perf_counter()
+    result = train(train_set, cfg=cfg or TrainConfig())
+    seconds = time.perf_counter() - t0
+    model = inference.Model.from_bytes(result.model)
+    return (lambda text: model.labels[int(model.intent_probs(text).argmax())]), model, seconds
+
+
+def _tfidf() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion
+
+    return FeatureUnion([
+        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, lowercase=True)),
+        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=True)),
+    ])
+
+
+def sys_sklearn(train_set: Sequence[Example], *, kind: str) -> tuple[Predictor, float]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+
+    clf = LogisticRegression(C=10, max_iter=1000) if kind == "logreg" else LinearSVC(C=1.0)
+    pipe = make_pipeline(_tfidf(), clf)
+    t0 = time.perf_counter()
+    pipe.fit([e.text for e in train_set], [e.intent for e in train_set])
+    seconds = time.perf_counter() - t0
+    return (lambda text: str(pipe.predict([text])[0])), seconds
+
+
+def sys_fasttext(train_set: Sequence[Example]) -> tuple[Predictor, float] | None:
+    try:
+        import fasttext  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for e in train_set:
+            f.write(f"__label__{e.intent} {' '.join(e.text.lower().split())}\n")
+    t0 = time.perf_counter()
+    model = fasttext.train_supervised(f.name, epoch=100, wordNgrams=2, minn=3, maxn=6, lr=0.5, verbose=0, thread=1)
+    seconds = time.perf_counter() - t0
+    os.unlink(f.name)
+    # model.predict wraps with np.array(copy=False), which numpy 2 refuses: call the C++ side
+    return (lambda text: model.f.predict(" ".join(text.lower().split()), 1, 0.0, "strict")[0][1][len("__label__"):]), seconds
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def score(predict: Predictor, test: Sequence[Example]) -> dict[str, float]:
+    y_pred = [predict(e.text) for e in test]
+    labels = sorted({e.intent for e in test} | set(y_pred))
+    r = intent_report([e.intent for e in test], y_pred, labels=labels)
+    return {"accuracy": round(100 * r["accuracy"], 2), "macro_f1": round(100 * r["macro_f1"], 2)}
+
+
+def p50_ms(predict: Callable[[str], Any], texts: Sequence[str]) -> float:
+    times = []
+    for text in texts[:LATENCY_SAMPLES]:
+        t0 = time.perf_counter()
+        predict(text)
+        times.append(time.perf_counter() - t0)
+    return round(1000 * statistics.median(times), 3)
+
+
+def compare(name: str, train_set: Sequence[Example], test: Sequence[Example], *, systems: Sequence[str],
+            extra: Callable[[inference.Model], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    texts = [e.text for e in test]
+    for system in systems:
+        print(f"  {name}: {system} ...", file=sys.stderr, flush=True)
+        if system == "jobplane":
+            predict, model, seconds = sys_jobplane(train_set)
+            row = score(predict, test) | {"train_s": round(seconds, 1), "p50_ms": p50_ms(model.predict, texts)}
+            row |= extra(model) if extra else {}
+        elif system == "fasttext":
+            ft = sys_fasttext(train_set)
+            if ft is None:
+                continue
+            row = score(ft[0], test) | {"train_s": round(ft[1], 1), "p50_ms": p50_ms(ft[0], texts)}
+        else:
+            predict, seconds = sys_sklearn(train_set, kind=system.removeprefix("tfidf-"))
+            row = score(predict, test) | {"train_s": round(seconds, 1), "p50_ms": p50_ms(predict, texts)}
+        rows.append({"dataset": name, "system": system} | row)
+        print("   ", rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def oos_recall(oos: Sequence[str]) -> Callable[[inference.Model], dict[str, Any]]:
+    def extra(model: inference.Model) -> dict[str, Any]:
+        hits = sum(model.predict(t)["fallback"] for t in oos)
+        return {"oos_recall": round(100 * hits / len(oos), 2), "threshold": round(model.threshold, 4)}
+
+    return extra
+
+
+def entity_figures(test: Sequence[Example]) -> Callable[[inference.Model], dict[str, Any]]:
+    def extra(model: inference.Model) -> dict[str, Any]:
+        gold = [[(e.start, e.end, e.entity) for e in ex.entities] for ex in test]
+        pred = [[(e["start"], e["end"], e["entity"]) for e in model.entities(ex.text)] for ex in test]
+        r = entity_report(gold, pred)
+        return {"entity_f1": round(100 * r["f1"], 2)}
+
+    return extra
+
+
+# --- Snips slots against the 2017 services ------------------------------------------------
+
+
+def snips_slots(train_by: dict[str, list[Example]], test_by: dict[str, list[Example]], *, seed: int = 0) -> list[dict[str, Any]]:
+    """Slot precision/recall (per slot, averaged over slots then intents, as in
+    ``*_metrics.json``) at each training size, beside the best service's."""
+    rows = []
+    for size in SNIPS_SIZES:
+        rng = random.Random(seed + size)
+        train_set = [ex for n in sorted(train_by) for ex in rng.sample(train_by[n], size)]
+        print(f"  snips slots @{size}/intent ...", file=sys.stderr, flush=True)
+        _, model, seconds = sys_jobplane(train_set)
+        ours = _slot_pr(model, test_by)
+        services = {s: _service_pr(s, str(size)) for s in SERVICES}
+        best_p = max(services.items(), key=lambda kv: kv[1][0])
+        best_r = max(services.items(), key=lambda kv: kv[1][1])
+        rows.append({"size": size, "train_s": round(seconds, 1), "precision": ours[0], "recall": ours[1],
+                     "best_service_precision": [best_p[0], best_p[1][0]], "best_service_recall": [best_r[0], best_r[1][1]],
+                     "services": {k: list(v) for k, v in services.items()}})
+        print("   ", {k: v for k, v in rows[-1].items() if k != "services"}, file=sys.stderr, flush=True)
+    return rows
+
+
+def _norm(value: str) -> str:
+    return " ".join(value.lower().split())
+
+
+def _slot_pr(model: inference.Model, test_by: dict[str, list[Example]]) -> tuple[float, float]:
+    per_intent = []
+    for intent, test in test_by.items():
+        tp: dict[str, int] = defaultdict(int)
+        fp: dict[str, int] = defaultdict(int)
+        fn: dict[str, int] = defaultdict(int)
+        for ex in test:
+            gold = [(e.entity, _norm(e.value)) for e in ex.entities]
+            pred = [(e["entity"], _norm(e["value"])) for e in model.entities(ex.text)]
+            for g in gold:
+                (tp if g in pred else fn)[g[0]] += 1
+            for p in pred:
+                if p not in gold:
+                    fp[p[0]] += 1
+        slots = {s for s in tp} | {s for s in fn}
+        prec = [tp[s] / (tp[s] + fp[s]) if tp[s] + fp[s] else 0.0 for s in slots]
+        rec = [tp[s] / (tp[s] + fn[s]) if tp[s] + fn[s] else 0.0 for s in slots]
+        per_intent.append((statistics.mean(prec), statistics.mean(rec)))
+    return (round(100 * statistics.mean(p for p, _ in per_intent), 2), round(100 * statistics.mean(r for _, r in per_intent), 2))
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    """Mean over the draws that have a figure (a precision with no prediction is NaN there)."""
+    ok = [v for v in values if v == v]
+    return statistics.mean(ok) if ok else 0.0
+
+
+def _service_pr(service: str, size: str) -> tuple[float, float]:
+    per_intent = []
+    for folder in sorted(p for p in (DATA / "snips").iterdir() if p.is_dir()):
+        path = folder / f"{service}_metrics.json"
+        if not path.exists():
+            continue
+        intents = json.loads(path.read_text())["intents"]
+        slots = next(iter(intents.values()))["slots"]
+        prec = [_nanmean(v["precision"][size]) for v in slots.values() if size in v.get("precision", {})]
+        rec = [_nanmean(v["recall"][size]) for v in slots.values() if size in v.get("recall", {})]
+        if prec and rec:
+            per_intent.append((statistics.mean(prec), statistics.mean(rec)))
+    if not per_intent:
+        return (0.0, 0.0)
+    return (round(100 * statistics.mean(p for p, _ in per_intent), 2), round(100 * statistics.mean(r for _, r in per_intent), 2))
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="clinc150,banking77,snips,fewshot,snips-slots")
+    parser.add_argument("--systems", default="jobplane,tfidf-logreg,tfidf-linearsvc,fasttext")
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} is absent", file=sys.stderr)
+        return 0
+    only, systems = set(args.only.split(",")), args.systems.split(",")
+    rows: list[dict[str, Any]] = []
+    slots: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    if "clinc150" in only or "fewshot" in only:
+        tr, te, oos = clinc()
+        if "clinc150" in only:
+            rows += compare("clinc150", tr, te, systems=systems, extra=oos_recall(oos))
+        if "fewshot" in only:
+            rows += compare("clinc150-10shot", few_shot(tr, k=10, seed=0), te, systems=systems, extra=oos_recall(oos))
+    if "banking77" in only or "fewshot" in only:
+        tr, te = banking()
+        if "banking77" in only:
+            rows += compare("banking77", tr, te, systems=systems)
+        if "fewshot" in only:
+            rows += compare("banking77-10shot", few_shot(tr, k=10, seed=0), te, systems=systems)
+    if "snips" in only or "snips-slots" in only:
+        train_by, test_by = snips()
+        if "snips" in only:
+            tr = [e for n in sorted(train_by) for e in train_by[n]]
+            te = [e for n in sorted(test_by) for e in test_by[n]]
+            rows += compare("snips", tr, te, systems=systems, extra=entity_figures(te))
+        if "snips-slots" in only:
+            slots = snips_slots(train_by, test_by)
+    report = {"machine": machine(), "seconds": round(time.perf_counter() - t0, 1), "intents": rows, "snips_slots": slots}
+    RESULTS.write_text(json.dumps(report, indent=1))
+    print_table(report)
+    return 0
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"machine: {report['machine']}; wall {report['seconds']} s")
+    print(f"{'data set':18} {'system':16} {'acc %':>7} {'macroF1':>8} {'train s':>8} {'p50 ms':>7}  extra")
+    for r in report["intents"]:
+        extra = {k: v for k, v in r.items() if k in ("oos_recall", "entity_f1", "threshold")}
+        print(f"{r['dataset']:18} {r['system']:16} {r['accuracy']:7.2f} {r['macro_f1']:8.2f} {r['train_s']:8.1f} {r['p50_ms']:7.3f}  {extra or ''}")
+    for s in report["snips_slots"]:
+        print(f"snips slots @{s['size']:>2}/intent: precision {s['precision']:.2f} (best service {s['best_service_precision']}), "
+              f"recall {s['recall']:.2f} (best service {s['best_service_recall']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
