@@ -116,7 +116,7 @@ def token_bags(vocab: I64, tokens: Sequence[str], *, intent: str | None = None) 
 
 def softmax(x: F32) -> F32:
     e = np.exp(x - x.max())
-    return (e / e.sum()).astype(np.float32)
+    return np.asarray(e / e.sum(), dtype=np.float32)
 
 
 # --- numpy forward passes ---------------------------------------------------------------
@@ -129,7 +129,7 @@ def intent_logits(arrays: Mapping[str, Any], text: str) -> F32:
     h = h + arrays["intent_emb_bias"]
     if "intent_hidden_w" in arrays:
         h = np.tanh(arrays["intent_hidden_w"] @ h + arrays["intent_hidden_b"])
-    return (arrays["intent_out_w"] @ h + arrays["intent_out_b"]).astype(np.float32)
+    return np.asarray(arrays["intent_out_w"] @ h + arrays["intent_out_b"], dtype=np.float32)
 
 
 def _lstm(x: F32, w_ih: F32, w_hh: F32, b: F32) -> F32:
@@ -163,7 +163,7 @@ def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str], *, intent: str 
     bwd = _lstm(x[::-1], arrays["tag_lstm_w_ih_r"], arrays["tag_lstm_w_hh_r"], arrays["tag_lstm_b_r"])[::-1]
     logits = np.concatenate([fwd, bwd], axis=1) @ arrays["tag_out_w"].T + arrays["tag_out_b"]
     logits = logits - logits.max(axis=1, keepdims=True)
-    return (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+    return np.asarray(logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), dtype=np.float32)
 
 
 def allowed_transitions(tags: Sequence[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
@@ -217,7 +217,7 @@ def save_model(arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:
     """One ``.npz`` holding every array and the JSON metadata (labels, tags, threshold...)."""
     buf = io.BytesIO()
     blob = np.frombuffer(json.dumps(dict(meta), sort_keys=True).encode(), dtype=np.uint8)
-    np.savez(buf, __meta__=blob, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(buf, __meta__=blob, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     return buf.getvalue()
 
 

@@ -85,3 +85,16 @@ def test_predict_path_imports_no_torch(tmp_path: Path) -> None:
 
     code = "import sys, jobplane.handlers.predict, jobplane.inference; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_model_is_cached_between_requests(rt: Runtime) -> None:
+    predict_fn.predict(rt, "acme", "hello")
+    rt.store.delete("runs/run-1/artifacts/model.npz")
+    assert predict_fn.predict(rt, "acme", "hi there")["intent"] == "greet"
+
+
+def test_a_new_pointer_generation_is_picked_up_without_an_event(rt: Runtime, trained: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    predict_fn.predict(rt, "acme", "hello")
+    _promote(rt, trained.model, run_id="run-3")
+    monkeypatch.setattr(predict_fn, "RECHECK_SECONDS", 0.0)
+    assert predict_fn.predict(rt, "acme", "hello")["model"]["runId"] == "run-3"

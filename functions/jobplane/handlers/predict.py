@@ -75,8 +75,8 @@ def _model_for(rt: Runtime, bot_id: str) -> _Entry:
         entry.checked = now
         return entry
     pointer = json.loads(blob.data)
-    store, key = resolve_uri(pointer["modelUri"], store=rt.store)
-    model = Model.from_bytes(store.read(key).data)
+    model_store, model_key = resolve_uri(pointer["modelUri"], store=rt.store)
+    model = Model.from_bytes(model_store.read(model_key).data)
     entry = _Entry(model=model, pointer=pointer, generation=blob.generation, checked=now)
     with _lock:
         _cache[key] = entry
@@ -108,6 +108,6 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("botId"), str):
             raise ValidationError([Problem("botId", "required string")], what="predict request")
-        return json_response(predict(rt, body["botId"], body.get("text")), 200)
+        return json_response(predict(rt, body["botId"], str(body.get("text") or "")), 200)
     except PermanentError as err:
         return error_response(err)
