@@ -98,7 +98,11 @@ def plane_settings(data_dir: Path, *, port: int, env: Mapping[str, str]) -> Sett
 
 
 class Plane:
-    """The embedded jobs plane; ``start()``/``stop()`` or a ``with`` block."""
+    """The embedded jobs plane; ``start()``/``stop()`` or a ``with`` block.
+
+    One per process at a time: ``start`` installs the plane's runtime as the process's
+    (``runtime.install``), which is what the function targets in ``functions/main.py`` use.
+    """
 
     def __init__(
         self,
