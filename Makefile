@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.jobplane-installed
 DATA   ?= .jobplane
 PYTEST ?= -q
 
-.PHONY: demo up test test-fast bench bench-trainer images lint clean-data
+.PHONY: demo up test test-fast bench bench-trainer images images-push lint clean-data
 
 # torch first and pinned: torch==2.13.0 is the build this machine's package index carries
 # (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
@@ -40,9 +40,12 @@ bench: $(STAMP)
 bench-trainer: $(STAMP)
 	$(PY) benchmarks/bench_trainer.py
 
+# Both images with whichever OCI builder is installed (docker, podman, nerdctl, buildah).
 images:
-	docker build -f functions/Dockerfile -t jobplane-functions:dev .
-	docker build -f trainer-image/Dockerfile -t jobplane-trainer:dev .
+	deploy/build-images.sh
+
+images-push:
+	deploy/build-images.sh --push
 
 lint: $(STAMP)
 	$(PY) -m compileall -q functions trainer-image

@@ -22,7 +22,7 @@ def free_port() -> int:
 def serve_wsgi(app: Callable[..., Any], *, port: int = 0) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 (threaded) and yield its base URL; shut down on exit."""
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="test-wsgi", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-wsgi", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
