@@ -10,6 +10,10 @@ going skips the next, as a CronJob with Forbid; no surprise double GPU use), ``t
 ``timeoutSeconds`` 3600, ``retries`` 2, ``resources`` 0 GPUs / 2 CPUs / 4Gi. A bot's own training
 spec ``train-{botId}`` defaults to ``Replace`` instead: newer training data supersedes a run
 still training on older data.
+
+Fan-out: a ``training`` or ``bot-test`` spec may name ``params.bots: "all"`` instead of a
+``botId`` (the built-in ``retrain-all`` and ``nightly-bot-tests``). Launch turns one run of it
+into one run per bot; such a spec carries no data of its own, since every bot has its own.
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ DEFAULTS: Final[Mapping[str, Any]] = {
 }
 DEFAULT_RESOURCES: Final[Mapping[str, Any]] = {"gpus": 0, "cpu": "2", "memory": "4Gi"}
 TRAINING_DEFAULTS: Final[Mapping[str, Any]] = {"concurrency": "Replace"}
+FAN_OUT_FIELD: Final = "bots"
+ALL_BOTS: Final = "all"
+FAN_OUT_TYPES: Final = ("training", "bot-test")
+"""Job types whose spec may fan out to every bot (``params.bots: "all"``)."""
+PER_BOT_DATA: Final = ("trainingData", "testData", "tests")
+"""Params naming one bot's data, which a fan-out spec cannot carry."""
 TOP_LEVEL: Final = frozenset(
     {"id", "type", "description", "schedule", "timezone", "priority", "concurrency", "params",
      "resources", "timeoutSeconds", "retries"}
@@ -203,9 +213,9 @@ HYPER_PARAMETERS: Final[Mapping[str, Check]] = {
 
 
 def _training_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    ck.unknown(params, {"botId", "trainingData", "testData", *HYPER_PARAMETERS}, path, problems)
-    if ck.required(params, "botId", path, problems):
-        ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
+    ck.unknown(params, {"botId", FAN_OUT_FIELD, "trainingData", "testData", *HYPER_PARAMETERS}, path, problems)
+    if _target(params, path, problems):
+        require_data = False  # each bot trains on its own data, named by its own spec
     if "trainingData" in params or require_data:
         if ck.required(params, "trainingData", path, problems):
             problems.extend(validate_training_data(params["trainingData"], field=f"{path}.trainingData"))
@@ -250,17 +260,34 @@ def _article(value: object, path: str, seen: set[str], problems: Problems) -> No
 
 
 def _bot_test_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    ck.unknown(params, {"botId", "tests", "testData", "minAccuracy"}, path, problems)
-    if ck.required(params, "botId", path, problems):
-        ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
-    if ("tests" in params) == ("testData" in params):
-        problems.append(Problem(path, "must have exactly one of tests or testData"))
+    """``tests`` or ``testData``, or neither: then the bot is tested on the held-out
+    validation examples saved with its promoted model."""
+    ck.unknown(params, {"botId", FAN_OUT_FIELD, "tests", "testData", "minAccuracy"}, path, problems)
+    _target(params, path, problems)
+    if "tests" in params and "testData" in params:
+        problems.append(Problem(path, "must have at most one of tests or testData"))
     if "testData" in params:
         problems.extend(validate_training_data(params["testData"], field=f"{path}.testData"))
     if "tests" in params:
         _tests(params["tests"], f"{path}.tests", problems)
     if "minAccuracy" in params:
         ck.number(params["minAccuracy"], f"{path}.minAccuracy", problems, low=0, high=1, open_low=False)
+
+
+def _target(params: Mapping[str, Any], path: str, problems: Problems) -> bool:
+    """Check ``botId``, or ``bots: "all"`` and no per-bot data; whether the params fan out."""
+    if FAN_OUT_FIELD not in params:
+        if ck.required(params, "botId", path, problems):
+            ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
+        return False
+    if "botId" in params:
+        problems.append(Problem(path, f"must have exactly one of botId or {FAN_OUT_FIELD}"))
+    if params[FAN_OUT_FIELD] != ALL_BOTS:
+        problems.append(Problem(f"{path}.{FAN_OUT_FIELD}", f"must be {ALL_BOTS!r} (one run per bot), got {params[FAN_OUT_FIELD]!r}"))
+    for name in PER_BOT_DATA:
+        if name in params:
+            problems.append(Problem(f"{path}.{name}", f"not allowed with {FAN_OUT_FIELD}: every bot has its own data"))
+    return True
 
 
 def _tests(tests: object, path: str, problems: Problems) -> None:
@@ -340,6 +367,19 @@ def _params(spec: Mapping[str, Any], job_type: object, path: str, problems: Prob
     if check is not None:
         check(params, f"{path}.params", problems, require_data=require_data)
     return copy.deepcopy(dict(params))
+
+
+def is_fan_out(spec: Mapping[str, Any]) -> bool:
+    """Whether a (valid) spec runs once per bot rather than for one bot."""
+    params = spec.get("params") or {}
+    return spec.get("type") in FAN_OUT_TYPES and params.get(FAN_OUT_FIELD) == ALL_BOTS and "botId" not in params
+
+
+def for_one_bot(params: Mapping[str, Any], bot_id: str) -> dict[str, Any]:
+    """A fan-out spec's params for one bot's run: ``bots`` dropped, ``botId`` set."""
+    out = {k: copy.deepcopy(v) for k, v in params.items() if k != FAN_OUT_FIELD}
+    out["botId"] = bot_id
+    return out
 
 
 def training_spec_for_bot(bot_id: str, *, defaults: Mapping[str, Any]) -> Spec:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jobplane import checks, cronexpr
 from jobplane.errors import ValidationError
-from jobplane.spec import training_spec_for_bot, validate_spec, validate_training_data
+from jobplane.spec import for_one_bot, is_fan_out, training_spec_for_bot, validate_spec, validate_training_data
 
 EXAMPLES = [
     {"text": "book a table for two", "intent": "book_table",
@@ -107,6 +109,10 @@ VALID_PARAMS: list[tuple[str, str, dict[str, Any]]] = [
     ("bot-test inline", "bot-test",
      {"botId": "b", "tests": [{"text": "hi", "expectedIntent": "greet"}], "minAccuracy": 0.9}),
     ("bot-test data", "bot-test", {"botId": "b", "testData": {"uri": "gs://bkt/tests.json"}}),
+    ("bot-test on the model's validation examples", "bot-test", {"botId": "b", "minAccuracy": 0.8}),
+    ("training fan-out", "training", {"bots": "all"}),
+    ("training fan-out with hyper-parameters", "training", {"bots": "all", "epochs": 5}),
+    ("bot-test fan-out", "bot-test", {"bots": "all", "minAccuracy": 0.8}),
 ]
 
 
@@ -180,7 +186,16 @@ INVALID: list[tuple[str, Any, str, str]] = [
      "spec.params.articles[1].id", "duplicate article id"),
     ("kb-index missing title", make_spec(type="kb-index", params={"botId": "b", "articles": [{"id": "a", "text": "x"}]}),
      "spec.params.articles[0].title", "non-empty string"),
-    ("bot-test neither", make_spec(type="bot-test", params={"botId": "b"}), "spec.params", "exactly one of tests or testData"),
+    ("bot-test both", make_spec(type="bot-test", params={"botId": "b", "tests": [{"text": "hi", "expectedIntent": "greet"}],
+                                                       "testData": {"uri": "gs://bkt/t"}}), "spec.params", "at most one of tests or testData"),
+    ("fan-out and botId", with_params(bots="all", trainingData=DELETE), "spec.params", "exactly one of botId or bots"),
+    ("fan-out not all", make_spec(params={"bots": ["b1", "b2"]}), "spec.params.bots", "must be 'all' (one run per bot), got ['b1', 'b2']"),
+    ("fan-out with training data", make_spec(params={"bots": "all", "trainingData": {"uri": "gs://bkt/x"}}),
+     "spec.params.trainingData", "not allowed with bots: every bot has its own data"),
+    ("bot-test fan-out with tests", make_spec(type="bot-test", params={"bots": "all", "tests": [
+        {"text": "hi", "expectedIntent": "greet"}]}), "spec.params.tests", "not allowed with bots"),
+    ("kb-index cannot fan out", make_spec(type="kb-index", params={"bots": "all", "articles": [
+        {"id": "a", "title": "t", "text": "x"}]}), "spec.params.bots", "unknown field"),
     ("bot-test missing expected intent", make_spec(type="bot-test", params={"botId": "b", "tests": [{"text": "hi"}]}),
      "spec.params.tests[0].expectedIntent", "non-empty string"),
     ("bot-test accuracy above 1", make_spec(type="bot-test", params={"botId": "b", "testData": {"uri": "gs://bkt/t"},
@@ -360,3 +375,33 @@ def test_parses_kubernetes_quantities(text: str, value: Decimal | None) -> None:
             checks.parse_quantity(text)
     else:
         assert checks.parse_quantity(text) == value
+
+
+# --- fan-out specs (params.bots: "all") ------------------------------------------------------
+
+BUILT_IN = Path(__file__).resolve().parents[2] / "functions" / "jobplane" / "data" / "specs"
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    (make_spec(params={"bots": "all"}), True),
+    (make_spec(type="bot-test", params={"bots": "all", "minAccuracy": 0.8}), True),
+    (make_spec(), False),
+    (make_spec(type="bot-test", params={"botId": "b"}), False),
+    (make_spec(type="kb-index", params={"bots": "all"}), False),
+], ids=["training", "bot-test", "one bot", "one bot test", "kb-index"])
+def test_tells_a_fan_out_spec_from_a_one_bot_spec(spec: dict[str, Any], expected: bool) -> None:
+    assert is_fan_out(spec) is expected
+
+
+def test_one_bots_params_drop_bots_keep_the_rest_and_validate() -> None:
+    fan_out = validate_spec(make_spec(type="bot-test", params={"bots": "all", "minAccuracy": 0.8}))
+    params = for_one_bot(fan_out["params"], "pizza-bot")
+    assert params == {"botId": "pizza-bot", "minAccuracy": 0.8}
+    assert validate_spec({**fan_out, "params": params})["params"] == params
+    assert fan_out["params"] == {"bots": "all", "minAccuracy": 0.8}  # not aliased
+
+
+@pytest.mark.parametrize("spec_id", ["retrain-all", "nightly-bot-tests"])
+def test_built_in_fan_out_specs_validate_and_fan_out(spec_id: str) -> None:
+    spec = validate_spec(json.loads((BUILT_IN / f"{spec_id}.json").read_text(encoding="utf-8")))
+    assert spec["id"] == spec_id and spec["schedule"] and is_fan_out(spec)
