@@ -90,12 +90,17 @@ def test_inline_training_data_is_stored_and_the_job_gets_only_its_uri(launch: La
     assert "book a table" not in json.dumps(job)
 
 
-def test_first_bot_changed_creates_the_training_spec_and_later_ones_reuse_it_superseding_the_active_run(launch: Launch) -> None:
+def test_first_bot_changed_creates_the_training_spec_and_later_ones_point_it_at_their_data_superseding_the_active_run(
+    launch: Launch,
+) -> None:
     reply_of(launch.post(bot_changed(id="evt-1", revision="r1")))
-    spec_before = launch.store.read(c.spec_key("train-pizza-bot"))
+    spec_before = json.loads(launch.store.read(c.spec_key("train-pizza-bot")).data)
     second = reply_of(launch.post(bot_changed(id="evt-2", revision="r2")))
+    reply_of(launch.post(bot_changed(id="evt-2", revision="r2")))  # a redelivery changes nothing more
 
-    assert launch.store.read(c.spec_key("train-pizza-bot")).generation == spec_before.generation
+    spec_after = json.loads(launch.store.read(c.spec_key("train-pizza-bot")).data)
+    r2 = {"uri": launch.store.uri("bots/pizza-bot/data/r2.json")}
+    assert spec_after == {**spec_before, "params": {**spec_before["params"], "trainingData": r2}}
     run = runs.get_run(launch.store, second.subject or "")
     assert run["params"]["trainingData"] == {"uri": launch.store.uri("bots/pizza-bot/data/r2.json")}
     older = runs.list_runs(launch.store, spec_id="train-pizza-bot")[1]

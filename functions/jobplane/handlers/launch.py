@@ -6,6 +6,16 @@ spec on its schedule, ``dev.jobplane.run.requested`` runs a stored spec with par
 or an inline spec. Everything is validated before anything is written; the run id derives from
 the event's ``source`` + ``id``, so a redelivered event finds its run and never makes a second
 Job. The reply is a ``dev.jobplane.run.launched`` CloudEvent, which the broker routes to status.
+
+A stored fan-out spec (``params.bots: "all"``, such as ``retrain-all``) launches no Job itself:
+it sends one ``run.requested`` per bot through the broker, with ids derived from the trigger's
+(``{id}-{botId}``) so a redelivered ping never doubles a run. Training runs each bot's own
+spec ``train-{botId}`` (its history stays in one place); a bot test runs the fan-out spec for
+one bot (``params.botId``). The fan-out itself leaves one summary run record, ``succeeded``
+with reason ``FannedOut`` and the count, so the run id the API answered resolves and the spec's
+history shows when each sweep happened. A ``bot.changed`` event also points the bot's training
+spec at the data it carries, so any later run of that spec (the weekly retrain, the API's
+train button) trains on the newest data.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -30,6 +40,7 @@ from ..errors import (
     PermanentError,
     PreconditionFailedError,
     Problem,
+    UnavailableError,
     ValidationError,
 )
 from ..runtime import Runtime
@@ -38,6 +49,11 @@ from .common import event_endpoint
 log = logging.getLogger(__name__)
 
 SOURCE: Final = "/jobplane/launch"
+FANOUT_SOURCE: Final = "/jobplane/launch/fanout"
+FANNED_OUT: Final = "FannedOut"
+PAGE: Final = 500
+"""Keys per store listing page while fanning out (only ids are held, a page at a time)."""
+SPEC_CAS_ATTEMPTS: Final = 10
 REQUESTED_BY_EXTENSION: Final = "requestedby"
 """Optional CloudEvent extension naming who asked for the run (else the event's source)."""
 SUMMARY_KEYS: Final = (
@@ -56,6 +72,8 @@ class Plan:
     """Params that differ from the stored spec for this run (recorded on the run)."""
     writes: list[tuple[str, bytes]] = field(default_factory=list)
     """Create-only objects to store before the run (inline training data, a new spec)."""
+    spec_data: dict[str, Any] | None = None
+    """Training data the stored spec is to name from now on (a bot.changed event's)."""
 
 
 def handle(request: flask.Request, rt: Runtime) -> flask.Response:
@@ -67,6 +85,11 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     plan = plan_for(event, rt=rt)
     for key, data in plan.writes:
         _create_only(rt, key, data)
+    if plan.spec_data is not None:
+        _point_spec_at(rt, str(plan.spec["id"]), plan.spec_data)
+    if specs.is_fan_out(plan.spec):
+        _fan_out(event, plan, rt=rt)
+        return None
     run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
     if plan.overrides:
         run["params"] = plan.overrides
@@ -126,7 +149,8 @@ def _plan_bot_changed(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
         writes.append((c.spec_key(spec["id"]), _dump(spec)))
         return Plan(spec=spec, writes=writes)
     overrides = {"trainingData": {"uri": uri}}
-    return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides, writes=writes)
+    spec = _validated(_with_params(stored, overrides))
+    return Plan(spec=spec, overrides=overrides, writes=writes, spec_data=dict(overrides["trainingData"]))
 
 
 def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
@@ -155,7 +179,10 @@ def _plan_requested(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
     if "spec" in data:
         if not isinstance(data["spec"], Mapping):
             raise ValidationError([Problem("data.spec", "expected an object")], what="run request")
-        return _externalized(Plan(spec=_validated(dict(data["spec"]))), rt=rt)
+        plan = Plan(spec=_validated(dict(data["spec"])))
+        if specs.is_fan_out(plan.spec):
+            raise PermanentError("data.spec: a fan-out spec (params.bots) runs only stored: create it, then run it by specId")
+        return _externalized(plan, rt=rt)
     params = data.get("params", {})
     if not isinstance(params, Mapping):
         raise ValidationError([Problem("data.params", "expected an object")], what="run request")
@@ -166,7 +193,10 @@ def _plan_stored(spec_id: str, overrides: dict[str, Any], *, rt: Runtime) -> Pla
     stored = _read_spec(rt, spec_id)
     if stored is None:
         raise PermanentError(f"data.specId: no job spec {spec_id!r}")
-    return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides)
+    spec = _with_params(stored, overrides)
+    if "botId" in overrides:  # one bot's run of a fan-out spec
+        spec["params"] = specs.for_one_bot(spec["params"], str(overrides["botId"]))
+    return Plan(spec=_validated(spec), overrides=overrides)
 
 
 def _externalized(plan: Plan, *, rt: Runtime) -> Plan:
@@ -209,6 +239,22 @@ def _read_spec(rt: Runtime, spec_id: str) -> dict[str, Any] | None:
         return None
 
 
+def _point_spec_at(rt: Runtime, spec_id: str, data: Mapping[str, Any]) -> None:
+    """Compare-and-swap the stored spec's ``params.trainingData`` to ``data`` (if it differs)."""
+    key = c.spec_key(spec_id)
+    for _ in range(SPEC_CAS_ATTEMPTS):
+        blob = rt.store.read(key)
+        stored = json.loads(blob.data)
+        if (stored.get("params") or {}).get("trainingData") == data:
+            return
+        try:
+            rt.store.write(key, _dump(_with_params(stored, {"trainingData": dict(data)})), if_generation_match=blob.generation)
+            return
+        except PreconditionFailedError:
+            continue  # edited meanwhile (the API, another bot.changed): apply to the new version
+    raise UnavailableError(f"spec {spec_id}: too many concurrent updates; retry")
+
+
 def _create_only(rt: Runtime, key: str, data: bytes) -> None:
     """Create ``key``; an object already there is fine unless its content differs (data)."""
     try:
@@ -218,6 +264,78 @@ def _create_only(rt: Runtime, key: str, data: bytes) -> None:
             raise PermanentError(
                 f"data.revision: training data {key} exists with different content; use a new revision"
             ) from None
+
+
+# --- fan-out: one run.requested per bot -----------------------------------------------------
+
+
+def _fan_out(event: ev.Event, plan: Plan, *, rt: Runtime) -> None:
+    """Send one ``run.requested`` per bot; record the sweep as a summary run. A redelivery
+    sends them all again (same ids: the per-bot runs exist already), in case a send failed."""
+    run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
+    if plan.overrides:
+        run["params"] = plan.overrides
+    run, _created = runs.create_run(rt.store, run)
+    count = 0
+    for bot_id in _bots(plan.spec, rt=rt):
+        rt.send(_bot_request(event, plan, bot_id))
+        count += 1
+    runs.update_run(rt.store, run["id"], lambda r: _fanned_out(r, count, rt=rt))
+    log.info("run %s: requested %d runs of %s, one per bot", run["id"], count, plan.spec["id"])
+
+
+def _bots(spec: Mapping[str, Any], *, rt: Runtime) -> Iterator[str]:
+    """Training: every bot with a training spec ``specs/train-{botId}.json``. Bot tests: every
+    bot with a promoted model ``bots/{botId}/model.json``."""
+    if spec["type"] == "training":
+        prefix = "specs/" + specs.TRAINING_PREFIX
+        for key in _keys(rt, prefix):
+            bot = key[len(prefix):].removesuffix(".json")
+            if c.spec_key(specs.TRAINING_PREFIX + bot) == key and checks.DNS_LABEL.match(bot):
+                yield bot
+        return
+    for key in _keys(rt, "bots/"):
+        bot = key[len("bots/"):].partition("/")[0]
+        if c.bot_model_key(bot) == key and checks.DNS_LABEL.match(bot):
+            yield bot
+
+
+def _keys(rt: Runtime, prefix: str) -> Iterator[str]:
+    """Keys under ``prefix``, listed a page at a time."""
+    after = ""
+    while True:
+        page = list(rt.store.list(prefix, start_after=after, limit=PAGE))
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1]
+
+
+def _bot_request(event: ev.Event, plan: Plan, bot_id: str) -> ev.Event:
+    """One bot's ``run.requested``. Training runs the bot's own spec ``train-{botId}`` with
+    the fan-out spec's other params (hyper-parameters) as overrides; a bot test runs this
+    spec for the bot (its params apply there anyway), with this run's overrides."""
+    if plan.spec["type"] == "training":
+        params = {k: v for k, v in plan.spec["params"].items() if k != specs.FAN_OUT_FIELD}
+        data: dict[str, Any] = {"specId": f"{specs.TRAINING_PREFIX}{bot_id}"}
+    else:
+        params = specs.for_one_bot(plan.overrides, bot_id)
+        data = {"specId": plan.spec["id"]}
+    if params:
+        data["params"] = params
+    return ev.new_event(
+        ev.RUN_REQUESTED, source=FANOUT_SOURCE, id=f"{event.id}-{bot_id}", subject=data["specId"], data=data,
+        extensions={REQUESTED_BY_EXTENSION: _requested_by(event)},
+    )
+
+
+def _fanned_out(run: runs.Run, count: int, *, rt: Runtime) -> runs.Run | None:
+    if runs.is_terminal(run):
+        return None  # a redelivery: the first sweep's record stands
+    new = runs.transition(run, "succeeded", reason=FANNED_OUT, now=rt.clock())
+    new["message"] = f"requested {count} run{'s' if count != 1 else ''}, one per bot"
+    new["fanOut"] = {"runs": count, "source": FANOUT_SOURCE}
+    return new
 
 
 # --- concurrency and launch ----------------------------------------------------------------
