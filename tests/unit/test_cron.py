@@ -278,3 +278,69 @@ def test_loads_the_projects_pingsources() -> None:
         assert src.source.startswith("/apis/v1/namespaces/default/pingsources/jobplane-")
         next_fire(src.schedule, src.timezone, datetime.now(UTC))
         assert src.event(now=datetime.now(UTC)).type == PING
+
+
+# --- a spec whose PingSource is also a manifest fires once -----------------------------------
+
+RETRAIN_MANIFEST = """
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: jobplane-spec-retrain-all}
+spec:
+  schedule: "0 2 * * 0"
+  timezone: UTC
+  contentType: application/json
+  data: '{"specId": "retrain-all"}'
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
+"""
+
+
+def manifest_sources(tmp_path: Path) -> list[PingSource]:
+    (tmp_path / "pingsource_retrain_all.yaml").write_text(RETRAIN_MANIFEST)
+    return load_pingsources(tmp_path)
+
+
+def test_a_stored_spec_with_the_same_pingsource_as_a_manifest_fires_once(tmp_path: Path) -> None:
+    clock = Clock("2026-01-11T01:59:30+00:00")  # a Sunday
+    spec = {"id": "retrain-all", "schedule": "0 2 * * 0", "timezone": "UTC"}
+    cron, sent, _ = make_cron(manifest_sources(tmp_path), [spec], clock)
+    cron.run_pending()
+    clock.set("2026-01-11T02:00:01+00:00")
+
+    fired = cron.run_pending()
+
+    assert [e.data for e in fired] == [{"specId": "retrain-all"}] and sent == fired
+    assert list(cron.next_fires()) == ["jobplane-spec-retrain-all"]
+
+
+def test_when_spec_and_manifest_disagree_the_manifest_fires_and_the_difference_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock("2026-01-11T00:59:30+00:00")
+    spec = {"id": "retrain-all", "schedule": "0 1 * * 0", "timezone": "UTC"}  # edited: an hour earlier
+    cron, sent, _ = make_cron(manifest_sources(tmp_path), [spec], clock)
+    cron.run_pending()
+    for moment in ("2026-01-11T01:00:01+00:00", "2026-01-11T01:01:00+00:00"):
+        clock.set(moment)
+        assert cron.run_pending() == []
+    clock.set("2026-01-11T02:00:00+00:00")
+
+    assert len(cron.run_pending()) == 1 and len(sent) == 1
+    assert "the manifest fires" in caplog.text and "'0 1 * * 0'" in caplog.text
+
+
+@pytest.mark.skipif(not (REPO / "eventing").is_dir(), reason="eventing/ manifests not in this checkout")
+def test_the_projects_scheduled_pingsources_and_built_in_specs_fire_each_once() -> None:
+    import json
+
+    from jobplane.local.plane import builtin_specs_dir
+
+    specs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(builtin_specs_dir().glob("*.json"))]
+    clock = Clock("2026-01-11T01:59:30+00:00")  # Sunday: the weekly retrain, then the nightly tests
+    cron, sent, _ = make_cron(load_pingsources(REPO / "eventing"), specs, clock)
+    cron.run_pending()
+    for moment in ("2026-01-11T02:00:00+00:00", "2026-01-11T02:01:00+00:00", "2026-01-11T03:30:00+00:00"):
+        clock.set(moment)
+        cron.run_pending()
+
+    assert [e.data for e in sent] == [{"specId": "retrain-all"}, {"specId": "nightly-bot-tests"}]

@@ -6,7 +6,9 @@ Two kinds of sources fire: the PingSource manifests in ``eventing/`` and, for ev
 with a ``schedule``, the PingSource a cluster would run for it (``jobplane.schedules`` names
 and fills it: ``jobplane-spec-{specId}``, data ``{"specId": ...}``, sink the broker).
 Schedules, time zones and DST are ``jobplane.cronexpr``'s; a PingSource without ``timezone`` runs in
-UTC (the ping adapter pod's zone).
+UTC (the ping adapter pod's zone). A spec whose PingSource is already among the manifests (the
+built-in ``retrain-all``, rendered into ``eventing/``) fires once, as the manifest says, as a
+cluster runs the committed manifest and not the stored spec; a differing schedule is logged.
 """
 
 from __future__ import annotations
@@ -247,7 +249,23 @@ class LocalCron:
         except Exception:
             log.exception("local cron: listing specs with a schedule failed")
             return out
-        out += [spec_pingsource(s, namespace=self.namespace, broker=self.broker) for s in specs if s.get("schedule") and s.get("id")]
+        return out + self._spec_sources(specs, manifests={(s.namespace, s.name): s for s in out})
+
+    def _spec_sources(self, specs: Iterable[Mapping[str, Any]], *, manifests: Mapping[tuple[str, str], PingSource]) -> list[PingSource]:
+        """The specs' PingSources, less those a manifest already names (it fires instead)."""
+        out = []
+        for spec in specs:
+            if not (spec.get("schedule") and spec.get("id")):
+                continue
+            source = spec_pingsource(spec, namespace=self.namespace, broker=self.broker)
+            manifest = manifests.get((source.namespace, source.name))
+            if manifest is None:
+                out.append(source)
+            elif (manifest.schedule, manifest.timezone) != (source.schedule, source.timezone):
+                self._warn_once(f"differs:{source.source}", (
+                    f"spec {spec['id']} says {source.schedule!r} ({source.timezone}) but its PingSource manifest "
+                    f"{manifest.name} says {manifest.schedule!r} ({manifest.timezone}); the manifest fires: "
+                    "render the spec again (jobplane render-pingsource) to change it"))
         return out
 
     def _fire(self, source: PingSource, now: datetime) -> Event | None:
