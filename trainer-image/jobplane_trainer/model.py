@@ -60,10 +60,11 @@ def collate_bags(bags: Sequence[tuple[np.ndarray, np.ndarray]], device: torch.de
 class IntentNet(nn.Module):
     """Embedding bag over TF-IDF-weighted hashed n-grams → (tanh hidden) → linear → logits."""
 
-    def __init__(self, vocab_size: int, n_labels: int, *, dim: int = 256, hidden: int = 0, dropout: float = 0.2) -> None:
+    def __init__(self, vocab_size: int, n_labels: int, *, dim: int = 256, hidden: int = 0, dropout: float = 0.2,
+                 init_std: float = 0.1) -> None:
         super().__init__()
         self.emb = nn.EmbeddingBag(max(vocab_size, 1), dim, mode="sum", sparse=True)
-        nn.init.normal_(self.emb.weight, std=0.1)
+        nn.init.normal_(self.emb.weight, std=init_std)
         self.emb_bias = nn.Parameter(torch.zeros(dim))
         self.hidden = nn.Linear(dim, hidden) if hidden else None
         self.drop = nn.Dropout(dropout)
@@ -79,7 +80,7 @@ class IntentNet(nn.Module):
         arrays = {
             "intent_vocab": feats.vocab,
             "intent_idf": feats.idf,
-            "intent_emb": _np(self.emb.weight),
+            "intent_emb": _compact(_np(self.emb.weight)),
             "intent_emb_bias": _np(self.emb_bias),
             "intent_out_w": _np(self.out.weight),
             "intent_out_b": _np(self.out.bias),
@@ -141,8 +142,10 @@ class TagFeatures:
 class TaggerNet(nn.Module):
     """Per-token embedding bag → tanh → BiLSTM → linear → BIO tag logits."""
 
-    def __init__(self, vocab_size: int, n_tags: int, *, dim: int = 128, hidden: int = 96, dropout: float = 0.25) -> None:
+    def __init__(self, vocab_size: int, n_tags: int, *, dim: int = 128, hidden: int = 96, dropout: float = 0.25,
+                 feature_dropout: float = 0.0) -> None:
         super().__init__()
+        self.feature_dropout = feature_dropout
         self.emb = nn.EmbeddingBag(max(vocab_size, 1), dim, mode="sum", sparse=True)
         nn.init.normal_(self.emb.weight, std=0.1)
         self.emb_bias = nn.Parameter(torch.zeros(dim))
@@ -152,7 +155,10 @@ class TaggerNet(nn.Module):
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """Logits (B × T × K) for sentences whose tokens are consecutive bags."""
-        x = torch.tanh(self.emb(ids, offsets) + self.emb_bias)
+        weights = None
+        if self.training and self.feature_dropout:  # hide features so no single one (the word) is relied on
+            weights = (torch.rand(ids.shape, device=ids.device) >= self.feature_dropout).float()
+        x = torch.tanh(self.emb(ids, offsets, per_sample_weights=weights) + self.emb_bias)
         x = self.drop(x)
         padded = nn.utils.rnn.pad_sequence(list(torch.split(x, lengths)), batch_first=True)
         packed = pack_padded_sequence(padded, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
@@ -190,6 +196,14 @@ def collate_tokens(items: Sequence[tuple[list[np.ndarray], list[int]]], device: 
     return ids.to(device), offsets.to(device), targets.to(device), torch.tensor(lengths)
 
 
+FLOAT16_ABOVE = 8_000_000
+"""Embedding tables with more entries are stored as float16 (half the file; same answers)."""
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float16) if a.size > FLOAT16_ABOVE else a
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32)
 
@@ -200,9 +214,10 @@ class Adam:
     Written out because constructing any ``torch.optim`` optimizer imports torch._dynamo,
     about 4 s on a 2-core CPU: more than training a small bot takes."""
 
-    def __init__(self, params: Sequence[nn.Parameter], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(self, params: Sequence[nn.Parameter], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         self.params = list(params)
-        self.lr, self.betas, self.eps = lr, betas, eps
+        self.lr, self.betas, self.eps, self.wd = lr, betas, eps, weight_decay
         self.t = 0
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
@@ -225,7 +240,10 @@ class Adam:
                 mr = m[rows].mul_(b1).add_(vals, alpha=1 - b1)
                 vr = v[rows].mul_(b2).addcmul_(vals, vals, value=1 - b2)
                 m[rows], v[rows] = mr, vr
-                p.index_add_(0, rows, (mr / c1).div_((vr / c2).sqrt_().add_(self.eps)).mul_(-self.lr))
+                update = (mr / c1).div_((vr / c2).sqrt_().add_(self.eps))
+                if self.wd:  # decoupled (AdamW), on the rows this batch touched
+                    update.add_(p[rows], alpha=self.wd)
+                p.index_add_(0, rows, update.mul_(-self.lr))
             else:
                 m.mul_(b1).add_(p.grad, alpha=1 - b1)
                 v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)

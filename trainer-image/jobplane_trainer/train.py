@@ -37,11 +37,16 @@ class TrainConfig:
     max_epochs: int = 30
     patience: int = 3
     batch_size: int = 32
-    lr_sparse: float = 0.005
+    lr_sparse: float = 0.0015
     lr_dense: float = 0.003
-    dim: int = 256
+    dim: int = 512
     hidden: int = 0
-    dropout: float = 0.2
+    dropout: float = 0.5
+    init_std: float = 0.01
+    min_df: int = 1
+    """Intent features seen in fewer training utterances are dropped."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay on the intent embedding rows a batch touches."""
     label_smoothing: float = 0.0
     min_steps: int = 150
     """Early stopping waits for this many optimizer steps (small bots have few per epoch)."""
@@ -49,6 +54,7 @@ class TrainConfig:
     tagger_patience: int = 4
     tagger_min_steps: int = 300
     tagger_lr_sparse: float = 0.02
+    tagger_feature_dropout: float = 0.1
     refit: bool = True
     """After early stopping picks the epochs, train again on all examples (validation included)."""
     tagger_dim: int = 128
@@ -261,15 +267,15 @@ def _shuffled(n: int, *, seed: int, epoch: int, size: int) -> list[list[int]]:
 
 def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig, dev: torch.device,
                  epochs: int | None = None, name: str = "intent", span: tuple[float, float] = (5.0, 60.0)) -> tuple[Stage, IntentFeatures]:
-    feats = IntentFeatures.fit([e.text for e in train])
+    feats = IntentFeatures.fit([e.text for e in train], min_df=cfg.min_df)
     index = {label: i for i, label in enumerate(labels)}
     bags = feats.bags([e.text for e in train])
     y = torch.tensor([index[e.intent] for e in train], device=dev)
     val_bags = feats.bags([e.text for e in val])
     val_y = torch.tensor([index[e.intent] for e in val], device=dev)
-    net = IntentNet(len(feats.vocab), len(labels), dim=cfg.dim, hidden=cfg.hidden, dropout=cfg.dropout).to(dev)
+    net = IntentNet(len(feats.vocab), len(labels), dim=cfg.dim, hidden=cfg.hidden, dropout=cfg.dropout, init_std=cfg.init_std).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
-    opts = [Adam([net.emb.weight], lr=cfg.lr_sparse), Adam(dense, lr=cfg.lr_dense)]
+    opts = [Adam([net.emb.weight], lr=cfg.lr_sparse, weight_decay=cfg.weight_decay), Adam(dense, lr=cfg.lr_dense)]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
     def step(batch: list[int]) -> torch.Tensor:
@@ -296,7 +302,8 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
     feats = TagFeatures.fit(train)
     items = [feats.encode(e) for e in train]
     val_items = [feats.encode(e) for e in val if inference.tokenize(e.text)]
-    net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden).to(dev)
+    net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden,
+                    feature_dropout=cfg.tagger_feature_dropout).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
     opts = [Adam([net.emb.weight], lr=cfg.tagger_lr_sparse), Adam(dense, lr=cfg.lr_dense)]
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
