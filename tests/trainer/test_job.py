@@ -72,7 +72,7 @@ def _run(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProce
 def test_run_trains_writes_artifacts_promotes_and_reports(tmp_path: Path, sink: tuple[Sink, str]) -> None:
     events, url = sink
     store = open_store(tmp_path.as_uri())
-    proc = _run(_env(store, url, data=make_bot(), maxEpochs=10, taggerEpochs=8, minSteps=50, taggerMinSteps=50, refit=False))
+    proc = _run(_env(store, url, data=make_bot(), maxEpochs=10, taggerEpochs=8, minSteps=50, taggerMinSteps=50, refit=False, threads=1))
     assert proc.returncode == c.EXIT_OK, proc.stderr[-2000:]
     (done,) = events.of("dev.jobplane.run.succeeded")
     assert done.subject == RUN_ID and done.extensions[c.TOKEN_EXTENSION] == "secret-token"
@@ -105,7 +105,7 @@ def test_bad_data_fails_the_run_with_the_bad_data_exit_code(tmp_path: Path, sink
 def test_sigterm_checkpoints_to_the_store_and_a_retry_resumes(tmp_path: Path, sink: tuple[Sink, str]) -> None:
     events, url = sink
     store = open_store(tmp_path.as_uri())
-    env = _env(store, url, data=make_bot(per_intent=60), maxEpochs=40, patience=40, taggerEpochs=2, taggerMinSteps=0, refit=False)
+    env = _env(store, url, data=make_bot(per_intent=60), maxEpochs=40, patience=40, taggerEpochs=2, taggerMinSteps=0, refit=False, threads=1)
     proc = subprocess.Popen([sys.executable, "-m", "jobplane_trainer", "run"], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while not any(e.data.get("phase") == "intent" for e in events.of("dev.jobplane.run.progress")):

@@ -68,7 +68,7 @@ def test_numpy_inference_equals_torch(bot_data: dict[str, Any]) -> None:
 
 def test_stop_writes_a_checkpoint_and_resume_finishes_the_same_model(bot_data: dict[str, Any]) -> None:
     examples = from_project(bot_data)
-    cfg = TrainConfig(max_epochs=4, patience=4, tagger_epochs=3, tagger_patience=3, min_steps=0, tagger_min_steps=0)
+    cfg = TrainConfig(max_epochs=4, patience=4, tagger_epochs=3, tagger_patience=3, min_steps=0, tagger_min_steps=0, threads=1)
     saved: list[bytes] = []
     calls = iter(range(10**6))
     stop_after = 30  # batches: inside the intent stage's second epoch
@@ -87,7 +87,7 @@ def test_stop_writes_a_checkpoint_and_resume_finishes_the_same_model(bot_data: d
 def test_checkpoint_of_other_data_is_ignored(bot_data: dict[str, Any]) -> None:
     saved: list[bytes] = []
     examples = from_project(bot_data)
-    cfg = TrainConfig(max_epochs=2, tagger_epochs=1, min_steps=0, tagger_min_steps=0, refit=False)
+    cfg = TrainConfig(max_epochs=2, tagger_epochs=1, min_steps=0, tagger_min_steps=0, refit=False, threads=1)
     with pytest.raises(Interrupted):
         train(examples, cfg=cfg, hooks=Hooks(should_stop=lambda: True, save_checkpoint=saved.append))
     seen: list[Progress] = []
@@ -131,7 +131,7 @@ def test_snips_subset_trains_intents_and_slots() -> None:
         train_set += from_snips(json.loads(decode(raw, name=name, errors="replace")))[:40]
         val = (folder / f"validate_{name}.json").read_bytes()
         test_set += from_snips(json.loads(decode(val, name=name, errors="replace")))[:40]
-    result = train(train_set, cfg=TrainConfig(tagger_epochs=20, tagger_min_steps=150), test=test_set)
+    result = train(train_set, cfg=TrainConfig(tagger_epochs=20, tagger_min_steps=150, threads=1), test=test_set)
     assert result.summary["accuracy"] >= 0.9
     assert result.summary["entity_f1"] >= 0.5
 

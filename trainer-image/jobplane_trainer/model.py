@@ -215,12 +215,15 @@ class Adam:
     about 4 s on a 2-core CPU: more than training a small bot takes."""
 
     def __init__(self, params: Sequence[nn.Parameter], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, rowwise: bool = False) -> None:
         self.params = list(params)
         self.lr, self.betas, self.eps, self.wd = lr, betas, eps, weight_decay
+        self.rowwise = rowwise
+        """Sparse rows: one second moment per row and no momentum (a third of the memory
+        traffic: the embedding update dominates a step on CPU)."""
         self.t = 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
+        self.m = [torch.zeros(0) if rowwise else torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros(p.shape[0]) if rowwise else torch.zeros_like(p) for p in self.params]
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -234,7 +237,9 @@ class Adam:
         for p, m, v in zip(self.params, self.m, self.v):
             if p.grad is None:
                 continue
-            if p.grad.is_sparse:
+            if p.grad.is_sparse and self.rowwise:
+                self._rowwise(p, v, c2)
+            elif p.grad.is_sparse:
                 g = p.grad.coalesce()
                 rows, vals = g.indices()[0], g.values()
                 mr = m[rows].mul_(b1).add_(vals, alpha=1 - b1)
@@ -248,6 +253,15 @@ class Adam:
                 m.mul_(b1).add_(p.grad, alpha=1 - b1)
                 v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
                 p.addcdiv_(m / c1, (v / c2).sqrt_().add_(self.eps), value=-self.lr)
+
+    def _rowwise(self, p: nn.Parameter, v: torch.Tensor, c2: float) -> None:
+        g = p.grad.coalesce()  # type: ignore[union-attr]
+        rows, vals = g.indices()[0], g.values()
+        b2 = self.betas[1]
+        vr = v[rows].mul_(b2).add_(vals.pow(2).mean(1), alpha=1 - b2)
+        v[rows] = vr
+        scale = (vr / c2).sqrt_().add_(self.eps).reciprocal_().mul_(-self.lr)
+        p.index_add_(0, rows, vals * scale[:, None])
 
     def state_dict(self) -> dict[str, object]:
         return {"t": self.t, "m": [x.clone() for x in self.m], "v": [x.clone() for x in self.v]}
