@@ -148,7 +148,7 @@ def to_project(examples: Iterable[Example]) -> dict[str, Any]:
 def from_snips(obj: Mapping[str, Any], *, name: str = "data") -> list[Example]:
     """Snips NLU's dataset (``{"intents": {X: {"utterances": [...]}}}``) or the 2017 benchmark
     files (``{X: [{"data": [{"text", "entity"?}]}]}``)."""
-    intents = obj.get("intents") if isinstance(obj.get("intents"), Mapping) else obj
+    intents: Mapping[str, Any] = obj["intents"] if isinstance(obj.get("intents"), Mapping) else obj
     out: list[Example] = []
     problems: list[Problem] = []
     for intent, body in intents.items():

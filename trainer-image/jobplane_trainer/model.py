@@ -167,17 +167,17 @@ class TaggerNet(nn.Module):
         return self.out(self.drop(out))
 
     def export(self, feats: TagFeatures) -> dict[str, np.ndarray]:
-        lstm = self.lstm
+        w = dict(self.lstm.named_parameters())
         return {
             "tag_vocab": feats.vocab,
             "tag_emb": _np(self.emb.weight),
             "tag_emb_bias": _np(self.emb_bias),
-            "tag_lstm_w_ih": _np(lstm.weight_ih_l0),
-            "tag_lstm_w_hh": _np(lstm.weight_hh_l0),
-            "tag_lstm_b": _np(lstm.bias_ih_l0 + lstm.bias_hh_l0),
-            "tag_lstm_w_ih_r": _np(lstm.weight_ih_l0_reverse),
-            "tag_lstm_w_hh_r": _np(lstm.weight_hh_l0_reverse),
-            "tag_lstm_b_r": _np(lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse),
+            "tag_lstm_w_ih": _np(w["weight_ih_l0"]),
+            "tag_lstm_w_hh": _np(w["weight_hh_l0"]),
+            "tag_lstm_b": _np(w["bias_ih_l0"] + w["bias_hh_l0"]),
+            "tag_lstm_w_ih_r": _np(w["weight_ih_l0_reverse"]),
+            "tag_lstm_w_hh_r": _np(w["weight_hh_l0_reverse"]),
+            "tag_lstm_b_r": _np(w["bias_ih_l0_reverse"] + w["bias_hh_l0_reverse"]),
             "tag_out_w": _np(self.out.weight),
             "tag_out_b": _np(self.out.bias),
         }
@@ -214,7 +214,7 @@ class Adam:
     Written out because constructing any ``torch.optim`` optimizer imports torch._dynamo,
     about 4 s on a 2-core CPU: more than training a small bot takes."""
 
-    def __init__(self, params: Sequence[nn.Parameter], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: Sequence[torch.Tensor], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, rowwise: bool = False) -> None:
         self.params = list(params)
         self.lr, self.betas, self.eps, self.wd = lr, betas, eps, weight_decay
@@ -254,7 +254,7 @@ class Adam:
                 v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
                 p.addcdiv_(m / c1, (v / c2).sqrt_().add_(self.eps), value=-self.lr)
 
-    def _rowwise(self, p: nn.Parameter, v: torch.Tensor, c2: float) -> None:
+    def _rowwise(self, p: torch.Tensor, v: torch.Tensor, c2: float) -> None:
         g = p.grad.coalesce()  # type: ignore[union-attr]
         rows, vals = g.indices()[0], g.values()
         b2 = self.betas[1]

@@ -112,7 +112,7 @@ class Hooks:
         *,
         progress: Callable[[Progress], None] = lambda p: None,
         should_stop: Callable[[], bool] = lambda: False,
-        save_checkpoint: Callable[[bytes], None] = lambda b: None,
+        save_checkpoint: Callable[[bytes], object] = lambda b: None,
         load_checkpoint: Callable[[], bytes | None] = lambda: None,
     ) -> None:
         self.progress = progress
@@ -209,7 +209,7 @@ class Runner:
         else:
             best_epoch = epoch
         self.done[st.name] = {"state": {k: v.detach().clone() for k, v in st.net.state_dict().items()}, "epochs": best_epoch}
-        return best_epoch
+        return int(best_epoch)
 
     def _epoch(self, st: Stage, epoch: int, *, skip: int, best: tuple[float, Any, int, int]) -> None:
         st.net.train()
@@ -352,7 +352,7 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     refit = cfg.refit and bool(val)
     spans = [(5.0, 50.0), (50.0, 60.0), (60.0, 80.0), (80.0, 92.0)] if refit else [(5.0, 60.0), (60.0, 92.0)]
     arrays, tags, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2])
-    meta = {"format": inference.FORMAT, "labels": labels, "tags": tags, "trainerVersion": __version__,
+    meta: dict[str, Any] = {"format": inference.FORMAT, "labels": labels, "tags": tags, "trainerVersion": __version__,
             "config": asdict(cfg), "epochs": epochs}
     model = inference.Model(arrays, meta)
     meta["threshold"] = calibrate(model, val, quantile=cfg.fallback_quantile)
