@@ -74,7 +74,7 @@ def test_nightly_bot_tests_tests_each_trained_bots_promoted_model(trained: Plane
 
     assert (run["state"], run["type"], run["botId"]) == ("succeeded", "bot-test", "pizza-bot"), run
     figures = run["metrics"]
-    assert figures["evaluatedOn"] == "validation" and figures["n"] > 0
+    assert figures["evaluatedOn"].startswith("validation") and figures["n"] > 0
     assert figures["accuracy"] >= figures["minAccuracy"] == 0.8 and figures["per_intent"]
     assert trained.store.read(c.run_artifacts_prefix(run["id"]) + "bot_test.json")
     summary = final_run(trained, runs.run_id_for("nightly-bot-tests", source=ping.source, event_id=ping.id))
