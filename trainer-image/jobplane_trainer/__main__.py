@@ -49,15 +49,13 @@ def cmd_run() -> int:
         return c.EXIT_BAD_DATA
     reporter = Reporter(events.http_sender(env.sink) if env.sink else _log_sender, run_id=env.run_id, token=env.token)
     try:
-        if env.job_type != "training":
-            raise BadDataError([], what=f"job: this trainer runs training jobs, not {env.job_type!r}")
-        data = execute(env, reporter, stop=stop)
+        data = _dispatch(env, reporter, stop=stop)
     except Interrupted as e:
         log.warning("interrupted, checkpoint written: %s", e)
         return c.EXIT_INTERRUPTED
     except BadDataError as e:
         log.error("%s", e)
-        reporter.failed("BadData", e.message)
+        reporter.failed(type(e).__name__ if type(e) is not BadDataError else "BadData", e.message)
         return c.EXIT_BAD_DATA
     except Exception as e:
         log.exception("training failed")
@@ -65,8 +63,19 @@ def cmd_run() -> int:
         return c.EXIT_FAILED
     reporter.progress(Progress("done", 100.0, "model trained"), force=True)
     reporter.succeeded(data)
-    log.info("succeeded: %s promoted=%s", data["metrics"], data["promoted"])
+    log.info("succeeded: %s promoted=%s", {k: v for k, v in data["metrics"].items() if not isinstance(v, dict)}, data["promoted"])
     return c.EXIT_OK
+
+
+def _dispatch(env: JobEnv, reporter: Reporter, *, stop: threading.Event) -> dict[str, Any]:
+    if env.job_type == "training":
+        return execute(env, reporter, stop=stop)
+    if env.job_type == "bot-test":
+        from . import bottest
+
+        reporter.progress(Progress("test", 10.0, "scoring the promoted model"), force=True)
+        return bottest.execute(env)
+    raise BadDataError([], what=f"job: this image runs training and bot-test jobs, not {env.job_type!r}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from jobplane.errors import NotFoundError, PreconditionFailedError, Problem
 from jobplane.store import ObjectStore, open_store, resolve_uri
 
 from . import __version__, metrics
-from .data import BadDataError, data_hash, parse, validate
+from .data import BadDataError, data_hash, parse, to_project, validate
 from .report import Reporter
 from .train import Hooks, Progress, TrainConfig, TrainResult, train
 
@@ -91,7 +91,7 @@ def execute(env: JobEnv, reporter: Reporter, *, stop: threading.Event) -> dict[s
     reporter.progress(Progress("upload", 97.0, "writing artifacts"), force=True)
     artifacts = write_artifacts(store, env, result, dhash=data_hash(examples))
     margin = float(env.params.get("promotionMargin", DEFAULT_MARGIN))
-    promoted, gate = promote(store, env=env, result=result, model_uri=artifacts["model"], margin=margin, dhash=data_hash(examples))
+    promoted, gate = promote(store, env=env, result=result, artifacts=artifacts, margin=margin, dhash=data_hash(examples))
     return {"metrics": result.summary | {"threshold": result.meta["threshold"]}, "artifacts": artifacts,
             "promoted": promoted, "gate": gate, "modelUri": artifacts["model"], "botId": env.bot_id, "timings": result.timings}
 
@@ -113,6 +113,7 @@ def write_artifacts(store: ObjectStore, env: JobEnv, result: TrainResult, *, dha
         "confusionMatrix": ("confusion_matrix.json", _json(result.confusion), "application/json"),
         "confusionMatrixPng": ("confusion_matrix.png", metrics.heatmap_png(result.confusion["matrix"]), "image/png"),
         "modelCard": ("model_card.json", _json(card), "application/json"),
+        "validation": ("validation.json", _json(to_project(result.validation)), "application/json"),
     }
     out = {}
     for name, (fname, data, ctype) in files.items():
@@ -131,7 +132,8 @@ def model_card(env: JobEnv, result: TrainResult, *, dhash: str) -> dict[str, Any
     }
 
 
-def promote(store: ObjectStore, *, env: JobEnv, result: TrainResult, model_uri: str, margin: float, dhash: str) -> tuple[bool, dict[str, Any]]:
+def promote(store: ObjectStore, *, env: JobEnv, result: TrainResult, artifacts: Mapping[str, str], margin: float,
+            dhash: str) -> tuple[bool, dict[str, Any]]:
     """Compare-and-swap ``bots/{botId}/model.json`` to this model unless it is worse than the
     current one by more than ``margin`` (macro-F1)."""
     key = c.bot_model_key(env.bot_id)
@@ -144,7 +146,8 @@ def promote(store: ObjectStore, *, env: JobEnv, result: TrainResult, model_uri: 
             return True, gate | {"decision": "already promoted"}
         if old is not None and new < old - margin:
             return False, gate | {"decision": "kept current: candidate worse by more than the margin"}
-        pointer = {"botId": env.bot_id, "runId": env.run_id, "specId": env.spec_id, "modelUri": model_uri,
+        pointer = {"botId": env.bot_id, "runId": env.run_id, "specId": env.spec_id, "modelUri": artifacts["model"],
+                   "validationUri": artifacts.get("validation"),
                    "format": inference.FORMAT, "metrics": result.summary, "threshold": result.meta["threshold"],
                    "trainingDataHash": f"sha256:{dhash}", "trainerVersion": __version__, "promotedAt": _now()}
         try:

@@ -8,7 +8,12 @@ import struct
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from jobplane import inference
+
+if TYPE_CHECKING:
+    from .data import Example
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
@@ -115,3 +120,19 @@ def _png(width: int, height: int, raw: bytes) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+def evaluate(model: inference.Model, examples: Sequence[Example], *, labels: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+    """Intent report, entity report (if the model tags) and confusion matrix, via numpy inference."""
+    y_true, y_pred, gold, pred = [], [], [], []
+    for ex in examples:
+        probs = model.intent_probs(ex.text)
+        y_true.append(ex.intent)
+        y_pred.append(model.labels[int(probs.argmax())])
+        if model.tags:
+            gold.append([(e.start, e.end, e.entity) for e in ex.entities])
+            pred.append([(e["start"], e["end"], e["entity"]) for e in model.entities(ex.text, intent=y_pred[-1])])
+    all_labels = labels + sorted({t for t in y_true if t not in set(labels)})
+    report = intent_report(y_true, y_pred, labels=all_labels)
+    ents = entity_report(gold, pred) if model.tags else None
+    return report, ents, confusion(y_true, y_pred, labels=all_labels)

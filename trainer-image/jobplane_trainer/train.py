@@ -22,6 +22,7 @@ from jobplane import inference
 
 from . import __version__, metrics
 from .data import Example, data_hash
+from .metrics import evaluate
 from .model import Adam, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
 
 torch.set_flush_denormal(True)
@@ -105,6 +106,8 @@ class TrainResult:
     summary: dict[str, float]
     meta: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    validation: list[Example] = field(default_factory=list)
+    """The held-out examples; saved with the model so a bot test can run on them later."""
 
 
 class Hooks:
@@ -370,7 +373,7 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     full = {**summary, "evaluatedOn": "test" if test else "validation", "intents": report, "entities": ents,
             "threshold": meta["threshold"], "trainSize": len(train_set), "validationSize": len(val), "refit": refit}
     timings = {"trainSeconds": round(t_train, 2), "totalSeconds": round(time.monotonic() - t0, 2)}
-    return TrainResult(inference.save_model(arrays, meta), full, conf, summary, meta, timings)
+    return TrainResult(inference.save_model(arrays, meta), full, conf, summary, meta, timings, list(val))
 
 
 def _seed(cfg: TrainConfig) -> torch.device:
@@ -418,19 +421,3 @@ def calibrate(model: inference.Model, val: Sequence[Example], *, quantile: float
         if model.labels[int(probs.argmax())] == ex.intent:
             conf.append(float(probs.max()))
     return round(float(np.quantile(conf, quantile)), 6) if conf else 0.0
-
-
-def evaluate(model: inference.Model, examples: Sequence[Example], *, labels: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
-    """Intent report, entity report (if the model tags) and confusion matrix, via numpy inference."""
-    y_true, y_pred, gold, pred = [], [], [], []
-    for ex in examples:
-        probs = model.intent_probs(ex.text)
-        y_true.append(ex.intent)
-        y_pred.append(model.labels[int(probs.argmax())])
-        if model.tags:
-            gold.append([(e.start, e.end, e.entity) for e in ex.entities])
-            pred.append([(e["start"], e["end"], e["entity"]) for e in model.entities(ex.text, intent=y_pred[-1])])
-    all_labels = labels + sorted({t for t in y_true if t not in set(labels)})
-    report = metrics.intent_report(y_true, y_pred, labels=all_labels)
-    ents = metrics.entity_report(gold, pred) if model.tags else None
-    return report, ents, metrics.confusion(y_true, y_pred, labels=all_labels)
