@@ -222,8 +222,8 @@ class Adam:
         """Sparse rows: one second moment per row and no momentum (a third of the memory
         traffic: the embedding update dominates a step on CPU)."""
         self.t = 0
-        self.m = [torch.zeros(0) if rowwise else torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros(p.shape[0]) if rowwise else torch.zeros_like(p) for p in self.params]
+        self.m = [torch.zeros(0, device=p.device) if rowwise else torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros(p.shape[0], device=p.device) if rowwise else torch.zeros_like(p) for p in self.params]
 
     def zero_grad(self) -> None:
         for p in self.params:
