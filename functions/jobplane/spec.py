@@ -382,6 +382,13 @@ def for_one_bot(params: Mapping[str, Any], bot_id: str) -> dict[str, Any]:
     return out
 
 
+def merge_params(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's params: ``overrides`` over the spec's; a ``botId`` override on a fan-out spec
+    makes it one bot's run (``bots`` dropped)."""
+    merged = {**copy.deepcopy(dict(params)), **copy.deepcopy(dict(overrides))}
+    return for_one_bot(merged, str(overrides["botId"])) if "botId" in overrides else merged
+
+
 def training_spec_for_bot(bot_id: str, *, defaults: Mapping[str, Any]) -> Spec:
     """A bot's training spec ``train-{botId}`` from the configured defaults (no data yet).
 

@@ -66,7 +66,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
 
 @pytest.mark.slow
 def test_nightly_bot_tests_tests_each_trained_bots_promoted_model(trained: Plane) -> None:
-    pytest.importorskip("jobplane_trainer.bottest", reason="the trainer's bot-test job is not there yet")
     (ping,) = fire(trained, "2027-01-04T03:29:30+00:00", "2027-01-04T03:30:05+00:00")  # a Monday
     assert ping.data == {"specId": "nightly-bot-tests"}
 
@@ -91,3 +90,27 @@ def test_retrain_all_runs_each_bots_own_training_spec_again(trained: Plane) -> N
     assert (run["state"], run["specId"], run["botId"]) == ("succeeded", "train-pizza-bot", "pizza-bot"), run
     history = runs.list_runs(trained.store, spec_id="train-pizza-bot")
     assert [r["trigger"]["source"] for r in history] == [FANOUT_SOURCE, "/platform/bots"]
+
+
+@pytest.mark.slow
+def test_one_bots_test_through_the_api_below_min_accuracy_fails_once_with_the_reason(trained: Plane) -> None:
+    wrong = [{"text": e["text"], "expectedIntent": "bye"} for e in TRAINING_EXAMPLES if e["intent"] == "greet"]
+    response = requests.post(f"{trained.url}/v1/specs/nightly-bot-tests/runs", timeout=10,
+                             json={"params": {"botId": "pizza-bot", "tests": wrong, "minAccuracy": 0.9}})
+    assert response.status_code == 202, response.text
+
+    run = final_run(trained, response.json()["runId"])
+
+    assert (run["state"], run["reason"], run["botId"]) == ("failed", "BelowMinAccuracy", "pizza-bot"), run
+    assert "below minAccuracy 0.9" in run["message"]
+    assert [p.name for p in (trained.data_dir / "jobs" / run["id"]).glob("attempt-*.log")] == ["attempt-1.log"]
+
+
+@pytest.mark.slow
+def test_a_fan_out_run_through_the_api_answers_a_run_id_that_resolves_to_the_sweep(trained: Plane) -> None:
+    response = requests.post(f"{trained.url}/v1/specs/retrain-all/runs", json={}, timeout=10)
+    assert response.status_code == 202, response.text
+
+    summary = final_run(trained, response.json()["runId"])
+
+    assert (summary["state"], summary["reason"], summary["message"]) == ("succeeded", "FannedOut", "requested 1 run, one per bot")

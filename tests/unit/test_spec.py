@@ -13,7 +13,7 @@ import pytest
 
 from jobplane import checks, cronexpr
 from jobplane.errors import ValidationError
-from jobplane.spec import for_one_bot, is_fan_out, training_spec_for_bot, validate_spec, validate_training_data
+from jobplane.spec import for_one_bot, is_fan_out, merge_params, training_spec_for_bot, validate_spec, validate_training_data
 
 EXAMPLES = [
     {"text": "book a table for two", "intent": "book_table",
@@ -405,3 +405,13 @@ def test_one_bots_params_drop_bots_keep_the_rest_and_validate() -> None:
 def test_built_in_fan_out_specs_validate_and_fan_out(spec_id: str) -> None:
     spec = validate_spec(json.loads((BUILT_IN / f"{spec_id}.json").read_text(encoding="utf-8")))
     assert spec["id"] == spec_id and spec["schedule"] and is_fan_out(spec)
+
+
+@pytest.mark.parametrize(("params", "overrides", "expected"), [
+    ({"bots": "all", "minAccuracy": 0.8}, {"botId": "b"}, {"botId": "b", "minAccuracy": 0.8}),
+    ({"bots": "all", "minAccuracy": 0.8}, {"minAccuracy": 0.9}, {"bots": "all", "minAccuracy": 0.9}),
+    ({"botId": "a", "epochs": 3}, {"epochs": 5}, {"botId": "a", "epochs": 5}),
+    ({"botId": "a"}, {"botId": "b"}, {"botId": "b"}),
+], ids=["one bot of a fan-out", "fan-out override", "one-bot override", "botId override"])
+def test_merges_run_params_over_the_specs(params: dict[str, Any], overrides: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert merge_params(params, overrides) == expected

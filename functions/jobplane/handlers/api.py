@@ -34,7 +34,7 @@ from ..errors import (
     ValidationError,
 )
 from ..runtime import Runtime
-from ..spec import MAX_ID, validate_spec
+from ..spec import MAX_ID, merge_params, validate_spec
 from .common import MethodNotAllowedError, error_response, json_response, read_body
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ def _run_overrides(body: Any, stored: Mapping[str, Any], *, rt: Runtime) -> dict
     overrides = body.get("params", {})
     if unknown or not isinstance(overrides, Mapping):
         raise ValidationError(unknown or [Problem("body.params", "must be an object")], what="run request")
-    merged = {**stored, "params": {**(stored.get("params") or {}), **overrides}}
+    merged = {**stored, "params": merge_params(stored.get("params") or {}, overrides)}  # botId: one bot of a fan-out spec
     effective = _stored_form(validate_spec(merged), rt=rt)
     return {key: effective["params"][key] for key in overrides}
 
