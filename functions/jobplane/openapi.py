@@ -67,8 +67,11 @@ def _spec_schema() -> dict[str, Any]:
             "concurrency": {"enum": list(specs.CONCURRENCY), "default": "Forbid"},
             "params": {"type": "object", "description": "Per type. training: botId, trainingData "
                        "({uri} or {examples}), testData, hyper-parameters; kb-index: botId, articles; "
-                       "bot-test: botId, tests or testData.",
-                       "properties": {"botId": ID, "trainingData": _ref("TrainingData"), **hyper}},
+                       "bot-test: botId, tests or testData (else the validation examples saved with the "
+                       "bot's promoted model), minAccuracy. training and bot-test may name bots: \"all\" "
+                       "instead of botId: one run per bot (a run with params.botId runs one bot).",
+                       "properties": {"botId": ID, "bots": {"enum": [specs.ALL_BOTS]},
+                                      "trainingData": _ref("TrainingData"), **hyper}},
             "resources": {"type": "object", "additionalProperties": False, "properties": {
                 "gpus": {"type": "integer", "minimum": 0, "maximum": 8, "default": 0},
                 "cpu": {"type": "string", "default": "2", "examples": ["500m", "2"]},
@@ -106,6 +109,8 @@ def _run_schema() -> dict[str, Any]:
         "job": {"type": ["object", "null"], "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}},
         "metrics": {"type": ["object", "null"]},
         "artifacts": {"type": "object", "additionalProperties": {"type": "string"}},
+        "fanOut": {"type": "object", "description": "A fan-out spec's run: the per-bot runs it requested.",
+                   "properties": {"runs": {"type": "integer", "minimum": 0}, "source": {"type": "string"}}},
     }}
 
 
