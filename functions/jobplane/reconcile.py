@@ -95,7 +95,9 @@ def _active_runs(store: ObjectStore) -> list[runs.Run]:
             run = runs.get_run(store, run_id)
         except NotFoundError:
             continue
-        if not runs.is_terminal(run):
+        if runs.is_terminal(run):
+            runs.forget_active(store, run)  # a marker that outlived its run's end (a write raced the end)
+        else:
             found.append(run)
     return found
 

@@ -3,6 +3,9 @@
 A run's id is derived from (spec id, trigger source + id), so a redelivered trigger names the
 same run — and the same Job — and creating it again is a no-op. Records change only through
 compare-and-swap on the object's generation, so concurrent writers never lose an update.
+``run.json`` is the one durable fact; the index entries (listings by spec and bot, the active
+marker) are created after it, concurrently, and rewritten by a redelivery, so a crash between
+the writes heals.
 
     requested → launched → running → succeeded | failed | cancelled   (+ skipped, superseded)
 """
@@ -12,9 +15,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -29,6 +36,9 @@ STATES: Final = ("requested", "launched", "running", *sorted(TERMINAL))
 _RANK: Final = {"requested": 0, "launched": 1, "running": 2}
 _INVERT_BASE: Final = 10**13
 _CAS_ATTEMPTS: Final = 25
+INDEX_WRITERS: Final = 8
+"""Threads per process that write index entries concurrently (each write is a round trip to
+GCS, or an fsync on the filesystem; both release the GIL)."""
 
 
 def run_id_for(spec_id: str, *, source: str, event_id: str) -> str:
@@ -147,7 +157,8 @@ def _inverted(created_at: str) -> str:
     return f"{_INVERT_BASE - millis:013d}"
 
 
-def _index_keys(run: Mapping[str, Any]) -> list[str]:
+def listing_keys(run: Mapping[str, Any]) -> list[str]:
+    """The run's entries in the spec's and the bot's newest-first listings."""
     stamp = f"{_inverted(run['createdAt'])}-{run['id']}"
     keys = [f"index/specs/{run['specId']}/{stamp}"]
     if run.get("botId"):
@@ -155,8 +166,64 @@ def _index_keys(run: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def _active_key(run: Mapping[str, Any]) -> str:
+def active_key(run: Mapping[str, Any]) -> str:
+    """The run's marker under ``index/active/``, there while the run is not terminal."""
     return f"index/active/{run['specId']}/{run['id']}"
+
+
+def index_keys(run: Mapping[str, Any]) -> list[str]:
+    """Every index entry the run should have: its listings, and its active marker unless terminal."""
+    return listing_keys(run) + ([] if is_terminal(run) else [active_key(run)])
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A run record as the store holds it."""
+
+    run: Run
+    generation: int
+    """The generation ``run`` was written or read at (for a compare-and-swap without a read)."""
+    created: bool
+    """False when a run of that id was there already (a redelivered trigger)."""
+
+
+def create_record(store: ObjectStore, run: Run) -> Stored:
+    """Store ``runs/{id}/run.json`` create-only, and nothing else: the one durable fact that
+    makes a redelivery find its run. A run of that id already there is read and returned."""
+    try:
+        generation = store.write(c.run_key(run["id"]), _dump(run), if_generation_match=0)
+        return Stored(run, generation, created=True)
+    except PreconditionFailedError:
+        blob = store.read(c.run_key(run["id"]))
+        return Stored(json.loads(blob.data), blob.generation, created=False)
+
+
+def create_run(store: ObjectStore, run: Run) -> tuple[Run, bool]:
+    """Store a new run create-only, with its index entries. A run of that id already there is
+    returned with ``False`` (a redelivered trigger). Index entries are (re)written either way,
+    so a crash between the writes heals on redelivery."""
+    stored = create_record(store, run)
+    write_index(store, index_keys(stored.run))
+    return stored.run, stored.created
+
+
+def write_index(store: ObjectStore, keys: Iterable[str]) -> None:
+    """Create the (empty) index entries ``keys`` concurrently; ones already there are fine."""
+    wait_for(start_index(store, keys))
+
+
+def wait_for(writes: Iterable[Future[None]]) -> None:
+    """Wait for every write; then raise the first failure, if any."""
+    errors = [e for e in (w.exception() for w in list(writes)) if e is not None]
+    if errors:
+        raise errors[0]
+
+
+def start_index(store: ObjectStore, keys: Iterable[str]) -> list[Future[None]]:
+    """Begin creating the index entries ``keys`` on the index writers; the caller waits on the
+    futures (``Future.result`` raises what a write raised)."""
+    pool = _POOL.get()
+    return [pool.submit(_create_quietly, store, key, b"") for key in keys]
 
 
 def _create_quietly(store: ObjectStore, key: str, data: bytes) -> None:
@@ -166,20 +233,24 @@ def _create_quietly(store: ObjectStore, key: str, data: bytes) -> None:
         pass
 
 
-def create_run(store: ObjectStore, run: Run) -> tuple[Run, bool]:
-    """Store a new run create-only. A run of that id already there is returned with ``False``
-    (a redelivered trigger). Index entries are (re)written either way, so a crash between the
-    writes heals on redelivery."""
-    try:
-        store.write(c.run_key(run["id"]), _dump(run), if_generation_match=0)
-        stored, created = run, True
-    except PreconditionFailedError:
-        stored, created = get_run(store, run["id"]), False
-    for key in _index_keys(stored):
-        _create_quietly(store, key, b"")
-    if not is_terminal(stored):
-        _create_quietly(store, _active_key(stored), b"")
-    return stored, created
+class _Pool:
+    """One thread pool per process, made on first use (a pool made before a fork has no
+    threads in the child)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = ThreadPoolExecutor(INDEX_WRITERS, thread_name_prefix="jobplane-index")
+                self._pid = os.getpid()
+            return self._pool
+
+
+_POOL: Final = _Pool()
 
 
 def get_run(store: ObjectStore, run_id: str) -> Run:
@@ -187,29 +258,41 @@ def get_run(store: ObjectStore, run_id: str) -> Run:
     return json.loads(blob.data)  # type: ignore[no-any-return]
 
 
-def update_run(store: ObjectStore, run_id: str, mutate: Callable[[Run], Run | None]) -> Run:
+def update_run(
+    store: ObjectStore, run_id: str, mutate: Callable[[Run], Run | None], *, known: Stored | None = None
+) -> Run:
     """Read, mutate, compare-and-swap; retried when another writer got there first.
-    ``mutate`` gets a private copy and returns the new record, or ``None`` for no change."""
+    ``mutate`` gets a private copy and returns the new record, or ``None`` for no change.
+    ``known`` is the record as this process last wrote or read it: the first attempt swaps
+    against it without reading (a stale one just costs the read it saved)."""
     for attempt in range(_CAS_ATTEMPTS):
-        blob = store.read(c.run_key(run_id))
-        current = json.loads(blob.data)
+        trusting = attempt == 0 and known is not None
+        if trusting and known is not None:
+            current, generation = known.run, known.generation
+        else:
+            blob = store.read(c.run_key(run_id))
+            current, generation = json.loads(blob.data), blob.generation
         new = mutate(copy.deepcopy(current))
         if new is None or new == current:
-            return current  # type: ignore[no-any-return]
+            if trusting:
+                continue  # no change to what this process knew: check what is stored
+            return current
         try:
-            store.write(c.run_key(run_id), _dump(new), if_generation_match=blob.generation)
+            store.write(c.run_key(run_id), _dump(new), if_generation_match=generation)
         except PreconditionFailedError:
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+            if not trusting:  # a stale ``known`` is no contention: read at once
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
             continue
         if is_terminal(new):
-            _forget_active(store, new)
+            forget_active(store, new)
         return new
     raise UnavailableError(f"run {run_id}: too many concurrent updates; retry")
 
 
-def _forget_active(store: ObjectStore, run: Mapping[str, Any]) -> None:
+def forget_active(store: ObjectStore, run: Mapping[str, Any]) -> None:
+    """Remove the run's active marker (gone already is fine)."""
     try:
-        store.delete(_active_key(run))
+        store.delete(active_key(run))
     except NotFoundError:
         pass
 

@@ -92,5 +92,14 @@ def test_a_transient_failure_is_raised_after_the_other_runs_are_done(tmp_path: P
     assert runs.get_run(store, unknown["id"])["state"] == "launched"
 
 
+def test_a_marker_left_behind_by_an_ended_run_is_removed(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    done = stored_run(store, "a", state="succeeded")
+    runs.write_index(store, [runs.active_key(done)])  # a late marker write raced the end
+
+    assert reconcile(store, DownLauncher(), now=T0).checked == 0
+    assert runs.list_active(store) == []
+
+
 def test_no_active_runs_means_no_call_to_the_launcher(tmp_path: Path) -> None:
     assert reconcile(FileStore(tmp_path), DownLauncher(), now=T0).checked == 0

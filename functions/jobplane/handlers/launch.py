@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -93,11 +93,13 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
     if plan.overrides:
         run["params"] = plan.overrides
-    run, _created = runs.create_run(rt.store, run)
+    stored = runs.create_record(rt.store, run)
+    run = stored.run
     if run["state"] != "requested":
+        runs.write_index(rt.store, runs.index_keys(run))  # heal what a crash between the writes left out
         log.info("run %s exists (state %s): duplicate delivery of %s", run["id"], run["state"], event.id)
         return _reply(run) if run.get("job") else None
-    return _decide_and_launch(plan.spec, run, rt=rt)
+    return _decide_and_launch(plan.spec, stored, rt=rt)
 
 
 # --- planning: event → validated spec ------------------------------------------------------
@@ -341,12 +343,18 @@ def _fanned_out(run: runs.Run, count: int, *, rt: Runtime) -> runs.Run | None:
 # --- concurrency and launch ----------------------------------------------------------------
 
 
-def _decide_and_launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event | None:
+def _decide_and_launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime) -> ev.Event | None:
+    """The index entries (all of them: on a redelivery they heal a crash) are written with the
+    update to ``launched``, or, when there is something to decide, first: the run's own
+    active marker must be there before it looks for rivals, so that of two runs racing, the
+    later to look always sees the other."""
     from .. import concurrency
 
     policy = str(spec.get("concurrency", "Allow"))
+    run, index = stored.run, runs.index_keys(stored.run)
     if policy == "Allow":
-        return _launch(spec, run, rt=rt)  # nothing to decide: skip listing the active runs
+        return _launch(spec, stored, index=index, rt=rt)  # nothing to decide: skip listing the active runs
+    runs.write_index(rt.store, index)
     older, newer = _rivals(run, rt=rt)
     if policy == "Replace" and newer:
         _end(run, "superseded", reason=f"ConcurrencyReplace: run {newer[0]['id']} is newer and already launched", rt=rt)
@@ -357,7 +365,7 @@ def _decide_and_launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -
         return None
     for old_id in decision.supersede:
         _supersede(old_id, by=run, rt=rt)
-    return _launch(spec, run, rt=rt)
+    return _launch(spec, stored, rt=rt)
 
 
 def _rivals(run: Mapping[str, Any], *, rt: Runtime) -> tuple[list[runs.Run], list[runs.Run]]:
@@ -396,15 +404,21 @@ def _supersede(run_id: str, *, by: Mapping[str, Any], rt: Runtime) -> None:
     rt.launcher.cancel(str((old.get("job") or {}).get("name") or run_id))
 
 
-def _launch(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event:
+def _launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime, index: Sequence[str] = ()) -> ev.Event:
+    """Create the Job, then mark the run launched (swapping against the record just stored,
+    without reading it back) while the ``index`` entries are written beside it."""
+    run = stored.run
     try:
         status = rt.launcher.launch(manifests.build_job(spec, run, settings=rt.settings))
     except JobplaneError as e:
+        runs.write_index(rt.store, index)  # the run is listed, whatever comes of it
         if not e.retryable:  # the API server refused the Job for good (e.g. 422)
             _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
         raise
     ref = {"name": status.name, "namespace": status.namespace}
-    updated = runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, ref, rt=rt))
+    writes = runs.start_index(rt.store, index)
+    updated = runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, ref, rt=rt), known=stored)
+    runs.wait_for(writes)  # a failed entry answers 5xx: the redelivery writes it
     if updated["state"] in ("superseded", "cancelled"):
         rt.launcher.cancel(status.name)  # a newer run replaced this one while it launched
     return _reply(updated)
