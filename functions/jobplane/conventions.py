@@ -34,10 +34,16 @@ SCRATCH_PATH: Final = "/scratch"
 # --- trainer exit codes -------------------------------------------------------------------
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
+"""A crash a retry may cure: the trainer reports it as progress in ``PHASE_ERROR`` (never
+``run.failed``, which is sticky); the Job's end decides the run's."""
 EXIT_BAD_DATA: Final = 3
 """The data can never train: the Job's podFailurePolicy fails the Job without retries."""
 EXIT_INTERRUPTED: Final = 143
 """SIGTERM: a checkpoint was written; a retry resumes from it."""
+
+PHASE_ERROR: Final = "error"
+"""Phase of the progress event a crashing trainer sends; its message is the error, which the
+reconciler quotes when the Job fails."""
 
 # --- CloudEvent extension carrying the per-run callback token ------------------------------
 TOKEN_EXTENSION: Final = "jobplanetoken"

@@ -3,7 +3,7 @@
 GCS sustains about one write per second to any one object, while a trainer may report
 progress many times a second and the broker may deliver in parallel, twice, or out of order.
 So each callback is first made durable on its own: an append-only log entry
-``runs/{runId}/events/{seq:08d}-{eventId}`` written create-only (a redelivery finds it there
+``runs/{runId}/events/{seq:016d}-{eventId}`` written create-only (a redelivery finds it there
 and is a duplicate). The run record is then compacted from those updates by a per-process
 ``Coalescer`` that writes each run's ``run.json`` at most once per ``FLUSH_INTERVAL_S``,
 applying a whole batch in one compare-and-swap. A terminal callback is merged synchronously,
@@ -57,8 +57,10 @@ _FORGET_AFTER_RUNS: Final = 10_000
 _BUSY_RETRY_S: Final = 0.005
 _RUN_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
-MAX_SEQ: Final = 99_999_999
-"""Sequence numbers fit the log keys' eight digits, so the keys sort by seq."""
+SEQ_DIGITS: Final = 16
+MAX_SEQ: Final = 10**SEQ_DIGITS - 1
+"""Sequence numbers fit the log keys' sixteen digits, so the keys sort by seq. The trainer's
+are milliseconds since the epoch (13 digits), so a retried attempt's continue past the last."""
 FINAL_PREFIX: Final = "final-"
 """Log entries of terminal callbacks sort after every numbered progress entry."""
 
@@ -148,8 +150,8 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 
 
 def log_key(run_id: str, event: ev.Event, data: Mapping[str, Any]) -> str:
-    """``runs/{runId}/events/{seq:08d}-{eventId}`` (terminal callbacks: ``final-{eventId}``)."""
-    stem = f"{int(data['seq']):08d}-" if event.type == ev.RUN_PROGRESS else FINAL_PREFIX
+    """``runs/{runId}/events/{seq:016d}-{eventId}`` (terminal callbacks: ``final-{eventId}``)."""
+    stem = f"{int(data['seq']):0{SEQ_DIGITS}d}-" if event.type == ev.RUN_PROGRESS else FINAL_PREFIX
     return f"{c.run_events_prefix(run_id)}{stem}{_safe_event_id(event)}"
 
 
@@ -192,7 +194,7 @@ def _catch_up(store: ObjectStore, run: Mapping[str, Any], *, known: set[int]) ->
     """Progress in the log past the record's ``seq`` that this process never saw (another
     replica's, or one lost in a crash before its flush)."""
     prefix = c.run_events_prefix(str(run["id"]))
-    keys = [k for k in store.list(prefix, start_after=f"{prefix}{int(run.get('seq', 0)):08d}~")
+    keys = [k for k in store.list(prefix, start_after=f"{prefix}{int(run.get('seq', 0)):0{SEQ_DIGITS}d}~")
             if k[len(prefix):][:1].isdigit() and int(k[len(prefix):].split("-", 1)[0]) not in known]
     found: list[Update] = []
     for key in keys[-CATCH_UP_LIMIT:]:

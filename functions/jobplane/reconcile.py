@@ -4,10 +4,16 @@ A trainer that is OOM-killed, evicted, stopped by its deadline or deleted by han
 ``run.failed``; without this, its run would stay ``running`` for ever. Fired every minute (a
 PingSource in the cluster, the local cron in the embedded plane), it compares the active runs
 with their Jobs and ends the runs whose Jobs are gone or finished, with Kubernetes' reason.
+
+A trainer that crashes reports its error as progress in phase ``error`` and exits, and the Job
+retries it; only when the Job has failed for good does its run fail, here. The failed record
+then says how many attempts failed and quotes the trainer's last reported error
+(``BackoffLimitExceeded``: "3 attempts failed; last: ValueError: …; Job has reached …").
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +22,7 @@ from typing import Any, Final
 
 from . import conventions as c
 from . import runs
-from .errors import JobplaneError, NotFoundError, UnavailableError
+from .errors import JobplaneError, NotFoundError, UnavailableError, short
 from .launcher.base import JobStatus, Launcher
 from .store.base import ObjectStore
 
@@ -29,6 +35,9 @@ LAUNCH_GRACE: Final = timedelta(minutes=15)
 REASON_MISSING: Final = "JobMissing"
 REASON_NO_REPORT: Final = "CompletedWithoutReport"
 REASON_NOT_LAUNCHED: Final = "NotLaunched"
+ERROR_LOOKBACK: Final = 20
+"""Newest progress entries of a run's log searched for the trainer's last reported error."""
+MESSAGE_LIMIT: Final = 2000
 
 
 @dataclass
@@ -53,7 +62,9 @@ def reconcile(store: ObjectStore, launcher: Launcher, *, now: datetime, grace: t
     for run in active:
         report.checked += 1
         try:
-            verdict = judge(run, _job_status(run, jobs, launcher), now=now, grace=grace, launch_grace=launch_grace)
+            job = _job_status(run, jobs, launcher)
+            error = last_reported_error(store, run) if job.state == "failed" else None
+            verdict = judge(run, job, now=now, grace=grace, launch_grace=launch_grace, last_error=error)
             if verdict:
                 _mark_failed(store, run["id"], reason=verdict[0], message=verdict[1], now=now)
                 report.failed[run["id"]] = verdict[0]
@@ -68,11 +79,12 @@ def reconcile(store: ObjectStore, launcher: Launcher, *, now: datetime, grace: t
 
 
 def judge(run: Mapping[str, Any], job: JobStatus, *, now: datetime, grace: timedelta,
-          launch_grace: timedelta) -> tuple[str, str] | None:
-    """``(reason, message)`` when the run must be marked failed, else None (pure)."""
+          launch_grace: timedelta, last_error: str | None = None) -> tuple[str, str] | None:
+    """``(reason, message)`` when the run must be marked failed, else None (pure).
+    ``last_error``: the trainer's last reported error, quoted when the Job failed."""
     age = now - _parse(run.get("updatedAt") or run["createdAt"])
     if job.state == "failed":
-        return job.reason or "Failed", job.message or "the Job failed"
+        return job.reason or "Failed", failure_message(job, last_error)
     if job.state == "missing":
         if run.get("state") == "requested" and age < launch_grace:
             return None
@@ -81,6 +93,34 @@ def judge(run: Mapping[str, Any], job: JobStatus, *, now: datetime, grace: timed
         return REASON_MISSING, f"Job {job.name} no longer exists (deleted before the run reported an end)"
     if job.state == "succeeded" and age >= grace:
         return REASON_NO_REPORT, f"Job {job.name} completed but the run sent no final report within {grace}"
+    return None
+
+
+def failure_message(job: JobStatus, last_error: str | None) -> str:
+    """"N attempts failed; last: <trainer's error>; <Kubernetes' message>" (parts it lacks left out)."""
+    parts = []
+    if job.failed_pods:
+        parts.append(f"{job.failed_pods} attempt{'s' if job.failed_pods != 1 else ''} failed")
+    if last_error:
+        parts.append(f"last: {last_error}")
+    parts.append(job.message or "the Job failed")
+    return short("; ".join(parts), MESSAGE_LIMIT)
+
+
+def last_reported_error(store: ObjectStore, run: Mapping[str, Any]) -> str | None:
+    """The message of the newest ``error`` progress the trainer sent: from the run's log (durable
+    before the callback was answered, so never behind the coalesced record), else the record's."""
+    prefix = c.run_events_prefix(str(run["id"]))
+    keys = [k for k in store.list(prefix) if k[len(prefix):][:1].isdigit()]
+    for key in reversed(keys[-ERROR_LOOKBACK:]):
+        try:
+            data = json.loads(store.read(key).data).get("data") or {}
+        except (NotFoundError, ValueError, AttributeError):
+            continue
+        if data.get("phase") == c.PHASE_ERROR and data.get("message"):
+            return str(data["message"])
+    if run.get("phase") == c.PHASE_ERROR and run.get("message"):
+        return str(run["message"])
     return None
 
 

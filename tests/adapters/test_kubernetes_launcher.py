@@ -163,6 +163,7 @@ def test_describe_maps_job_conditions(kube: FakeKubeApi, launcher: KubernetesLau
     finish(kube.state, name)
     status = launcher.describe(name)
     assert (status.state, status.reason) == (state, reason)
+    assert status.failed_pods == (1 if state == "failed" else 0)  # the Job's status.failed
     assert status.labels[c.LABEL_RUN_ID] == name
 
 
@@ -208,7 +209,7 @@ def test_reconciler_marks_runs_whose_jobs_were_deleted_by_hand_or_died_as_failed
 
     assert report.failed == {deleted["id"]: "JobMissing", timed_out["id"]: "DeadlineExceeded"}
     assert runs.get_run(store, deleted["id"])["state"] == "failed"
-    assert runs.get_run(store, timed_out["id"])["message"] == "Job was active longer than specified deadline"
+    assert runs.get_run(store, timed_out["id"])["message"] == "1 attempt failed; Job was active longer than specified deadline"
     assert runs.get_run(store, alive["id"])["state"] == "running"
 
 

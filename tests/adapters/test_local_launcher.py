@@ -98,7 +98,7 @@ def test_crashing_job_is_retried_then_fails_with_backoff_limit_exceeded(launcher
     launcher.launch(make_job("crash-1", "import sys; print('boom'); sys.exit(1)", backoffLimit=2))
     done = launcher.wait("crash-1", timeout=30)
     assert done.state == "failed" and done.reason == "BackoffLimitExceeded"
-    assert "boom" in (done.message or "")
+    assert "boom" in (done.message or "") and done.failed_pods == 3
     logs = sorted(p.name for p in (tmp_path / "jobs" / "crash-1").glob("attempt-*.log"))
     assert logs == ["attempt-1.log", "attempt-2.log", "attempt-3.log"]
 

@@ -191,10 +191,23 @@ def test_terminal_states_are_sticky(status: Status) -> None:
     assert status.run(run_id) == final
 
 
+def test_a_retried_attempts_progress_with_millisecond_seqs_goes_on_past_the_earlier_attempts(status: Status) -> None:
+    run_id = status.new_run()
+    first = 1_800_000_000_000  # the trainer's seq: milliseconds since the epoch, or last + 1
+    for seq, message in ((first, "epoch 3"), (first + 1, "ValueError: boom"), (first + 12_000, "retry: reading data")):
+        phase = c.PHASE_ERROR if message.startswith("ValueError") else "training"
+        assert status.post(callback(run_id, seq=seq, progress=40, phase=phase, message=message)).status_code == 204
+    status.drain()
+    run = status.run(run_id)
+    assert (run["seq"], run["message"], run["state"]) == (first + 12_000, "retry: reading data", "running")
+    keys = list(status.store.list(c.run_events_prefix(run_id)))
+    assert [k.rsplit("/", 1)[1].split("-", 1)[0] for k in keys] == [f"{s:016d}" for s in (first, first + 1, first + 12_000)]
+
+
 @pytest.mark.parametrize(("data", "field"), [
     ({"progress": 10}, "data.seq"),
     ({"seq": 0, "progress": 10}, "data.seq"),
-    ({"seq": 10**8, "progress": 10}, "data.seq"),
+    ({"seq": 10**16, "progress": 10}, "data.seq"),
     ({"seq": True, "progress": 10}, "data.seq"),
     ({"seq": 1, "progress": 140}, "data.progress"),
     ({"seq": 1, "progress": "half"}, "data.progress"),

@@ -151,7 +151,23 @@ def test_a_trainer_that_crashes_mid_run_leaves_its_run_failed_with_the_reason(tm
         run = final_run(plane, run_for(plane, event, "train-crashy"))
     assert run["state"] == "failed", run
     assert run["reason"] == "BackoffLimitExceeded"
-    assert run["finishedAt"] and run["message"]
+    assert run["finishedAt"] and run["message"].startswith("2 attempts failed; ")
+    reported = "last: RuntimeError: simulated crash; " in run["message"]
+    assert reported == (mode == "crash"), run["message"]  # the trainer's own words, when it sent any
+
+
+@pytest.mark.slow
+def test_a_trainer_that_crashes_once_and_then_succeeds_on_the_retry_leaves_its_run_succeeded(tmp_path: Path) -> None:
+    spec = make_spec(id="train-flaky", retries=1, params={"botId": "flaky"})
+    with start_plane(tmp_path / "data", mode="flaky") as plane:
+        event = ev.new_event(ev.RUN_REQUESTED, source="/tests", id="flaky-1", data={"spec": spec})
+        assert post(plane, event).status_code == 202
+
+        run = final_run(plane, run_for(plane, event, "train-flaky"))
+        attempts = sorted(p.name for p in (plane.data_dir / "jobs" / run["id"]).glob("attempt-*.log"))
+    assert (run["state"], run["reason"]) == ("succeeded", None), run
+    assert attempts == ["attempt-1.log", "attempt-2.log"]
+    assert run["message"] == "epoch 1/2 (retry)"  # the retry's progress counted: its seq went on past the crash's
 
 
 @pytest.mark.slow

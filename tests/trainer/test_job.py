@@ -102,6 +102,18 @@ def test_bad_data_fails_the_run_with_the_bad_data_exit_code(tmp_path: Path, sink
 
 
 @pytest.mark.slow
+def test_a_crash_reports_progress_in_phase_error_and_exits_1_without_run_failed(tmp_path: Path, sink: tuple[Sink, str]) -> None:
+    events, url = sink
+    store = open_store(tmp_path.as_uri())
+    proc = _run(_env(store, url, data=make_bot(), maxEpochs="lots"))  # a crash, not bad data: the Job retries
+    assert proc.returncode == c.EXIT_FAILED, proc.stderr[-2000:]
+    assert not events.of("dev.jobplane.run.failed")
+    *_, crash = events.of("dev.jobplane.run.progress")
+    assert crash.data["phase"] == c.PHASE_ERROR and crash.data["message"].startswith("ValueError: ")
+    assert crash.extensions[c.TOKEN_EXTENSION] == "secret-token" and crash.subject == RUN_ID
+
+
+@pytest.mark.slow
 def test_sigterm_checkpoints_to_the_store_and_a_retry_resumes(tmp_path: Path, sink: tuple[Sink, str]) -> None:
     events, url = sink
     store = open_store(tmp_path.as_uri())

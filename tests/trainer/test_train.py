@@ -3,6 +3,7 @@ resume, progress that is rate-limited."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from jobplane import inference
 from jobplane.events import Event
 from jobplane_trainer.data import Example, decode, from_project, from_snips
-from jobplane_trainer.model import IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
+from jobplane_trainer.model import CRF, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
 from jobplane_trainer.report import Reporter, Throttle
 from jobplane_trainer.train import Hooks, Interrupted, Progress, TrainConfig, evaluate, split, train
 
@@ -53,17 +54,51 @@ def test_numpy_inference_equals_torch(bot_data: dict[str, Any]) -> None:
     ifeats = IntentFeatures.fit([e.text for e in examples])
     inet = IntentNet(len(ifeats.vocab), 8, dim=16, hidden=12).eval()
     tfeats = TagFeatures.fit(examples)
-    tnet = TaggerNet(len(tfeats.vocab), len(tfeats.tags), dim=8, hidden=6).eval()
+    tnet = TaggerNet(len(tfeats.vocab), len(tfeats.tags), dim=8, hidden=6, crf_tags=tfeats.tags).eval()
+    assert tfeats.gazetteer is not None
     arrays = inet.export(ifeats) | tnet.export(tfeats)
     for ex in examples[::25]:
         with torch.no_grad():
             want = inet(*collate_bags(ifeats.bags([ex.text]), torch.device("cpu")))[0].numpy()
-            ids, offsets, _, lengths = collate_tokens([tfeats.encode(ex)], torch.device("cpu"))
+            ids, offsets, _, lengths = collate_tokens([tfeats.encode(ex, training=False)], torch.device("cpu"))
             logits = tnet(ids, offsets, lengths.tolist())[0]
             want_tags = torch.log_softmax(logits, -1).numpy()
         np.testing.assert_allclose(inference.intent_logits(arrays, ex.text), want, rtol=1e-4, atol=1e-5)
         tokens = [t.text for t in inference.tokenize(ex.text)]
-        np.testing.assert_allclose(inference.tag_scores(arrays, tokens, intent=ex.intent), want_tags, rtol=1e-4, atol=1e-5)
+        got = inference.tag_scores(arrays, tokens, intent=ex.intent, gazetteer=tfeats.gazetteer)
+        np.testing.assert_allclose(got, want_tags, rtol=1e-4, atol=1e-5)
+
+
+def test_crf_loss_is_the_path_nll_and_viterbi_finds_the_best_allowed_path() -> None:
+    torch.manual_seed(1)
+    tags = ["O", "B-x", "I-x", "B-y", "I-y"]
+    crf = CRF(tags)
+    with torch.no_grad():
+        crf.trans.normal_()
+        crf.start.normal_()
+    emissions = torch.randn(1, 4, len(tags))
+    gold = [1, 2, 0, 3]
+    trans, start = crf.trans + crf.trans_penalty, crf.start + crf.start_penalty
+
+    def path_score(path: tuple[int, ...]) -> torch.Tensor:
+        s = start[path[0]] + sum(emissions[0, t, k] for t, k in enumerate(path))
+        return s + sum(trans[a, b] for a, b in zip(path, path[1:]))
+
+    paths = list(itertools.product(range(len(tags)), repeat=4))
+    scores = torch.stack([path_score(p) for p in paths])
+    want_nll = (torch.logsumexp(scores, 0) - path_score(tuple(gold))) / 4
+    torch.testing.assert_close(crf.nll(emissions, torch.tensor([gold])), want_nll)
+    best = inference.viterbi(emissions[0].numpy(), tags, transitions=crf.trans.detach().numpy(),
+                             start_scores=crf.start.detach().numpy())
+    assert tuple(best) == paths[int(scores.argmax())]
+
+
+def test_gazetteer_marks_seen_values_and_leaves_out_a_sentences_own() -> None:
+    gaz = inference.Gazetteer({"city": {"new york": 1, "paris": 2}})
+    lows = ["fly", "to", "new", "york", "or", "paris"]
+    assert gaz.marks(lows) == [[], [], ["g:B-city"], ["g:I-city"], [], ["g:B-city"]]
+    held_out = gaz.marks(lows, exclude={("city", "new york"): 1, ("city", "paris"): 1})
+    assert held_out == [[], [], [], [], [], ["g:B-city"]]
 
 
 def test_stop_writes_a_checkpoint_and_resume_finishes_the_same_model(bot_data: dict[str, Any]) -> None:
@@ -106,7 +141,7 @@ class FakeClock:
 def test_progress_events_are_rate_limited_and_never_go_backwards() -> None:
     clock = FakeClock()
     sent: list[Event] = []
-    reporter = Reporter(sent.append, run_id="r1", token="tok", throttle=Throttle(1.0, clock=clock))
+    reporter = Reporter(sent.append, run_id="r1", token="tok", throttle=Throttle(1.0, clock=clock), clock_ms=lambda: 0)
     for i in range(50):  # 50 updates over 5 simulated seconds
         clock.now = i * 0.1
         reporter.progress(Progress("intent", 5.0 if i == 30 else float(i), "x"))

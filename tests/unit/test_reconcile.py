@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,12 @@ import pytest
 from support.fakes import FakeLauncher
 from support.specs import make_spec
 
-from jobplane import runs
+from jobplane import conventions as c
+from jobplane import events as ev
+from jobplane import progress, runs
 from jobplane.errors import UnavailableError
 from jobplane.launcher.base import JobStatus
-from jobplane.reconcile import GRACE, LAUNCH_GRACE, judge, reconcile
+from jobplane.reconcile import GRACE, LAUNCH_GRACE, failure_message, judge, reconcile
 from jobplane.store.files import FileStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -103,3 +106,69 @@ def test_a_marker_left_behind_by_an_ended_run_is_removed(tmp_path: Path) -> None
 
 def test_no_active_runs_means_no_call_to_the_launcher(tmp_path: Path) -> None:
     assert reconcile(FileStore(tmp_path), DownLauncher(), now=T0).checked == 0
+
+
+BACKOFF = "Job has reached the specified backoff limit"
+
+
+@pytest.mark.parametrize(
+    ("failed_pods", "k8s_message", "last_error", "expected"),
+    [
+        (3, BACKOFF, "ValueError: bad epoch", f"3 attempts failed; last: ValueError: bad epoch; {BACKOFF}"),
+        (1, BACKOFF, None, f"1 attempt failed; {BACKOFF}"),
+        (0, None, "RuntimeError: x", "last: RuntimeError: x; the Job failed"),
+        (0, None, None, "the Job failed"),
+    ],
+)
+def test_a_failed_jobs_message_counts_attempts_and_quotes_the_trainers_last_error(
+        failed_pods: int, k8s_message: str | None, last_error: str | None, expected: str) -> None:
+    status = JobStatus(name="r1", namespace="default", state="failed", reason="BackoffLimitExceeded",
+                       message=k8s_message, failed_pods=failed_pods)
+    assert failure_message(status, last_error) == expected
+    verdict = judge(record("running"), status, now=T0, grace=GRACE, launch_grace=LAUNCH_GRACE, last_error=last_error)
+    assert verdict == ("BackoffLimitExceeded", expected)
+
+
+class BackoffLauncher(FakeLauncher):
+    """Its failed Jobs failed as Kubernetes reports running out of retries."""
+
+    def _status(self, name: str, *, created: bool = False) -> JobStatus:
+        found = super()._status(name, created=created)
+        if found.state != "failed":
+            return found
+        return replace(found, reason="BackoffLimitExceeded", message=BACKOFF, failed_pods=2)
+
+
+def logged(store: FileStore, run_id: str, seq: int, **data: Any) -> None:
+    event = ev.new_event(ev.RUN_PROGRESS, source=f"/jobplane/trainer/{run_id}", subject=run_id,
+                         data={"seq": seq, "progress": 40, **data})
+    progress.append_log(store, run_id, event, event.data, now=T0)
+
+
+def test_a_run_whose_job_ran_out_of_retries_fails_quoting_the_trainers_last_reported_error(tmp_path: Path) -> None:
+    store, launcher = FileStore(tmp_path), BackoffLauncher()
+    run = stored_run(store, "a", state="running")
+    t1 = 1_800_000_000_000  # the trainer's seq: milliseconds since the epoch
+    logged(store, run["id"], t1, phase="training", message="epoch 1/2")
+    logged(store, run["id"], t1 + 1, phase=c.PHASE_ERROR, message="ValueError: invalid literal for int()")
+    logged(store, run["id"], t1 + 5000, phase="prepare", message="reading training data")  # attempt 2, then OOM
+    launcher.launch({"metadata": {"name": run["id"], "labels": {"app.kubernetes.io/managed-by": "jobplane"}}})
+    launcher.states[run["id"]] = "failed"
+
+    assert reconcile(store, launcher, now=T0).failed == {run["id"]: "BackoffLimitExceeded"}
+
+    failed = runs.get_run(store, run["id"])
+    assert (failed["state"], failed["reason"]) == ("failed", "BackoffLimitExceeded")
+    assert failed["message"] == f"2 attempts failed; last: ValueError: invalid literal for int(); {BACKOFF}"
+
+
+def test_a_job_that_died_without_reporting_an_error_fails_with_kubernetes_message_alone(tmp_path: Path) -> None:
+    store, launcher = FileStore(tmp_path), BackoffLauncher()
+    run = stored_run(store, "a", state="running")
+    logged(store, run["id"], 7, phase="training", message="epoch 1/2")
+    launcher.launch({"metadata": {"name": run["id"], "labels": {"app.kubernetes.io/managed-by": "jobplane"}}})
+    launcher.states[run["id"]] = "failed"
+
+    reconcile(store, launcher, now=T0)
+
+    assert runs.get_run(store, run["id"])["message"] == f"2 attempts failed; {BACKOFF}"

@@ -1,8 +1,9 @@
 """Entry points: ``python -m jobplane_trainer run`` (inside a Job: env per ``jobplane.conventions``)
 and ``python -m jobplane_trainer train --data FILE --out DIR [--test FILE]`` (standalone).
 
-Exit codes: 0 done; ``EXIT_BAD_DATA`` the data can never train (no retries);
-``EXIT_INTERRUPTED`` SIGTERM, checkpoint written (a retry resumes); ``EXIT_FAILED`` anything else.
+Exit codes: 0 done; ``EXIT_BAD_DATA`` the data can never train (``run.failed``, no retries);
+``EXIT_INTERRUPTED`` SIGTERM, checkpoint written (a retry resumes); ``EXIT_FAILED`` anything else
+(reported as progress in phase ``error``: the Job retries, and fails the run once out of retries).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def cmd_run() -> int:
         return c.EXIT_BAD_DATA
     except Exception as e:
         log.exception("training failed")
-        reporter.failed("TrainerError", f"{type(e).__name__}: {e}")
+        reporter.crashed(f"{type(e).__name__}: {e}")  # not run.failed: a retry may still succeed
         return c.EXIT_FAILED
     reporter.progress(Progress("done", 100.0, "model trained"), force=True)
     reporter.succeeded(data)

@@ -1,5 +1,9 @@
 """CloudEvents from the trainer to ``$K_SINK``: progress (at most about once a second), and the
-run's end (succeeded with results, or failed with a reason).
+run's end (succeeded with results, or failed with a reason the data caused: no retry can help).
+
+A crash a retry may cure is no end: it goes out as progress in phase ``error`` with the error as
+its message, since ``run.failed`` is sticky and would hide a later attempt's success. When the
+Job has failed for good, the reconciler fails the run and quotes that message.
 
 Every event carries the run's callback token in the ``jobplanetoken`` extension, ``subject`` =
 run id and ``source`` = ``/jobplane/trainer/{runId}``. Progress that cannot be delivered is
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobplane import events
-from jobplane.conventions import TOKEN_EXTENSION
+from jobplane.conventions import PHASE_ERROR, TOKEN_EXTENSION
 from jobplane.errors import TransientError
 
 from .train import Progress
@@ -22,6 +26,10 @@ from .train import Progress
 log = logging.getLogger("jobplane_trainer")
 MIN_INTERVAL = 1.0
 FINAL_ATTEMPTS = 5
+
+
+def epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class Throttle:
@@ -41,11 +49,22 @@ class Throttle:
 
 
 class Reporter:
-    """Sends the run's CloudEvents through ``send`` (``events.http_sender(K_SINK)`` in a Job)."""
+    """Sends the run's CloudEvents through ``send`` (``events.http_sender(K_SINK)`` in a Job).
+
+    Progress ``seq`` is ``max(last seq + 1, milliseconds since the epoch)``: increasing within an
+    attempt, and a retried attempt (a new pod, a new process, nothing carried over) starts past
+    the earlier attempts' seqs without asking anyone, since it starts later. The status function
+    merges only seq above the record's, so a counter from 1 would have its progress ignored until
+    it caught up. Clock skew between nodes larger than the pause between attempts (10 s or more
+    in Kubernetes) could still hide a retry's first events; the checkpoint is no better a
+    carrier, as an attempt that crashes before its first checkpoint leaves none.
+    """
 
     def __init__(self, send: Callable[[events.Event], None], *, run_id: str, token: str,
-                 throttle: Throttle | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 throttle: Throttle | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock_ms: Callable[[], int] = epoch_ms) -> None:
         self.send = send
+        self.clock_ms = clock_ms
         self.run_id = run_id
         self.token = token
         self.throttle = throttle or Throttle()
@@ -65,9 +84,8 @@ class Reporter:
         if not self.throttle.allow(force=force or p.phase != self.last_phase):
             return
         self.last_phase = p.phase
-        self.seq += 1
         self.last_percent = percent
-        data: dict[str, Any] = {"seq": self.seq, "progress": percent, "phase": p.phase, "message": p.message}
+        data: dict[str, Any] = {"seq": self._next_seq(), "progress": percent, "phase": p.phase, "message": p.message}
         if p.eta is not None:
             data["eta"] = round(p.eta, 1)
         if p.metrics:
@@ -77,10 +95,25 @@ class Reporter:
         except Exception as e:  # progress is best effort; the final event is not
             log.warning("progress event not delivered: %s", e)
 
+    def _next_seq(self) -> int:
+        self.seq = max(self.seq + 1, self.clock_ms())
+        return self.seq
+
+    def crashed(self, message: str) -> None:
+        """Report a crash a retry may cure: progress in phase ``error`` with the error, sent with
+        the final event's retries (it is the run's only account of the crash), never raising."""
+        data = {"seq": self._next_seq(), "progress": self.last_percent, "phase": PHASE_ERROR,
+                "message": message[:2000]}
+        try:
+            self._final(self._event(events.RUN_PROGRESS, data))
+        except Exception as e:  # the exit code still tells the Job; the reconciler ends the run
+            log.warning("error report not delivered: %s", e)
+
     def succeeded(self, data: dict[str, Any]) -> None:
         self._final(self._event(events.RUN_SUCCEEDED, data))
 
     def failed(self, reason: str, message: str) -> None:
+        """The run failed for good: only for what no retry can help (bad data)."""
         self._final(self._event(events.RUN_FAILED, {"reason": reason, "message": message[:2000]}))
 
     def _final(self, event: events.Event) -> None:

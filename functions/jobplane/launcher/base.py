@@ -23,6 +23,8 @@ class JobStatus:
     reason: str | None = None
     """Kubernetes' reason when failed: BackoffLimitExceeded, DeadlineExceeded, PodFailurePolicy, …"""
     message: str | None = None
+    failed_pods: int = 0
+    """Attempts (pods) of the Job that failed so far (Kubernetes' ``status.failed``)."""
     labels: Mapping[str, str] = field(default_factory=dict)
     created: bool = False
     """True when ``launch`` created it now; False when it already existed (a redelivery)."""

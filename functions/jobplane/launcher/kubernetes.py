@@ -203,6 +203,7 @@ def to_status(job: Mapping[str, Any], *, created: bool = False) -> JobStatus:
         state=state,
         reason=reason,
         message=message,
+        failed_pods=int(status.get("failed") or 0),
         labels=dict(meta.get("labels") or {}),
         created=created,
     )

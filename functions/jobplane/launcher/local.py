@@ -82,6 +82,7 @@ class _Job:
     state: JobState = "running"
     reason: str | None = None
     message: str | None = None
+    failed_pods: int = 0
     proc: subprocess.Popen[bytes] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -90,7 +91,7 @@ class _Job:
         p = self.plan
         return JobStatus(
             name=p.name, namespace=p.namespace, state=self.state, reason=self.reason,
-            message=self.message, labels=dict(p.labels), created=created,
+            message=self.message, failed_pods=self.failed_pods, labels=dict(p.labels), created=created,
         )
 
 
@@ -265,6 +266,8 @@ class LocalLauncher:
                 return self._finish(r, "failed", REASON_DEADLINE, "Job was active longer than specified deadline")
             if code == 0:
                 return self._finish(r, "succeeded", None, None)
+            with self._lock:
+                r.failed_pods += 1
             verdict = self._judge(r, code, attempt)
             if verdict == "FailJob":
                 return
