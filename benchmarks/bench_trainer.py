@@ -260,20 +260,23 @@ def entity_figures(test: Sequence[Example]) -> Callable[[inference.Model], dict[
 # --- Snips slots against the 2017 services ------------------------------------------------
 
 
-def snips_slots(train_by: dict[str, list[Example]], test_by: dict[str, list[Example]], *, seed: int = 0) -> list[dict[str, Any]]:
+def snips_slots(train_by: dict[str, list[Example]], test_by: dict[str, list[Example]], *, seed: int = 0,
+                cfg: TrainConfig | None = None, sizes: Sequence[int] = SNIPS_SIZES) -> list[dict[str, Any]]:
     """Slot precision/recall (per slot, averaged over slots then intents, as in
     ``*_metrics.json``) at each training size, beside the best service's."""
     rows = []
-    for size in SNIPS_SIZES:
+    for size in sizes:
         rng = random.Random(seed + size)
         train_set = [ex for n in sorted(train_by) for ex in rng.sample(train_by[n], size)]
         print(f"  snips slots @{size}/intent ...", file=sys.stderr, flush=True)
-        _, model, seconds = sys_jobplane(train_set)
-        ours = _slot_pr(model, test_by)
+        _, model, seconds = sys_jobplane(train_set, cfg=cfg)
+        ours = _slot_pr(model, test_by, given_intent=True)
+        predicted = _slot_pr(model, test_by, given_intent=False)
         services = {s: _service_pr(s, str(size)) for s in SERVICES}
         best_p = max(services.items(), key=lambda kv: kv[1][0])
         best_r = max(services.items(), key=lambda kv: kv[1][1])
         rows.append({"size": size, "train_s": round(seconds, 1), "precision": ours[0], "recall": ours[1],
+                     "predicted_intent": {"precision": predicted[0], "recall": predicted[1]},
                      "best_service_precision": [best_p[0], best_p[1][0]], "best_service_recall": [best_r[0], best_r[1][1]],
                      "services": {k: list(v) for k, v in services.items()}})
         print("   ", {k: v for k, v in rows[-1].items() if k != "services"}, file=sys.stderr, flush=True)
@@ -284,7 +287,11 @@ def _norm(value: str) -> str:
     return " ".join(value.lower().split())
 
 
-def _slot_pr(model: inference.Model, test_by: dict[str, list[Example]]) -> tuple[float, float]:
+def _slot_pr(model: inference.Model, test_by: dict[str, list[Example]], *, given_intent: bool) -> tuple[float, float]:
+    """Slot P/R per slot type (exact type and value, case and spaces ignored), averaged over
+    slots then intents. The 2017 benchmark trained and queried each service on one intent's
+    data, so the intent was known: ``given_intent`` tags with the true intent; otherwise with
+    the model's own intent answer (errors there cost slots too)."""
     per_intent = []
     for intent, test in test_by.items():
         tp: dict[str, int] = defaultdict(int)
@@ -292,7 +299,8 @@ def _slot_pr(model: inference.Model, test_by: dict[str, list[Example]]) -> tuple
         fn: dict[str, int] = defaultdict(int)
         for ex in test:
             gold = [(e.entity, _norm(e.value)) for e in ex.entities]
-            pred = [(e["entity"], _norm(e["value"])) for e in model.entities(ex.text)]
+            found = model.entities(ex.text, intent=ex.intent if given_intent else None)
+            pred = [(e["entity"], _norm(e["value"])) for e in found]
             for g in gold:
                 (tp if g in pred else fn)[g[0]] += 1
             for p in pred:
@@ -336,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="clinc150,banking77,snips,fewshot,snips-slots")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--systems", default="jobplane,tfidf-logreg,tfidf-linearsvc,fasttext,minilm")
+    parser.add_argument("--sizes", default=",".join(map(str, SNIPS_SIZES)), help="Snips slot training sizes")
+    parser.add_argument("--params", default="{}", help="trainer params (JSON) for the Snips slot runs")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent", file=sys.stderr)
@@ -363,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             te = [e for n in sorted(test_by) for e in test_by[n]]
             rows += compare("snips", tr, te, systems=systems, extra=entity_figures(te))
         if "snips-slots" in only:
-            slots = snips_slots(train_by, test_by)
+            slots = snips_slots(train_by, test_by, cfg=TrainConfig.from_params(json.loads(args.params)),
+                                sizes=[int(n) for n in args.sizes.split(",")])
     report = {"machine": machine(), "seconds": round(time.perf_counter() - t0, 1), "intents": rows, "snips_slots": slots}
     Path(args.out).write_text(json.dumps(report, indent=1))
     print_table(report)
@@ -387,7 +398,8 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{r['dataset']:18} {r['system']:16} {r['accuracy']:7.2f} {r['macro_f1']:8.2f} {train_s} {p50}  {extra or ''}")
     for s in report["snips_slots"]:
         print(f"snips slots @{s['size']:>2}/intent: precision {s['precision']:.2f} (best service {s['best_service_precision']}), "
-              f"recall {s['recall']:.2f} (best service {s['best_service_recall']})")
+              f"recall {s['recall']:.2f} (best service {s['best_service_recall']}); with the predicted intent "
+              f"{s['predicted_intent']['precision']:.2f} / {s['predicted_intent']['recall']:.2f}")
 
 
 if __name__ == "__main__":

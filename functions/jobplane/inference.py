@@ -67,10 +67,44 @@ def intent_feature_counts(text: str) -> Counter[int]:
     return Counter(_hash(f) for f in feats)
 
 
-def token_features(tokens: Sequence[str], *, intent: str | None = None) -> list[list[int]]:
+class Gazetteer:
+    """The entity values seen in training, by type: a token n-gram of a sentence that equals a
+    value marks its tokens ``g:B-type`` / ``g:I-type`` (as the Snips engine's entity-match
+    features do). ``counts`` keeps how many training sentences held each value, so a training
+    sentence can be featurised without its own values (``exclude``): the tagger then learns how
+    far a match is worth trusting on values it has not seen, as at run time."""
+
+    def __init__(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+        self.counts = {t: dict(v) for t, v in counts.items()}
+        self.index: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        for etype, values in sorted(self.counts.items()):
+            for value in sorted(values):
+                self.index.setdefault(tuple(value.split(" ")), []).append((etype, value))
+        self.longest = max((len(k) for k in self.index), default=0)
+
+    @staticmethod
+    def key(value: str) -> str:
+        return " ".join(t.text.lower() for t in tokenize(value))
+
+    def marks(self, lows: Sequence[str], *, exclude: Mapping[tuple[str, str], int] | None = None) -> list[list[str]]:
+        out: list[list[str]] = [[] for _ in lows]
+        for i in range(len(lows)):
+            for n in range(1, min(self.longest, len(lows) - i) + 1):
+                for etype, value in self.index.get(tuple(lows[i : i + n]), ()):
+                    if exclude and self.counts[etype][value] <= exclude.get((etype, value), 0):
+                        continue
+                    out[i].append("g:B-" + etype)
+                    for j in range(i + 1, i + n):
+                        out[j].append("g:I-" + etype)
+        return out
+
+
+def token_features(tokens: Sequence[str], *, intent: str | None = None, gazetteer: Gazetteer | None = None,
+                   exclude: Mapping[tuple[str, str], int] | None = None) -> list[list[int]]:
     """Hashed features of each token of a sentence: its form, affixes, shape, char 3-grams,
-    its neighbours, and the sentence's intent (slots depend on it)."""
+    its neighbours, the sentence's intent (slots depend on it), and gazetteer matches."""
     lows = [t.lower() for t in tokens]
+    gaz = gazetteer.marks(lows, exclude=exclude) if gazetteer else [[] for _ in lows]
     out: list[list[int]] = []
     for i, (tok, low) in enumerate(zip(tokens, lows)):
         feats = ["w:" + low, "shape:" + _shape(tok), "l:" + (lows[i - 1] if i else "<s>"),
@@ -79,6 +113,7 @@ def token_features(tokens: Sequence[str], *, intent: str | None = None) -> list[
         feats += ["c:" + g for g in _char_ngrams(low, (3,))]
         if intent is not None:
             feats += ["i:" + intent, "iw:" + intent + ":" + low]
+        feats += sorted(set(gaz[i]))
         out.append([_hash(f) for f in feats])
     return out
 
@@ -109,9 +144,11 @@ def intent_bag(vocab: I64, idf: F32, text: str) -> tuple[I64, F32]:
     return ids, (w / norm if norm > 0 else w).astype(np.float32)
 
 
-def token_bags(vocab: I64, tokens: Sequence[str], *, intent: str | None = None) -> list[I64]:
+def token_bags(vocab: I64, tokens: Sequence[str], *, intent: str | None = None, gazetteer: Gazetteer | None = None,
+               exclude: Mapping[tuple[str, str], int] | None = None) -> list[I64]:
     """Known feature ids of each token (unknown features dropped)."""
-    return [ids[ids >= 0] for ids in (lookup(vocab, f) for f in token_features(tokens, intent=intent))]
+    feats = token_features(tokens, intent=intent, gazetteer=gazetteer, exclude=exclude)
+    return [ids[ids >= 0] for ids in (lookup(vocab, f) for f in feats)]
 
 
 def softmax(x: F32) -> F32:
@@ -153,10 +190,11 @@ def _sigmoid(x: F32) -> F32:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
-def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str], *, intent: str | None = None) -> F32:
+def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str], *, intent: str | None = None,
+               gazetteer: Gazetteer | None = None) -> F32:
     """Log-probabilities of each BIO tag per token (T×K)."""
     emb = arrays["tag_emb"]
-    bags = token_bags(arrays["tag_vocab"], tokens, intent=intent)
+    bags = token_bags(arrays["tag_vocab"], tokens, intent=intent, gazetteer=gazetteer)
     x = np.stack([emb[b].astype(np.float32).sum(axis=0) if len(b) else np.zeros(emb.shape[1], np.float32) for b in bags])
     x = np.tanh(x + arrays["tag_emb_bias"])
     fwd = _lstm(x, arrays["tag_lstm_w_ih"], arrays["tag_lstm_w_hh"], arrays["tag_lstm_b"])
@@ -178,11 +216,14 @@ def allowed_transitions(tags: Sequence[str]) -> tuple[npt.NDArray[np.bool_], npt
     return start, allowed
 
 
-def viterbi(scores: F32, tags: Sequence[str]) -> list[int]:
-    """The best tag sequence under the BIO constraints."""
+def viterbi(scores: F32, tags: Sequence[str], *, transitions: F32 | None = None, start_scores: F32 | None = None) -> list[int]:
+    """The best tag sequence under the BIO constraints (plus a CRF's learned transition and
+    start scores when the tagger has them)."""
     start, allowed = allowed_transitions(tags)
     penalty = np.where(allowed, 0.0, -1e9).astype(np.float32)
-    best = scores[0] + np.where(start, 0.0, -1e9)
+    if transitions is not None:
+        penalty = penalty + transitions
+    best = scores[0] + np.where(start, 0.0, -1e9) + (start_scores if start_scores is not None else 0.0)
     back = np.zeros(scores.shape, dtype=np.int64)
     for t in range(1, len(scores)):
         cand = best[:, None] + penalty
@@ -230,6 +271,7 @@ class Model:
         self.labels: list[str] = list(meta["labels"])
         self.tags: list[str] = list(meta.get("tags") or [])
         self.threshold = float(meta.get("threshold", 0.0))
+        self.gazetteer = Gazetteer(meta["gazetteer"]) if meta.get("gazetteer") else None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Model:
@@ -250,10 +292,10 @@ class Model:
             return []
         if intent is None:
             intent = self.labels[int(self.intent_probs(text).argmax())]
-        scores = tag_scores(self.arrays, [t.text for t in tokens], intent=intent)
+        scores = tag_scores(self.arrays, [t.text for t in tokens], intent=intent, gazetteer=self.gazetteer)
         if "tag_intent_mask" in self.arrays and intent in self.labels:
             scores = scores + np.where(self.arrays["tag_intent_mask"][self.labels.index(intent)], 0.0, -1e4).astype(np.float32)
-        path = viterbi(scores, self.tags)
+        path = viterbi(scores, self.tags, transitions=self.arrays.get("tag_trans"), start_scores=self.arrays.get("tag_start"))
         return spans_from_tags(text, tokens, [self.tags[i] for i in path])
 
     def predict(self, text: str, *, threshold: float | None = None, top: int = 5) -> dict[str, Any]:

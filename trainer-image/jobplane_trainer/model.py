@@ -9,6 +9,7 @@ Sparse embedding gradients with SparseAdam keep a step cheap however large the v
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from jobplane import inference
 
-from .data import Example
+from .data import Entity, Example
 
 torch.set_flush_denormal(True)  # sparse Adam on denormal floats runs ~40x slower on CPU
 O_TAG = "O"
@@ -105,14 +106,63 @@ def bio_tags(ex: Example) -> tuple[list[str], list[str]]:
     return [t.text for t in tokens], tags
 
 
+def augment(examples: Sequence[Example], *, per_intent: int, seed: int) -> list[Example]:
+    """``examples`` plus, for an intent with fewer than ``per_intent``, copies of its sentences
+    with each entity's value swapped for another value of that type seen with the intent (the
+    Snips engine's slot-filler augmentation): the tagger learns the contexts, not the values."""
+    rng = random.Random(seed)
+    values: dict[tuple[str, str], list[str]] = {}
+    by_intent: dict[str, list[Example]] = {}
+    for ex in examples:
+        for e in ex.entities:
+            values.setdefault((ex.intent, e.entity), []).append(ex.text[e.start : e.end])
+        if ex.entities:
+            by_intent.setdefault(ex.intent, []).append(ex)
+    out = list(examples)
+    for intent, items in sorted(by_intent.items()):
+        n_intent = sum(1 for ex in examples if ex.intent == intent)
+        for _ in range(max(0, per_intent - n_intent)):
+            out.append(_swap_values(rng.choice(items), values, rng))
+    return out
+
+
+def _swap_values(ex: Example, values: dict[tuple[str, str], list[str]], rng: random.Random) -> Example:
+    text, ents, pos = "", [], 0
+    for e in sorted(ex.entities, key=lambda e: e.start):
+        value = rng.choice(values[(ex.intent, e.entity)])
+        text += ex.text[pos : e.start]
+        ents.append(Entity(len(text), len(text) + len(value), e.entity, value))
+        text += value
+        pos = e.end
+    return Example(text + ex.text[pos:], ex.intent, tuple(ents))
+
+
+def entity_values(ex: Example) -> Counter[tuple[str, str]]:
+    """``(type, gazetteer key)`` of each entity of ``ex``."""
+    return Counter((e.entity, inference.Gazetteer.key(ex.text[e.start : e.end])) for e in ex.entities)
+
+
+def fit_gazetteer(examples: Sequence[Example]) -> inference.Gazetteer:
+    counts: dict[str, Counter[str]] = {}
+    for ex in examples:
+        for (etype, key), n in entity_values(ex).items():
+            if key:
+                counts.setdefault(etype, Counter())[key] += n
+    return inference.Gazetteer(counts)
+
+
 @dataclass
 class TagFeatures:
     vocab: np.ndarray
     tags: list[str]
     by_intent: dict[str, set[str]] = field(default_factory=dict)
+    gazetteer: inference.Gazetteer | None = None
+    held_out: bool = True
+    """Featurise a training sentence with a gazetteer that lacks its own values."""
 
     @classmethod
-    def fit(cls, examples: Sequence[Example]) -> TagFeatures:
+    def fit(cls, examples: Sequence[Example], *, gazetteer: bool = True, held_out: bool = True) -> TagFeatures:
+        gaz = fit_gazetteer(examples) if gazetteer else None
         hashes: set[int] = set()
         tagset: set[str] = set()
         by_intent: dict[str, set[str]] = {}
@@ -120,15 +170,21 @@ class TagFeatures:
             tokens, tags = bio_tags(ex)
             tagset.update(tags)
             by_intent.setdefault(ex.intent, set()).update(t[2:] for t in tags if t != O_TAG)
-            for feats in inference.token_features(tokens, intent=ex.intent):
+            exclude = entity_values(ex) if held_out else None
+            for feats in inference.token_features(tokens, intent=ex.intent, gazetteer=gaz, exclude=exclude):
                 hashes.update(feats)
         tags_sorted = [O_TAG] + sorted(tagset - {O_TAG})
-        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent)
+        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out)
 
-    def encode(self, ex: Example) -> tuple[list[np.ndarray], list[int]]:
+    def encode(self, ex: Example, *, training: bool = True) -> tuple[list[np.ndarray], list[int]]:
         tokens, tags = bio_tags(ex)
         index = {t: i for i, t in enumerate(self.tags)}
-        return inference.token_bags(self.vocab, tokens, intent=ex.intent), [index.get(t, 0) for t in tags]
+        exclude = entity_values(ex) if training and self.held_out else None
+        bags = inference.token_bags(self.vocab, tokens, intent=ex.intent, gazetteer=self.gazetteer, exclude=exclude)
+        return bags, [index.get(t, 0) for t in tags]
+
+    def meta(self) -> dict[str, object]:
+        return {"tags": self.tags, "gazetteer": self.gazetteer.counts if self.gazetteer else None}
 
     def intent_mask(self, labels: Sequence[str]) -> np.ndarray:
         """labels × tags: which tags an intent's sentences carried in training (O always)."""
@@ -143,8 +199,9 @@ class TaggerNet(nn.Module):
     """Per-token embedding bag → tanh → BiLSTM → linear → BIO tag logits."""
 
     def __init__(self, vocab_size: int, n_tags: int, *, dim: int = 128, hidden: int = 96, dropout: float = 0.25,
-                 feature_dropout: float = 0.0) -> None:
+                 feature_dropout: float = 0.0, crf_tags: Sequence[str] | None = None) -> None:
         super().__init__()
+        self.crf = CRF(crf_tags) if crf_tags else None
         self.feature_dropout = feature_dropout
         self.emb = nn.EmbeddingBag(max(vocab_size, 1), dim, mode="sum", sparse=True)
         nn.init.normal_(self.emb.weight, std=0.1)
@@ -166,9 +223,15 @@ class TaggerNet(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])
         return self.out(self.drop(out))
 
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.crf is not None:
+            return self.crf.nll(logits, targets)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
     def export(self, feats: TagFeatures) -> dict[str, np.ndarray]:
         w = dict(self.lstm.named_parameters())
-        return {
+        crf = {"tag_trans": _np(self.crf.trans), "tag_start": _np(self.crf.start)} if self.crf is not None else {}
+        return crf | {
             "tag_vocab": feats.vocab,
             "tag_emb": _np(self.emb.weight),
             "tag_emb_bias": _np(self.emb_bias),
@@ -181,6 +244,35 @@ class TaggerNet(nn.Module):
             "tag_out_w": _np(self.out.weight),
             "tag_out_b": _np(self.out.bias),
         }
+
+
+class CRF(nn.Module):
+    """A linear-chain CRF over the tagger's scores: learned transition and start scores, the
+    BIO constraints as fixed -1e4 penalties; trained by the forward algorithm (the sentence's
+    negative log-likelihood), decoded by ``inference.viterbi``."""
+
+    def __init__(self, tags: Sequence[str]) -> None:
+        super().__init__()
+        k = len(tags)
+        self.trans = nn.Parameter(torch.zeros(k, k))
+        self.start = nn.Parameter(torch.zeros(k))
+        start_ok, allowed = inference.allowed_transitions(tags)
+        self.register_buffer("trans_penalty", torch.from_numpy(np.where(allowed, 0.0, -1e4).astype(np.float32)))
+        self.register_buffer("start_penalty", torch.from_numpy(np.where(start_ok, 0.0, -1e4).astype(np.float32)))
+
+    def nll(self, emissions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Summed negative log-likelihood over the batch / number of tokens (B×T×K, B×T with -100 pads)."""
+        mask = targets != -100
+        y = targets.clamp(min=0)
+        trans = self.trans + self.trans_penalty
+        alpha = self.start + self.start_penalty + emissions[:, 0]
+        gold = (self.start + self.start_penalty)[y[:, 0]] + emissions[:, 0].gather(1, y[:, :1]).squeeze(1)
+        for t in range(1, emissions.shape[1]):
+            nxt = torch.logsumexp(alpha[:, :, None] + trans[None], dim=1) + emissions[:, t]
+            alpha = torch.where(mask[:, t, None], nxt, alpha)
+            step = trans[y[:, t - 1], y[:, t]] + emissions[:, t].gather(1, y[:, t : t + 1]).squeeze(1)
+            gold = gold + step * mask[:, t]
+        return (torch.logsumexp(alpha, dim=1) - gold).sum() / mask.sum().clamp(min=1)
 
 
 def collate_tokens(items: Sequence[tuple[list[np.ndarray], list[int]]], device: torch.device) -> tuple[torch.Tensor, ...]:

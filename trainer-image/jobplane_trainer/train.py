@@ -23,7 +23,7 @@ from jobplane import inference
 from . import __version__, metrics
 from .data import Example, data_hash
 from .metrics import evaluate
-from .model import Adam, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
+from .model import Adam, augment, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
 
 torch.set_flush_denormal(True)
 
@@ -58,6 +58,14 @@ class TrainConfig:
     tagger_min_steps: int = 300
     tagger_lr_sparse: float = 0.02
     tagger_feature_dropout: float = 0.1
+    tagger_crf: bool = True
+    """A CRF layer (learned transitions, forward-algorithm loss) instead of per-token softmax."""
+    tagger_gazetteer: bool = True
+    """Gazetteer features from the training entity values."""
+    gazetteer_held_out: bool = True
+    """A training sentence sees the gazetteer without its own values."""
+    tagger_augment: int = 0
+    """Tagger training sentences per intent, made up to by swapping entity values (0: none)."""
     refit: bool = True
     """After early stopping picks the epochs, train again on all examples (validation included)."""
     refit_max_examples: int = 5000
@@ -308,20 +316,21 @@ def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: li
 def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: TrainConfig, dev: torch.device,
                  epochs: int | None = None, name: str = "entities", span: tuple[float, float] = (60.0, 92.0)) -> tuple[Stage, TagFeatures]:
     train = [e for e in train if inference.tokenize(e.text)]
-    feats = TagFeatures.fit(train)
+    feats = TagFeatures.fit(train, gazetteer=cfg.tagger_gazetteer, held_out=cfg.gazetteer_held_out)
+    if cfg.tagger_augment:
+        train = augment(train, per_intent=cfg.tagger_augment, seed=cfg.seed)
     items = [feats.encode(e) for e in train]
-    val_items = [feats.encode(e) for e in val if inference.tokenize(e.text)]
+    val_items = [feats.encode(e, training=False) for e in val if inference.tokenize(e.text)]
     net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden,
-                    feature_dropout=cfg.tagger_feature_dropout).to(dev)
+                    feature_dropout=cfg.tagger_feature_dropout, crf_tags=feats.tags if cfg.tagger_crf else None).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
     opts = [Adam([net.emb.weight], lr=cfg.tagger_lr_sparse), Adam(dense, lr=cfg.lr_dense)]
-    loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
 
     def step(batch: list[int]) -> torch.Tensor:
         ids, offsets, targets, lengths = collate_tokens([items[i] for i in batch], dev)
         with autocast(dev):
             logits = net(ids, offsets, lengths.tolist())
-        return loss_fn(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return net.loss(logits.float(), targets)
 
     def score() -> float | None:
         if not val_items:
@@ -357,15 +366,16 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     labels = sorted({e.intent for e in examples})
     refit = cfg.refit and bool(val) and len(examples) <= cfg.refit_max_examples
     spans = [(5.0, 50.0), (50.0, 60.0), (60.0, 80.0), (80.0, 92.0)] if refit else [(5.0, 60.0), (60.0, 92.0)]
-    arrays, tags, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2])
-    meta: dict[str, Any] = {"format": inference.FORMAT, "labels": labels, "tags": tags, "trainerVersion": __version__,
+    arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2])
+    meta: dict[str, Any] = {"format": inference.FORMAT, "labels": labels, **tagger_meta, "trainerVersion": __version__,
             "config": asdict(cfg), "epochs": epochs}
     model = inference.Model(arrays, meta)
     meta["threshold"] = calibrate(model, val, quantile=cfg.fallback_quantile)
     hooks.progress(Progress("evaluate", spans[1][1], f"evaluating on {'test' if test else 'validation'} set"))
     evaluation = None if test else evaluate(model, val, labels=labels)
     if refit:
-        arrays, meta["tags"], _ = _fit(runner, examples, [], labels=labels, cfg=cfg, dev=dev, spans=spans[2:], epochs=epochs, suffix="-refit")
+        arrays, tagger_meta, _ = _fit(runner, examples, [], labels=labels, cfg=cfg, dev=dev, spans=spans[2:], epochs=epochs, suffix="-refit")
+        meta |= tagger_meta
     model = inference.Model(arrays, meta)
     t_train = time.monotonic() - t0
     report, ents, conf = evaluate(model, test, labels=labels) if test else evaluation  # type: ignore[misc]
@@ -394,7 +404,7 @@ def auto_threads(limit: int = 2) -> int:
 
 def _fit(runner: Runner, train_set: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig,
          dev: torch.device, spans: Sequence[tuple[float, float]], epochs: dict[str, int] | None = None,
-         suffix: str = "") -> tuple[dict[str, np.ndarray], list[str], dict[str, int]]:
+         suffix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, int]]:
     """Fit the intent model (and the tagger if any example has entities); export them."""
     torch.manual_seed(cfg.seed)
     epochs = epochs or {}
@@ -402,15 +412,15 @@ def _fit(runner: Runner, train_set: Sequence[Example], val: Sequence[Example], *
                                  name="intent" + suffix, span=spans[0])
     chosen = {"intent": runner.fit(stage)}
     arrays = stage.net.export(ifeats)  # type: ignore[operator]
-    tags: list[str] = []
+    tagger_meta: dict[str, Any] = {"tags": []}
     if any(e.entities for e in train_set):
         tstage, tfeats = tagger_stage(train_set, val, cfg=cfg, dev=dev, epochs=epochs.get("entities"),
                                       name="entities" + suffix, span=spans[1])
         chosen["entities"] = runner.fit(tstage)
         arrays |= tstage.net.export(tfeats)  # type: ignore[operator]
         arrays["tag_intent_mask"] = tfeats.intent_mask(labels)
-        tags = tfeats.tags
-    return arrays, tags, chosen
+        tagger_meta = tfeats.meta()
+    return arrays, tagger_meta, chosen
 
 
 def calibrate(model: inference.Model, val: Sequence[Example], *, quantile: float) -> float:
