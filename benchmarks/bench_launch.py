@@ -29,20 +29,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # k8s_api: the local API server
+sys.path.insert(0, str(ROOT / "tests"))  # k8s_api: the local API server; support.specs
+
+from support.specs import make_spec  # noqa: E402
 
 NAMESPACE = "default"
-SPEC: dict[str, Any] = {
-    "id": "bench-train",
-    "type": "training",
-    "description": "benchmark spec",
-    "priority": "normal",
-    "concurrency": "Allow",
-    "params": {"botId": "bench-bot", "trainingData": {"uri": "file:///nonexistent/data.json"}},
-    "resources": {"gpus": 1, "cpu": "2", "memory": "4Gi"},
-    "timeoutSeconds": 600,
-    "retries": 1,
-}
+SPEC: dict[str, Any] = make_spec(
+    id="bench-train", description="benchmark spec", params={"botId": "bench-bot"},
+    resources={"gpus": 1, "cpu": "2", "memory": "4Gi"}, retries=1,
+)
 
 
 # --- child processes -----------------------------------------------------------------------
