@@ -5,14 +5,14 @@ promoted model (numpy inference, on the validation examples its training saved) 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from support import plane as support_plane
 from support.specs import TRAINING_EXAMPLES
 
 from jobplane import conventions as c
@@ -24,23 +24,8 @@ from jobplane.local.plane import Plane
 WAIT = 90.0
 
 
-def wait_for(check: Callable[[], Any], *, what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {WAIT:.0f} s waiting for {what}")
-
-
 def final_run(plane: Plane, run_id: str) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        response = requests.get(f"{plane.url}/v1/runs/{run_id}", timeout=10)
-        body = response.json() if response.status_code == 200 else None
-        return body if body and body["state"] in runs.TERMINAL else None
-
-    return wait_for(done, what=f"run {run_id} to end")  # type: ignore[no-any-return]
+    return support_plane.final_run(plane, run_id, timeout=WAIT)
 
 
 def fire(plane: Plane, before: str, at: str) -> list[ev.Event]:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from datetime import UTC, datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from support import plane as support_plane
 from support.specs import TRAINING_EXAMPLES, make_spec
 
 from jobplane import conventions as c
@@ -49,27 +49,12 @@ def bot_changed(*, id: str = "evt-1", bot: str = "pizza-bot") -> ev.Event:
     return ev.new_event(ev.BOT_CHANGED, source="/platform/bots", id=id, subject=bot, data=data)
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = WAIT, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def run_for(plane: Plane, event: ev.Event, spec_id: str) -> str:
     return runs.run_id_for(spec_id, source=event.source, event_id=event.id)
 
 
 def final_run(plane: Plane, run_id: str) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        response = requests.get(f"{plane.url}/v1/runs/{run_id}", timeout=10)
-        body = response.json() if response.status_code == 200 else None
-        return body if body and body["state"] in runs.TERMINAL else None
-
-    return wait_for(done, what=f"run {run_id} to end")  # type: ignore[no-any-return]
+    return support_plane.final_run(plane, run_id, timeout=WAIT)
 
 
 def store_keys(plane: Plane) -> list[str]:

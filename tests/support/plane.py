@@ -1,0 +1,36 @@
+"""Waiting on the embedded plane over its HTTP API, for the plane tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from jobplane import runs
+
+if TYPE_CHECKING:
+    from jobplane.local.plane import Plane
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, what: str = "condition") -> Any:
+    """``check()``'s first truthy answer, polled every 0.1 s; ``AssertionError`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def final_run(plane: Plane, run_id: str, *, timeout: float) -> dict[str, Any]:
+    """The run record from ``GET /v1/runs/{run_id}`` once its state is terminal."""
+
+    def done() -> dict[str, Any] | None:
+        response = requests.get(f"{plane.url}/v1/runs/{run_id}", timeout=10)
+        body = response.json() if response.status_code == 200 else None
+        return body if body and body["state"] in runs.TERMINAL else None
+
+    return wait_for(done, timeout=timeout, what=f"run {run_id} to end")  # type: ignore[no-any-return]
