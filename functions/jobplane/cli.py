@@ -108,19 +108,21 @@ def cmd_render_pingsource(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    body = _get_json(f"{args.url}/v1/specs/{args.spec}/runs?limit={args.limit}")
-    rows = body.get("runs", body) if isinstance(body, dict) else body
-    for run in rows:
+    for run in _get_list(f"{args.url}/v1/specs/{args.spec}/runs?limit={args.limit}", "runs"):
         print(f"{run['id']:<60} {run['state']:<11} {run.get('progress', 0):>3}%  {run.get('createdAt', '')}")
     return 0
 
 
 def cmd_specs(args: argparse.Namespace) -> int:
-    body = _get_json(f"{args.url}/v1/specs")
-    rows = body.get("specs", body) if isinstance(body, dict) else body
-    for spec in rows:
+    for spec in _get_list(f"{args.url}/v1/specs", "specs"):
         print(f"{spec['id']:<50} {spec.get('type', ''):<10} {spec.get('schedule') or '-'}")
     return 0
+
+
+def _get_list(url: str, key: str) -> Any:
+    """The list under ``key`` in the JSON at ``url`` (or the body itself if it is not an object)."""
+    body = _get_json(url)
+    return body.get(key, body) if isinstance(body, dict) else body
 
 
 def _get_json(url: str) -> Any:
