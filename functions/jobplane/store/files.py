@@ -139,8 +139,7 @@ class FileStore:
         stripe = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest()) % LOCK_STRIPES
         with self._thread_locks[stripe]:
             try:
-                self._locks.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self._locks / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                fd = _open_creating_dir(self._locks / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as e:
                 raise UnavailableError(f"cannot open a lock file in {self.url}: {e}") from e
             try:
@@ -154,8 +153,8 @@ class FileStore:
         return self._tmp / uuid.uuid4().hex
 
     def _stage(self, data: bytes) -> Path:
-        tmp = self._new_tmp()
-        with open(tmp, "wb") as f:
+        tmp = self._tmp / uuid.uuid4().hex
+        with open(_open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             f.write(data)
             f.flush()
             if self._fsync:
@@ -172,8 +171,11 @@ class FileStore:
 
     def _land(self, tmp: Path, path: Path, key: str) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:  # the key's first object in its directory
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:
             raise PermanentError(f"object key {key!r} clashes with another key's path in {self.url}") from e
 
@@ -188,6 +190,16 @@ class FileStore:
             dirnames[:] = [d for d in dirnames if _may_hold(rel + d + "/", prefix) and rel + d != META_DIR]
             for name in filenames:
                 yield rel + name
+
+
+def _open_creating_dir(path: Path, flags: int, mode: int) -> int:
+    """``os.open`` that creates the parent directory when missing: a write's directories
+    exist almost always, and probing them first costs more than the write (mkdir per call)."""
+    try:
+        return os.open(path, flags, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, mode)
 
 
 def _may_hold(directory: str, prefix: str) -> bool:
