@@ -53,6 +53,7 @@ class FileStore:
         self._locks = self.root / META_DIR / "locks"
         self._tmp = self.root / META_DIR / "tmp"
         self._thread_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._stamps_checked = False
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.root)!r})"
@@ -126,7 +127,10 @@ class FileStore:
                 current = _generation_of(path)
                 _check(key, current, if_generation_match)
                 generation = max(time.time_ns() // 1000, _read_counter(lock_fd) + 1, current + 1)
-                _stamp(tmp, generation, where=self.url)
+                _stamp(tmp, generation)
+                if not self._stamps_checked:  # a property of the filesystem: once per store
+                    _check_stamp(tmp, generation, where=self.url)
+                    self._stamps_checked = True
                 self._land(tmp, path, key)
                 landed = True
                 _write_counter(lock_fd, generation)
@@ -218,9 +222,13 @@ def _may_hold(directory: str, prefix: str) -> bool:
     return directory.startswith(prefix) or prefix.startswith(directory)
 
 
-def _stamp(tmp: Path, generation: int, *, where: str) -> None:
-    """Record ``generation`` as the file's modification time, and check it was kept."""
+def _stamp(tmp: Path, generation: int) -> None:
+    """Record ``generation`` as the file's modification time."""
     os.utime(tmp, ns=(generation * 1000, generation * 1000))
+
+
+def _check_stamp(tmp: Path, generation: int, *, where: str) -> None:
+    """Check the filesystem kept ``generation`` as the modification time to the microsecond."""
     if os.stat(tmp).st_mtime_ns != generation * 1000:
         raise UnavailableError(f"{where}: the filesystem does not keep microsecond modification times")
 
