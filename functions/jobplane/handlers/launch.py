@@ -192,10 +192,10 @@ def _plan_requested(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
 
 
 def _plan_stored(spec_id: str, overrides: dict[str, Any], *, rt: Runtime) -> Plan:
-    stored = _read_spec(rt, spec_id)
-    if stored is None:
+    spec = _read_spec(rt, spec_id)
+    if spec is None:
         raise PermanentError(f"data.specId: no job spec {spec_id!r}")
-    spec = _with_params(stored, overrides)
+    spec["params"] = {**(spec.get("params") or {}), **overrides}  # just parsed: no copy needed
     if "botId" in overrides:  # one bot's run of a fan-out spec
         spec["params"] = specs.for_one_bot(spec["params"], str(overrides["botId"]))
     return Plan(spec=_validated(spec), overrides=overrides)
