@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import statistics
 import sys
 import tempfile
 import threading

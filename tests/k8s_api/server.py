@@ -114,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
                     policy = policy or "Orphan"
                 return self._send(200, st.delete(plural, ns, name, propagation=policy,
                                                  preconditions=opts.get("preconditions")))
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _list(self, plural: str, ns: str | None, query: dict[str, str]) -> None:
         items, rv = self.state.list(plural, ns, label_selector=query.get("labelSelector"),

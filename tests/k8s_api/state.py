@@ -17,7 +17,7 @@ from typing import Any
 
 from . import validation as v
 from .selectors import field_matcher, label_matcher
-from .status import ApiError, invalid, status_body
+from .status import ApiError, invalid
 
 Obj = dict[str, Any]
 

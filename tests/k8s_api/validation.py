@@ -75,7 +75,7 @@ def check_resources(res: Any, *, field: str) -> list[Cause]:
         q, lim = quantity(raw), quantity(limits.get(name)) if name in limits else None
         path = f"{field}.requests[{name}]"
         if is_extended(name) and name not in limits:
-            problems.append((f"{field}.limits", f"Required value: Limit must be set for non overcommitable resources"))
+            problems.append((f"{field}.limits", "Required value: Limit must be set for non overcommitable resources"))
         elif is_extended(name) and q is not None and lim is not None and q != lim:
             problems.append((path, f'Invalid value: "{raw}": must be equal to {name} limit of {limits[name]}'))
         elif q is not None and lim is not None and q > lim:
