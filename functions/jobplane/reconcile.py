@@ -32,6 +32,10 @@ GRACE: Final = timedelta(minutes=2)
 """How long a succeeded Job's final callback may take to arrive through the broker."""
 LAUNCH_GRACE: Final = timedelta(minutes=15)
 """How long a run may stay ``requested`` without a Job (the broker redelivers the trigger)."""
+CREATE_GRACE: Final = timedelta(minutes=1)
+"""How long a ``launched`` run's Job may not exist yet: the record names its Job while the
+create call is in flight (with the launcher's retries), and a create that failed is issued
+again by the broker's redeliveries (about 16 s in all with eventing/broker.yaml's policy)."""
 REASON_MISSING: Final = "JobMissing"
 REASON_NO_REPORT: Final = "CompletedWithoutReport"
 REASON_NOT_LAUNCHED: Final = "NotLaunched"
@@ -86,11 +90,12 @@ def judge(run: Mapping[str, Any], job: JobStatus, *, now: datetime, grace: timed
     if job.state == "failed":
         return job.reason or "Failed", failure_message(job, last_error)
     if job.state == "missing":
-        if run.get("state") == "requested" and age < launch_grace:
-            return None
         if run.get("state") == "requested":
-            return REASON_NOT_LAUNCHED, f"no Job was created within {launch_grace}"
-        return REASON_MISSING, f"Job {job.name} no longer exists (deleted before the run reported an end)"
+            return None if age < launch_grace else (REASON_NOT_LAUNCHED, f"no Job was created within {launch_grace}")
+        if run.get("state") == "launched" and age < CREATE_GRACE:
+            return None
+        return REASON_MISSING, (f"Job {job.name} does not exist: deleted before the run reported an end"
+                                + (", or its create never succeeded" if run.get("state") == "launched" else ""))
     if job.state == "succeeded" and age >= grace:
         return REASON_NO_REPORT, f"Job {job.name} completed but the run sent no final report within {grace}"
     return None

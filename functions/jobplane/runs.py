@@ -15,17 +15,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from . import conventions as c
+from . import workers
 from .errors import NotFoundError, PreconditionFailedError, UnavailableError
 from .store.base import ObjectStore
 
@@ -36,7 +35,6 @@ STATES: Final = ("requested", "launched", "running", *sorted(TERMINAL))
 _RANK: Final = {"requested": 0, "launched": 1, "running": 2}
 _INVERT_BASE: Final = 10**13
 _CAS_ATTEMPTS: Final = 25
-INDEX_WRITERS: Final = 8
 """Threads per process that write index entries concurrently (each write is a round trip to
 GCS, or an fsync on the filesystem; both release the GIL)."""
 
@@ -209,21 +207,13 @@ def create_run(store: ObjectStore, run: Run) -> tuple[Run, bool]:
 
 def write_index(store: ObjectStore, keys: Iterable[str]) -> None:
     """Create the (empty) index entries ``keys`` concurrently; ones already there are fine."""
-    wait_for(start_index(store, keys))
-
-
-def wait_for(writes: Iterable[Future[None]]) -> None:
-    """Wait for every write; then raise the first failure, if any."""
-    errors = [e for e in (w.exception() for w in list(writes)) if e is not None]
-    if errors:
-        raise errors[0]
+    workers.wait_for(start_index(store, keys))
 
 
 def start_index(store: ObjectStore, keys: Iterable[str]) -> list[Future[None]]:
     """Begin creating the index entries ``keys`` on the index writers; the caller waits on the
     futures (``Future.result`` raises what a write raised)."""
-    pool = _POOL.get()
-    return [pool.submit(_create_quietly, store, key, b"") for key in keys]
+    return [workers.submit(_create_quietly, store, key, b"") for key in keys]
 
 
 def _create_quietly(store: ObjectStore, key: str, data: bytes) -> None:
@@ -233,29 +223,16 @@ def _create_quietly(store: ObjectStore, key: str, data: bytes) -> None:
         pass
 
 
-class _Pool:
-    """One thread pool per process, made on first use (a pool made before a fork has no
-    threads in the child)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    def get(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None or self._pid != os.getpid():
-                self._pool = ThreadPoolExecutor(INDEX_WRITERS, thread_name_prefix="jobplane-index")
-                self._pid = os.getpid()
-            return self._pool
-
-
-_POOL: Final = _Pool()
 
 
 def get_run(store: ObjectStore, run_id: str) -> Run:
+    return read_record(store, run_id).run
+
+
+def read_record(store: ObjectStore, run_id: str) -> Stored:
+    """The stored record with its generation (``NotFoundError`` when there is none)."""
     blob = store.read(c.run_key(run_id))
-    return json.loads(blob.data)  # type: ignore[no-any-return]
+    return Stored(json.loads(blob.data), blob.generation, created=False)
 
 
 def update_run(

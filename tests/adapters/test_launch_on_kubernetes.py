@@ -22,6 +22,7 @@ from jobplane import events as ev
 from jobplane import runs, runtime
 from jobplane.app import create_function_app
 from jobplane.launcher.kubernetes import KubernetesLauncher
+from jobplane.reconcile import CREATE_GRACE
 from jobplane.runtime import Runtime
 from jobplane.settings import Settings
 from jobplane.store.files import FileStore
@@ -110,6 +111,9 @@ def test_the_reconcile_tick_fails_runs_whose_jobs_were_deleted_by_hand(plane: Pl
     plane.put_spec(make_spec())
     run_id = plane.post("launch", requested("train-test-bot", event_id="doomed")).headers["ce-subject"]
     plane.kube.state.delete("jobs", NS, run_id, propagation="Background")  # kubectl delete job
+    assert plane.post("reconcile", ping()).status_code == 204
+    assert runs.get_run(plane.store, run_id)["state"] == "launched"  # its create may still be in flight
+    plane.clock[0] += CREATE_GRACE
     assert plane.post("reconcile", ping()).status_code == 204
     run = runs.get_run(plane.store, run_id)
     assert (run["state"], run["reason"]) == ("failed", "JobMissing")

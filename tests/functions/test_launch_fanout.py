@@ -126,7 +126,7 @@ def test_the_requested_runs_each_launch_one_bots_job_and_redelivery_makes_no_mor
         assert launch.post(event).status_code == 200
 
     tests = [r for r in runs.list_runs(launch.store, spec_id="nightly-bot-tests") if r.get("botId")]
-    assert sorted(r["botId"] for r in tests) == ["anna", "bob"] and len(launch.launcher.launch_calls) == 2
+    assert sorted(r["botId"] for r in tests) == ["anna", "bob"] and len(launch.launcher.jobs) == 2
     job = launch.launcher.jobs[tests[0]["id"]]
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert json.loads(env[c.ENV_PARAMS]) == {"botId": tests[0]["botId"], "minAccuracy": 0.8}

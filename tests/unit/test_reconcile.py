@@ -16,7 +16,7 @@ from jobplane import events as ev
 from jobplane import progress, runs
 from jobplane.errors import UnavailableError
 from jobplane.launcher.base import JobStatus
-from jobplane.reconcile import GRACE, LAUNCH_GRACE, failure_message, judge, reconcile
+from jobplane.reconcile import CREATE_GRACE, GRACE, LAUNCH_GRACE, failure_message, judge, reconcile
 from jobplane.store.files import FileStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -43,6 +43,8 @@ def record(state: str, *, at: datetime = T0) -> dict[str, Any]:
         ("running", job("succeeded"), GRACE, "CompletedWithoutReport"),
         ("requested", job("missing"), LAUNCH_GRACE - timedelta(seconds=1), None),
         ("requested", job("missing"), LAUNCH_GRACE, "NotLaunched"),
+        ("launched", job("missing"), CREATE_GRACE - timedelta(seconds=1), None),
+        ("launched", job("missing"), CREATE_GRACE, "JobMissing"),
     ],
 )
 def test_judge(run_state: str, job_status: JobStatus, after: timedelta, expected: str | None) -> None:
@@ -66,7 +68,7 @@ def test_reconcile_fails_runs_of_dead_jobs_and_leaves_the_rest(tmp_path: Path) -
     launcher.states[died["id"]] = "failed"
     runs.update_run(store, done["id"], lambda r: runs.transition(r, "succeeded", now=T0))
 
-    report = reconcile(store, launcher, now=T0 + timedelta(seconds=5))
+    report = reconcile(store, launcher, now=T0 + CREATE_GRACE)
 
     assert report.failed == {died["id"]: "Failed", gone["id"]: "JobMissing"}
     assert report.checked == 3

@@ -25,15 +25,17 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import flask
 
 from .. import conventions as c
 from .. import events as ev
-from .. import checks, manifests, runs, spec as specs
+from .. import checks, manifests, runs, workers, spec as specs
 from ..errors import (
     JobplaneError,
     NotFoundError,
@@ -43,6 +45,7 @@ from ..errors import (
     UnavailableError,
     ValidationError,
 )
+from ..launcher.base import JobStatus
 from ..runtime import Runtime
 from .common import event_endpoint
 
@@ -93,13 +96,27 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
     if plan.overrides:
         run["params"] = plan.overrides
+    if _policy(plan.spec) == "Allow":
+        return _launch_at_once(plan.spec, run, rt=rt)
     stored = runs.create_record(rt.store, run)
-    run = stored.run
-    if run["state"] != "requested":
-        runs.write_index(rt.store, runs.index_keys(run))  # heal what a crash between the writes left out
-        log.info("run %s exists (state %s): duplicate delivery of %s", run["id"], run["state"], event.id)
-        return _reply(run) if run.get("job") else None
+    if not stored.created:
+        return _redelivered(plan.spec, stored, rt=rt)
     return _decide_and_launch(plan.spec, stored, rt=rt)
+
+
+def _redelivered(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime) -> ev.Event | None:
+    """The trigger's run exists: finish what the first delivery left undone, never a second Job.
+    ``requested``: it died before deciding or launching. ``launched``: its answer may have been
+    5xx because the create failed, so the create is issued again (409 when it had landed).
+    Later states: the Job exists or existed; only the index entries are healed."""
+    run = stored.run
+    if run["state"] == "requested":
+        return _decide_and_launch(spec, stored, rt=rt)
+    runs.write_index(rt.store, runs.index_keys(run))  # heal what a crash between the writes left out
+    if run["state"] == "launched":
+        _create_job(spec, run, rt=rt)
+    log.info("run %s exists (state %s): duplicate delivery", run["id"], run["state"])
+    return _reply(run) if run.get("job") else None
 
 
 # --- planning: event → validated spec ------------------------------------------------------
@@ -350,7 +367,7 @@ def _decide_and_launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runt
     later to look always sees the other."""
     from .. import concurrency
 
-    policy = str(spec.get("concurrency", "Allow"))
+    policy = _policy(spec)
     run, index = stored.run, runs.index_keys(stored.run)
     if policy == "Allow":
         return _launch(spec, stored, index=index, rt=rt)  # nothing to decide: skip listing the active runs
@@ -404,27 +421,89 @@ def _supersede(run_id: str, *, by: Mapping[str, Any], rt: Runtime) -> None:
     rt.launcher.cancel(str((old.get("job") or {}).get("name") or run_id))
 
 
-def _launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime, index: Sequence[str] = ()) -> ev.Event:
-    """Create the Job, then mark the run launched (swapping against the record just stored,
-    without reading it back) while the ``index`` entries are written beside it."""
-    run = stored.run
+def _policy(spec: Mapping[str, Any]) -> str:
+    return str(spec.get("concurrency", "Allow"))
+
+
+def _launch_at_once(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event | None:
+    """``Allow``: nothing to decide, so nothing has to land before the create. The record is
+    written already ``launched``, naming the Job that the deterministic manifest creates, at
+    the same time as its index entries and the create call. The answer waits for all three
+    and any failure answers 5xx: the redelivery completes what is missing (the record is
+    create-only and the create answers 409). A trigger whose run is stored already is a
+    redelivery, found by a read before anything is written: it never launches a second time,
+    not even after its Job finished and was deleted."""
     try:
-        status = rt.launcher.launch(manifests.build_job(spec, run, settings=rt.settings))
-    except JobplaneError as e:
-        runs.write_index(rt.store, index)  # the run is listed, whatever comes of it
-        if not e.retryable:  # the API server refused the Job for good (e.g. 422)
-            _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
-        raise
-    ref = {"name": status.name, "namespace": status.namespace}
+        return _redelivered(spec, runs.read_record(rt.store, run["id"]), rt=rt)
+    except NotFoundError:
+        pass
+    job = manifests.build_job(spec, run, settings=rt.settings)
+    launched = _mark_launched(run, _ref(job), rt=rt)
+    creating = workers.submit(rt.launcher.launch, job)
+    writes = runs.start_index(rt.store, runs.index_keys(launched))
+    stored = _alongside(lambda: runs.create_record(rt.store, launched), creating, *writes)
+    futures.wait(writes)  # the entries land whatever the create's outcome: the run is listed
+    _settle(creating, stored.run, rt=rt)
+    workers.wait_for(writes)  # a failed entry answers 5xx: the redelivery writes it
+    return _reply(stored.run) if stored.run.get("job") else None
+
+
+def _launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime, index: Sequence[str] = ()) -> ev.Event:
+    """Mark the run launched (swapping against the record just stored, without reading it
+    back) while the Job is created and the ``index`` entries are written beside it. A rival
+    deciding meanwhile sees a launched run, as it would a moment later."""
+    run = stored.run
+    job = manifests.build_job(spec, run, settings=rt.settings)
+    creating = workers.submit(rt.launcher.launch, job)
     writes = runs.start_index(rt.store, index)
-    updated = runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, ref, rt=rt), known=stored)
-    runs.wait_for(writes)  # a failed entry answers 5xx: the redelivery writes it
+    updated = _alongside(
+        lambda: runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, _ref(job), rt=rt), known=stored),
+        creating, *writes,
+    )
+    futures.wait(writes)
+    status = _settle(creating, run, rt=rt)
+    workers.wait_for(writes)
     if updated["state"] in ("superseded", "cancelled"):
         rt.launcher.cancel(status.name)  # a newer run replaced this one while it launched
     return _reply(updated)
 
 
+R = TypeVar("R")
+
+
+def _alongside(write: Callable[[], R], *started: Future[Any]) -> R:
+    """``write()`` while the ``started`` calls run. If it fails, its error is the answer (5xx:
+    the redelivery redoes all of it), raised once nothing started is left running."""
+    try:
+        return write()
+    except BaseException:
+        futures.wait(started)
+        raise
+
+
+def _create_job(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> JobStatus:
+    return _settle(workers.submit(rt.launcher.launch, manifests.build_job(spec, run, settings=rt.settings)), run, rt=rt)
+
+
+def _settle(creating: Future[JobStatus], run: Mapping[str, Any], *, rt: Runtime) -> JobStatus:
+    """The create call's outcome, once its run is stored. Refused for good (e.g. 422): the run
+    fails with the API server's message and the error is raised (4xx); a transient failure
+    is raised (5xx)."""
+    try:
+        return creating.result()
+    except JobplaneError as e:
+        if not e.retryable:
+            _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
+        raise
+
+
+def _ref(job: Mapping[str, Any]) -> dict[str, str]:
+    meta = job["metadata"]
+    return {"name": str(meta["name"]), "namespace": str(meta["namespace"])}
+
+
 def _mark_launched(run: runs.Run, job: Mapping[str, str], *, rt: Runtime) -> runs.Run:
+    run = dict(run)
     run["job"] = run.get("job") or dict(job)
     return runs.transition(run, "launched", now=rt.clock()) if run["state"] == "requested" else run
 
@@ -433,6 +512,7 @@ def _fail(run: Mapping[str, Any], *, reason: str, message: str, rt: Runtime) -> 
     def mutate(r: runs.Run) -> runs.Run:
         new = runs.transition(r, "failed", reason=reason, now=rt.clock())
         new["message"] = message
+        new.pop("job", None)  # refused: there is no Job (the record named it while it was created)
         return new
 
     runs.update_run(rt.store, run["id"], mutate)
