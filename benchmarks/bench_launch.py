@@ -3,13 +3,15 @@ function against the local Kubernetes API server (tests/k8s_api), beside the bar
 create call measured in the same run against the same server.
 
 Three processes, as in a cluster: this driver (the broker's role), the launch function
-(functions-framework app under werkzeug's threaded server, Kubernetes launcher, file store)
-and the API server. The launch function answers only after the Job is created, so a POST's
-round trip is the trigger-to-Job latency. Each trigger runs its own spec (as each bot has its
-own training spec), so no spec piles up active runs over the run. Target: p50 within 2x the
-bare create.
+(the functions-framework app served as the image serves it: gunicorn, one worker, gthread;
+``--server werkzeug`` for the development server) with the Kubernetes launcher and the file
+store, and the API server. The launch function answers only after the Job is created, so a
+POST's round trip is the trigger-to-Job latency. Each trigger runs its own spec (as each bot
+has its own training spec), so no spec piles up active runs over the run. Two concurrency
+policies: ``Allow`` (nothing to decide) and ``Replace`` (a bot's training spec's default: the
+spec's active runs are listed before the create). Target: p50 within 2x the bare create.
 
-    .venv/bin/python benchmarks/bench_launch.py [--launches 200] [--clients 4]
+    .venv/bin/python benchmarks/bench_launch.py [--launches 200] [--clients 4] [--server gunicorn]
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
+import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -51,11 +56,11 @@ def serve_kube(conn: Connection) -> None:
         conn.send(len(api.state.list("jobs", NAMESPACE)[0]))
 
 
-def serve_launch(kube_url: str, store_dir: str, fsync: bool, specs: int, conn: Connection) -> None:
+def serve_launch(kube_url: str, store_dir: str, fsync: bool, specs: int, policy: str, server: str,
+                 conn: Connection) -> None:
     import logging
 
     from kubernetes import client
-    from werkzeug.serving import make_server
 
     from jobplane import conventions as c
     from jobplane import runtime
@@ -67,7 +72,7 @@ def serve_launch(kube_url: str, store_dir: str, fsync: bool, specs: int, conn: C
     logging.disable(logging.WARNING)
     store = FileStore(Path(store_dir), fsync=fsync)
     for i in range(specs):
-        store.write(c.spec_key(spec_id(i)), json.dumps({**SPEC, "id": spec_id(i)}).encode())
+        store.write(c.spec_key(spec_id(i)), json.dumps({**SPEC, "id": spec_id(i), "concurrency": policy}).encode())
     settings = Settings(store_url=store.url, launcher="kubernetes", namespace=NAMESPACE,
                         sink="http://127.0.0.1:9/default/default", callback_key=b"bench-key" * 4)
     api_config = client.Configuration()
@@ -75,12 +80,57 @@ def serve_launch(kube_url: str, store_dir: str, fsync: bool, specs: int, conn: C
     launcher = KubernetesLauncher(client.ApiClient(api_config), namespace=NAMESPACE)
     runtime.install(runtime.Runtime(settings=settings, store=store, launcher_factory=lambda: launcher,
                                     send=lambda event: None))
-    server = make_server("127.0.0.1", 0, create_function_app("launch"), threaded=True)
+    app = create_function_app("launch")
+    if server == "werkzeug":
+        serve_werkzeug(app, conn)
+    else:
+        serve_gunicorn(app, conn)
+
+
+def serve_werkzeug(app: Any, conn: Connection) -> None:
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     conn.send(server.server_port)
     conn.recv()
     server.shutdown()
     conn.send("stopped")
+
+
+def serve_gunicorn(app: Any, conn: Connection) -> None:
+    """As ``functions-framework`` runs it in the image (its GunicornApplication: one worker,
+    gthread, THREADS=20 as knative/base/service_launch.yaml sets); the arbiter forks the
+    worker, which inherits the runtime installed above."""
+    from functions_framework._http.gunicorn import GunicornApplication
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.environ["THREADS"] = "20"
+    gunicorn = GunicornApplication(app, "127.0.0.1", port, False)
+
+    def stop_on_request() -> None:
+        conn.recv()
+        os.kill(os.getpid(), signal.SIGTERM)  # the arbiter stops its worker and exits
+
+    threading.Thread(target=stop_on_request, daemon=True).start()
+    threading.Thread(target=lambda: (wait_listening(port), conn.send(port)), daemon=True).start()
+    try:
+        gunicorn.run()
+    finally:
+        conn.send("stopped")
+
+
+def wait_listening(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
 
 
 def start(target: Callable[..., None], *args: Any) -> tuple[multiprocessing.Process, Connection, Any]:
@@ -160,21 +210,21 @@ def sequential_launches(port: int, direct: Direct, count: int, *, tag: str) -> d
     for i in range(count + 10):  # the first 10 warm connections, caches and the client's models
         step = {"bare": direct.bare_create(f"bare-{tag}-{i}"),
                 "adapter": direct.adapter_launch(f"adapter-{tag}-{i}"),
-                "post": post_event(conn, f"seq-{i}", spec_id(i))}
+                "post": post_event(conn, f"seq-{tag}-{i}", spec_id(i))}
         if i >= 10:
             for key, value in step.items():
                 rows[key].append(value)
     return rows
 
 
-def concurrent_launches(port: int, count: int, clients: int, *, first_spec: int) -> float:
+def concurrent_launches(port: int, count: int, clients: int, *, first_spec: int, tag: str) -> float:
     """Launches per second with ``clients`` keep-alive connections."""
     per_client = count // clients
 
     def work(k: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for i in range(per_client):
-            post_event(conn, f"par-{k}-{i}", spec_id(first_spec + k * per_client + i))
+            post_event(conn, f"par-{tag}-{k}-{i}", spec_id(first_spec + k * per_client + i))
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(clients)]
     t0 = time.perf_counter()
@@ -199,28 +249,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--launches", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn")
+    parser.add_argument("--policies", default="Allow,Replace")
     args = parser.parse_args()
     kube, kube_conn, kube_url = start(serve_kube)
     try:
         direct = Direct(kube_url)
-        print(f"launch benchmark: {args.launches} launches per row, local API server {kube_url}")
+        print(f"launch benchmark: {args.launches} launches per row, launch function under {args.server}, "
+              f"local API server {kube_url}")
         for fsync in (False, True):
-            with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
-                proc, conn, port = start(serve_launch, kube_url, tmp, fsync, 2 * args.launches + 20)
-                try:
-                    rows = sequential_launches(port, direct, args.launches, tag=str(fsync).lower())
-                    rate = concurrent_launches(port, args.launches, args.clients, first_spec=args.launches + 10)
-                finally:
-                    stop(proc, conn)
-            print(f" file store, fsync {'on' if fsync else 'off'}:")
-            print(line("baseline: bare create (official client)", rows["bare"]))
-            print(line("build_job + KubernetesLauncher.launch", rows["adapter"]))
-            print(line("CloudEvent POST -> Job created", rows["post"], f"   {rate:6.0f}/s with {args.clients} clients"))
-            ratio = pct(rows["post"], 0.5) / pct(rows["bare"], 0.5)
-            print(f"  {'':<44} p50 = {ratio:.1f}x bare create (target <= 2x)")
+            for policy in args.policies.split(","):
+                measure(direct, kube_url, fsync=fsync, policy=policy, args=args)
     finally:
         jobs = stop(kube, kube_conn)
-    print(f"  jobs on the API server: {jobs}")
+    print(f"  jobs on the API server: {jobs} (every launch made its own)")
+
+
+def measure(direct: Direct, kube_url: str, *, fsync: bool, policy: str, args: argparse.Namespace) -> None:
+    tag = f"{policy.lower()}-{str(fsync).lower()}"
+    with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
+        proc, conn, port = start(serve_launch, kube_url, tmp, fsync, 2 * args.launches + 20, policy, args.server)
+        try:
+            rows = sequential_launches(port, direct, args.launches, tag=tag)
+            rate = concurrent_launches(port, args.launches, args.clients, first_spec=args.launches + 10, tag=tag)
+        finally:
+            stop(proc, conn)
+    print(f" file store, fsync {'on' if fsync else 'off'}, concurrency {policy}:")
+    print(line("baseline: bare create (official client)", rows["bare"]))
+    print(line("build_job + KubernetesLauncher.launch", rows["adapter"]))
+    print(line("CloudEvent POST -> Job created", rows["post"], f"   {rate:6.0f}/s with {args.clients} clients"))
+    ratio = pct(rows["post"], 0.5) / pct(rows["bare"], 0.5)
+    print(f"  {'':<44} p50 = {ratio:.1f}x bare create (target <= 2x)")
 
 
 if __name__ == "__main__":

@@ -206,8 +206,15 @@ def create_run(store: ObjectStore, run: Run) -> tuple[Run, bool]:
 
 
 def write_index(store: ObjectStore, keys: Iterable[str]) -> None:
-    """Create the (empty) index entries ``keys`` concurrently; ones already there are fine."""
-    workers.wait_for(start_index(store, keys))
+    """Create the (empty) index entries ``keys`` concurrently (the first in this thread); ones
+    already there are fine."""
+    first, *rest = list(keys) or [None]
+    writes = start_index(store, rest)
+    try:
+        if first is not None:
+            _create_quietly(store, first, b"")
+    finally:
+        workers.wait_for(writes)
 
 
 def start_index(store: ObjectStore, keys: Iterable[str]) -> list[Future[None]]:

@@ -200,6 +200,20 @@ def test_a_transient_launcher_failure_answers_503_and_the_redelivery_launches(la
     assert list(launch.launcher.jobs) == [run["id"]]
 
 
+@pytest.mark.parametrize("policy", ["Allow", "Replace"])
+def test_a_redelivery_after_the_run_ended_and_its_job_was_deleted_launches_nothing(launch: Launch, policy: str) -> None:
+    launch.put_spec(make_spec(concurrency=policy))
+    event = ev.new_event(ev.PING, source="/cron", id="tick", data={"specId": "train-test-bot"})
+    run_id = reply_of(launch.post(event)).subject or ""
+    runs.update_run(launch.store, run_id, lambda r: runs.transition(r, "succeeded", now=datetime.now(UTC)))
+    launch.launcher.cancel(run_id)  # ttlSecondsAfterFinished removed the Job
+    calls = len(launch.launcher.launch_calls)
+
+    assert launch.post(event).status_code == 200  # the run's summary again, and nothing else
+    assert len(launch.launcher.launch_calls) == calls and not launch.launcher.jobs
+    assert runs.get_run(launch.store, run_id)["state"] == "succeeded"
+
+
 def test_forbid_skips_a_run_while_another_is_active(launch: Launch) -> None:
     launch.put_spec(make_spec(concurrency="Forbid"))
     first = reply_of(launch.post(ev.new_event(ev.PING, source="/cron", id="a", data={"specId": "train-test-bot"})))

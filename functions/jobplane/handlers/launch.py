@@ -361,17 +361,26 @@ def _fanned_out(run: runs.Run, count: int, *, rt: Runtime) -> runs.Run | None:
 
 
 def _decide_and_launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime) -> ev.Event | None:
-    """The index entries (all of them: on a redelivery they heal a crash) are written with the
-    update to ``launched``, or, when there is something to decide, first: the run's own
-    active marker must be there before it looks for rivals, so that of two runs racing, the
-    later to look always sees the other."""
+    """The index entries (all of them: on a redelivery they heal a crash) are written beside
+    the update to ``launched``, or, when there is something to decide, the run's own active
+    marker first: it must be there before the run looks for rivals, so that of two runs
+    racing, the later to look always sees the other. Its listing entries are written
+    meanwhile; the answer waits for them."""
+    policy = _policy(spec)
+    run = stored.run
+    if policy == "Allow":
+        return _launch(spec, stored, index=runs.index_keys(run), rt=rt)  # nothing to decide
+    runs.write_index(rt.store, [runs.active_key(run)])
+    listings = runs.start_index(rt.store, runs.listing_keys(run))
+    reply = _alongside(lambda: _decide(policy, spec, stored, rt=rt), *listings)
+    workers.wait_for(listings)
+    return reply
+
+
+def _decide(policy: str, spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime) -> ev.Event | None:
     from .. import concurrency
 
-    policy = _policy(spec)
-    run, index = stored.run, runs.index_keys(stored.run)
-    if policy == "Allow":
-        return _launch(spec, stored, index=index, rt=rt)  # nothing to decide: skip listing the active runs
-    runs.write_index(rt.store, index)
+    run = stored.run
     older, newer = _rivals(run, rt=rt)
     if policy == "Replace" and newer:
         _end(run, "superseded", reason=f"ConcurrencyReplace: run {newer[0]['id']} is newer and already launched", rt=rt)
