@@ -35,7 +35,7 @@ LAUNCH_GRACE: Final = timedelta(minutes=15)
 CREATE_GRACE: Final = timedelta(minutes=1)
 """How long a ``launched`` run's Job may not exist yet: the record names its Job while the
 create call is in flight (with the launcher's retries), and a create that failed is issued
-again by the broker's redeliveries (about 16 s in all with eventing/broker.yaml's policy)."""
+again by the broker's redeliveries (5 retries with exponential backoff: about 30 s)."""
 REASON_MISSING: Final = "JobMissing"
 REASON_NO_REPORT: Final = "CompletedWithoutReport"
 REASON_NOT_LAUNCHED: Final = "NotLaunched"
