@@ -35,6 +35,8 @@ are short, and attention's cost grows with the square of the length)."""
 MAX_WORD_CHARS: Final = 100
 BATCH_SIZE: Final = 64
 LN_EPS: Final = 1e-12
+FINETUNED_PREFIX: Final = "encoder_ft."
+"""A model's arrays named ``encoder_ft.<safetensors name>`` replace those encoder weights."""
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -273,6 +275,8 @@ class Encoder:
 
     def __init__(self, tensors: dict[str, np.ndarray], vocab: WordPiece, config: dict[str, Any], *, path: Path | None = None) -> None:
         self.path = path
+        self.tensors = tensors
+        self.config = config
         self.tokenizer = vocab
         self.heads = int(config["num_attention_heads"])
         self.dim = int(config["hidden_size"])
@@ -292,6 +296,16 @@ class Encoder:
                 config = json.loads((where / "config.json").read_text(encoding="utf-8"))
                 _loaded[where] = cls(read_safetensors(where / WEIGHTS_FILE), WordPiece.from_file(where / VOCAB_FILE), config, path=where)
             return _loaded[where]
+
+    def with_weights(self, overrides: dict[str, np.ndarray]) -> Encoder:
+        """This encoder with some weights replaced (a fine-tuned model's), vocabulary shared."""
+        unknown = sorted(set(overrides) - set(self.tensors))
+        if unknown:
+            raise ValueError(f"fine-tuned weights name tensors the encoder lacks: {', '.join(unknown[:5])}")
+        tensors = self.tensors | {k: np.asarray(v, dtype=np.float32) for k, v in overrides.items()}
+        out = Encoder(tensors, self.tokenizer, self.config, path=self.path)
+        out._sha256 = self._sha256
+        return out
 
     @property
     def sha256(self) -> str:

@@ -296,8 +296,11 @@ class Model:
         self.tags: list[str] = list(meta.get("tags") or [])
         self.threshold = float(meta.get("threshold", 0.0))
         self.gazetteer = Gazetteer(meta["gazetteer"]) if meta.get("gazetteer") else None
-        spec = meta.get("encoder")
+        spec: Mapping[str, Any] = meta.get("encoder") or {}
         self.encoder = load_encoder(spec, path=encoder_path) if spec else None
+        if self.encoder is not None and spec.get("finetuned"):
+            prefix = sentence_encoder.FINETUNED_PREFIX
+            self.encoder = self.encoder.with_weights({k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)})
         self.encoder_weight = float(spec["weight"]) if spec else 0.0
         self.embed = self._embed
         """Text → sentence embedding; the trainer swaps in its cache of batched embeddings."""

@@ -44,6 +44,18 @@ class Embeddings:
         self.progress = progress
         self.should_stop = should_stop
         self.vectors: dict[str, np.ndarray] = {}
+        self._served: tuple[int, Embeddings] | None = None
+
+    def served(self, arrays: dict[str, np.ndarray]) -> Embeddings:
+        """The embeddings a model's arrays serve: these, or (fine-tuned) those of its own encoder."""
+        ft = [v for k, v in arrays.items() if k.startswith(encoder.FINETUNED_PREFIX)]
+        if not ft:
+            return self
+        if self._served is None or self._served[0] != id(ft[0]):
+            prefix = len(encoder.FINETUNED_PREFIX)
+            tuned = self.encoder.with_weights({k[prefix:]: v for k, v in arrays.items() if k.startswith(encoder.FINETUNED_PREFIX)})
+            self._served = (id(ft[0]), Embeddings(tuned, progress=self.progress, should_stop=self.should_stop))
+        return self._served[1]
 
     def of(self, texts: Sequence[str]) -> np.ndarray:
         """n×384 float32 embeddings of ``texts``."""
@@ -139,6 +151,7 @@ def choose_weight(ngram: np.ndarray, head: np.ndarray, y: np.ndarray) -> float:
 def encoder_meta(arrays: dict[str, np.ndarray], meta: dict[str, Any], val: Sequence[Example], *, cfg: TrainConfig,
                  emb: Embeddings) -> dict[str, Any]:
     """What the model records about its encoder: name, weights' SHA-256, the mixing weight."""
+    emb = emb.served(arrays)
     weight = cfg.encoder_weight
     if weight < 0:
         ngram_only = inference.Model(arrays, {k: v for k, v in meta.items() if k != "encoder"})
@@ -146,7 +159,8 @@ def encoder_meta(arrays: dict[str, np.ndarray], meta: dict[str, Any], val: Seque
         head = head_probs(arrays, emb.of([e.text for e in val]))
         y = np.array([meta["labels"].index(e.intent) for e in val], dtype=np.int64)
         weight = choose_weight(ngram, head, y)
-    return {"option": cfg.encoder, "name": ENCODERS[cfg.encoder], "sha256": emb.encoder.sha256, "weight": weight}
+    out = {"option": cfg.encoder, "name": ENCODERS[cfg.encoder], "sha256": emb.encoder.sha256, "weight": weight}
+    return out | ({"finetuned": True} if cfg.finetune else {})
 
 
 def embeddings(cfg: TrainConfig, hooks: Hooks) -> Embeddings:
@@ -161,6 +175,7 @@ def served_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], emb: Embed
     encoded in batches up front: the evaluation's)."""
     model = inference.Model(arrays, meta)
     if emb is not None:
+        emb = emb.served(arrays)
         emb.of(texts)
         model.embed = emb.one
     return model

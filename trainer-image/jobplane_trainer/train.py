@@ -20,7 +20,7 @@ from torch import nn
 
 from jobplane import inference
 
-from . import __version__, encoder_head, metrics
+from . import __version__, encoder_head, finetune, metrics
 from .data import Example, data_hash
 from .metrics import evaluate
 from .model import Adam, augment, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
@@ -84,6 +84,14 @@ class TrainConfig:
     encoder_weight_decay: float = 0.0
     encoder_epochs: int = 40
     encoder_patience: int = 5
+    finetune: bool = False
+    """With ``encoder``: fine-tune the encoder with the head (``finetune``), its weights exported
+    in float16 into the model. No refit (a second fine-tune would double the cost)."""
+    finetune_epochs: int = 3
+    finetune_lr: float = 5e-5
+    finetune_head_lr: float = 1e-3
+    finetune_batch_size: int = 32
+    finetune_warmup: float = 0.1
     threads: int = 0
     """CPU threads; 0: two (the spec's default CPU request), or one when the load average says
     the cores are taken: extra threads on busy cores thrash (10x slower, measured)."""
@@ -374,7 +382,7 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     hooks.progress(Progress("prepare", 1.0, f"{len(examples)} examples, device {dev.type}"))
     train_set, val = split(examples, fraction=cfg.val_fraction, seed=cfg.seed)
     labels = sorted({e.intent for e in examples})
-    refit = cfg.refit and bool(val) and len(examples) <= cfg.refit_max_examples
+    refit = cfg.refit and bool(val) and len(examples) <= cfg.refit_max_examples and not cfg.finetune
     spans = [(5.0, 50.0), (50.0, 60.0), (60.0, 80.0), (80.0, 92.0)] if refit else [(5.0, 60.0), (60.0, 92.0)]
     emb = encoder_head.embeddings(cfg, hooks) if cfg.encoder else None
     arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2], emb=emb)
@@ -432,6 +440,11 @@ def _fit(runner: Runner, train_set: Sequence[Example], val: Sequence[Example], *
                                          name="encoder" + suffix, span=(spans[0][1], spans[0][1]))
         chosen["encoder"] = runner.fit(hstage)
         arrays |= hstage.net.export()  # type: ignore[operator]
+        if cfg.finetune:
+            fstage = finetune.finetune_stage(train_set, val, labels=labels, cfg=cfg, dev=dev, enc=emb.encoder, head=arrays,
+                                             epochs=epochs.get("finetune"), name="finetune" + suffix, span=spans[0])
+            chosen["finetune"] = runner.fit(fstage)
+            arrays |= fstage.net.export()  # type: ignore[operator]
     tagger_meta: dict[str, Any] = {"tags": []}
     if any(e.entities for e in train_set):
         tstage, tfeats = tagger_stage(train_set, val, cfg=cfg, dev=dev, epochs=epochs.get("entities"),
