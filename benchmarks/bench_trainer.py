@@ -3,7 +3,8 @@
 Data sets: CLINC150 in-scope (+ out-of-scope recall with the calibrated threshold), BANKING77,
 Snips (intents + entity F1; slot precision/recall at 10/20/50/70 utterances per intent against
 the five services in ``*_metrics.json``), and few-shot (10 per intent, fixed seed) on CLINC150
-and BANKING77. Systems: this trainer; TF-IDF (word 1–2 + char_wb 2–5) + LogisticRegression and
+and BANKING77. Systems: this trainer; this trainer with ``encoder: minilm`` (numpy predict);
+TF-IDF (word 1–2 + char_wb 2–5) + LogisticRegression and
 + LinearSVC (scikit-learn); fastText where its wheel imports. Figures: accuracy, macro-F1,
 training wall time, p50 single-utterance predict latency.
 
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jobplane import inference
+from jobplane import encoder, inference
 from jobplane_trainer.data import Example, decode, from_snips
 from jobplane_trainer.metrics import entity_report, intent_report
 from jobplane_trainer.train import TrainConfig, train
@@ -85,6 +86,35 @@ def sys_jobplane(train_set: Sequence[Example], *, cfg: TrainConfig | None = None
     seconds = time.perf_counter() - t0
     model = inference.Model.from_bytes(result.model)
     return (lambda text: model.labels[int(model.intent_probs(text).argmax())]), model, seconds
+
+
+def sys_jobplane_minilm(train_set: Sequence[Example], test: Sequence[Example],
+                        extra: Callable[[inference.Model], dict[str, Any]] | None, *, finetune: bool = False) -> dict[str, Any] | None:
+    """This trainer with ``encoder: minilm`` (the numpy encoder ``predict`` serves; ``finetune``:
+    fine-tuned), beside the same model's n-gram part alone (w=0), head alone (w=1) and plain
+    mean (w=0.5) on the test set."""
+    if encoder.default_path() is None:
+        return None
+    _, model, seconds = sys_jobplane(train_set, cfg=TrainConfig(encoder="minilm", finetune=finetune))
+    texts = [e.text for e in test]
+    latency = p50_ms(model.predict, texts)  # before the cache below: every call encodes
+    cache: dict[str, Any] = {}
+    plain = model.embed
+    model.embed = lambda text: cache[text] if text in cache else cache.setdefault(text, plain(text))
+    row = score(lambda text: model.labels[int(model.intent_probs(text).argmax())], test)
+    row |= {"train_s": round(seconds, 1), "p50_ms": latency, "encoder_weight": model.encoder_weight}
+    row |= _mixtures(model, test) | (extra(model) if extra else {})
+    return row
+
+
+def _mixtures(model: inference.Model, test: Sequence[Example]) -> dict[str, float]:
+    import numpy as np
+
+    ngram = np.stack([inference.softmax(inference.intent_logits(model.arrays, e.text)) for e in test])
+    head = np.stack([inference.softmax(model.arrays["encoder_head_w"] @ model.embed(e.text) + model.arrays["encoder_head_b"])
+                     for e in test])
+    y = np.array([model.labels.index(e.intent) if e.intent in model.labels else -1 for e in test])
+    return {f"acc_w{w}": round(100 * float((((1 - w) * ngram + w * head).argmax(1) == y).mean()), 2) for w in (0.0, 0.5, 1.0)}
 
 
 def _tfidf() -> Any:
@@ -221,7 +251,12 @@ def compare(name: str, train_set: Sequence[Example], test: Sequence[Example], *,
                     continue
                 print("   ", rows[-2:], file=sys.stderr, flush=True)
             continue
-        if system == "jobplane":
+        if system in ("jobplane-minilm", "jobplane-minilm-ft"):
+            mrow = sys_jobplane_minilm(train_set, test, extra, finetune=system.endswith("-ft"))
+            if mrow is None:
+                continue
+            row = mrow
+        elif system == "jobplane":
             predict, model, seconds = sys_jobplane(train_set)
             ours = model
             row = score(predict, test) | {"train_s": round(seconds, 1), "p50_ms": p50_ms(model.predict, texts)}
@@ -343,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default="clinc150,banking77,snips,fewshot,snips-slots")
     parser.add_argument("--out", default=str(RESULTS))
-    parser.add_argument("--systems", default="jobplane,tfidf-logreg,tfidf-linearsvc,fasttext,minilm")
+    parser.add_argument("--systems", default="jobplane,tfidf-logreg,tfidf-linearsvc,fasttext,minilm,jobplane-minilm")
+    parser.add_argument("--merge", action="store_true", help="keep --out's rows of other data sets/systems")
     parser.add_argument("--sizes", default=",".join(map(str, SNIPS_SIZES)), help="Snips slot training sizes")
     parser.add_argument("--params", default="{}", help="trainer params (JSON) for the Snips slot runs")
     args = parser.parse_args(argv)
@@ -376,23 +412,35 @@ def main(argv: list[str] | None = None) -> int:
             slots = snips_slots(train_by, test_by, cfg=TrainConfig.from_params(json.loads(args.params)),
                                 sizes=[int(n) for n in args.sizes.split(",")])
     report = {"machine": machine(), "seconds": round(time.perf_counter() - t0, 1), "intents": rows, "snips_slots": slots}
+    if args.merge and Path(args.out).exists():
+        report = merged(json.loads(Path(args.out).read_text()), report)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print_table(report)
     return 0
+
+
+def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with ``old``'s rows of the data set/system pairs it did not measure (data sets run
+    one at a time on a shared machine)."""
+    fresh = {(r["dataset"], r["system"]) for r in new["intents"]}
+    rows = [r for r in old.get("intents", []) if (r["dataset"], r["system"]) not in fresh] + new["intents"]
+    return new | {"intents": rows, "snips_slots": new["snips_slots"] or old.get("snips_slots", []),
+                  "seconds": round(old.get("seconds", 0) + new["seconds"], 1)}
 
 
 def machine() -> str:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}, OpenBLAS threads {blas}"
 
 
 def print_table(report: dict[str, Any]) -> None:
     print(f"machine: {report['machine']}; wall {report['seconds']} s")
     print(f"{'data set':18} {'system':16} {'acc %':>7} {'macroF1':>8} {'train s':>8} {'p50 ms':>7}  extra")
     for r in report["intents"]:
-        extra = {k: v for k, v in r.items() if k in ("oos_recall", "entity_f1", "threshold")}
+        extra = {k: v for k, v in r.items() if k in ("oos_recall", "entity_f1", "threshold", "encoder_weight", "acc_w0.0", "acc_w0.5", "acc_w1.0")}
         train_s = f"{r['train_s']:8.1f}" if r.get("train_s") is not None else f"{'-':>8}"
         p50 = f"{r['p50_ms']:7.3f}" if r.get("p50_ms") is not None else f"{'-':>7}"
         print(f"{r['dataset']:18} {r['system']:16} {r['accuracy']:7.2f} {r['macro_f1']:8.2f} {train_s} {p50}  {extra or ''}")
