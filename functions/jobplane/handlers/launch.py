@@ -400,7 +400,7 @@ def _rivals(run: Mapping[str, Any], *, rt: Runtime) -> tuple[list[runs.Run], lis
     for itself (it sees ``run`` as older), so two runs racing never both skip or both win."""
     from ..concurrency import same_key
 
-    others = [r for r in _active_runs(rt, spec_id=run["specId"]) if same_key(run, r) and r["id"] != run["id"]]
+    others = [r for r in _active_runs(rt, spec_id=run["specId"], besides=run["id"]) if same_key(run, r)]
     older = [r for r in others if _before(r, run)]
     newer = [r for r in others if not _before(r, run) and r.get("job")]
     return older, newer
@@ -414,9 +414,12 @@ def _end(run: Mapping[str, Any], state: str, *, reason: str, rt: Runtime) -> Non
     runs.update_run(rt.store, run["id"], lambda r: runs.transition(r, state, reason=reason, now=rt.clock()))
 
 
-def _active_runs(rt: Runtime, *, spec_id: str) -> list[runs.Run]:
+def _active_runs(rt: Runtime, *, spec_id: str, besides: str = "") -> list[runs.Run]:
+    """The spec's active runs but ``besides`` (whose record is not read)."""
     found: list[runs.Run] = []
     for run_id in runs.list_active(rt.store, spec_id=spec_id):
+        if run_id == besides:
+            continue
         try:
             found.append(runs.get_run(rt.store, run_id))
         except NotFoundError:
