@@ -236,7 +236,7 @@ def p50_ms(predict: Callable[[str], Any], texts: Sequence[str]) -> float:
 
 
 def compare(name: str, train_set: Sequence[Example], test: Sequence[Example], *, systems: Sequence[str],
-            extra: Callable[[inference.Model], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+            extra: Callable[[inference.Model], dict[str, Any]] | None = None, cfg: TrainConfig | None = None) -> list[dict[str, Any]]:
     rows = []
     texts = [e.text for e in test]
     ours: inference.Model | None = None
@@ -257,7 +257,7 @@ def compare(name: str, train_set: Sequence[Example], test: Sequence[Example], *,
                 continue
             row = mrow
         elif system == "jobplane":
-            predict, model, seconds = sys_jobplane(train_set)
+            predict, model, seconds = sys_jobplane(train_set, cfg=cfg)
             ours = model
             row = score(predict, test) | {"train_s": round(seconds, 1), "p50_ms": p50_ms(model.predict, texts)}
             row |= extra(model) if extra else {}
@@ -381,35 +381,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="jobplane,tfidf-logreg,tfidf-linearsvc,fasttext,minilm,jobplane-minilm")
     parser.add_argument("--merge", action="store_true", help="keep --out's rows of other data sets/systems")
     parser.add_argument("--sizes", default=",".join(map(str, SNIPS_SIZES)), help="Snips slot training sizes")
-    parser.add_argument("--params", default="{}", help="trainer params (JSON) for the Snips slot runs")
+    parser.add_argument("--params", default="{}", help="trainer params (JSON) for every run of this trainer")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent", file=sys.stderr)
         return 0
     only, systems = set(args.only.split(",")), args.systems.split(",")
+    cfg = TrainConfig.from_params(json.loads(args.params))
     rows: list[dict[str, Any]] = []
     slots: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     if "clinc150" in only or "fewshot" in only:
         tr, te, oos = clinc()
         if "clinc150" in only:
-            rows += compare("clinc150", tr, te, systems=systems, extra=oos_recall(oos))
+            rows += compare("clinc150", tr, te, systems=systems, extra=oos_recall(oos), cfg=cfg)
         if "fewshot" in only:
-            rows += compare("clinc150-10shot", few_shot(tr, k=10, seed=0), te, systems=systems, extra=oos_recall(oos))
+            rows += compare("clinc150-10shot", few_shot(tr, k=10, seed=0), te, systems=systems, extra=oos_recall(oos), cfg=cfg)
     if "banking77" in only or "fewshot" in only:
         tr, te = banking()
         if "banking77" in only:
-            rows += compare("banking77", tr, te, systems=systems)
+            rows += compare("banking77", tr, te, systems=systems, cfg=cfg)
         if "fewshot" in only:
-            rows += compare("banking77-10shot", few_shot(tr, k=10, seed=0), te, systems=systems)
+            rows += compare("banking77-10shot", few_shot(tr, k=10, seed=0), te, systems=systems, cfg=cfg)
     if "snips" in only or "snips-slots" in only:
         train_by, test_by = snips()
         if "snips" in only:
             tr = [e for n in sorted(train_by) for e in train_by[n]]
             te = [e for n in sorted(test_by) for e in test_by[n]]
-            rows += compare("snips", tr, te, systems=systems, extra=entity_figures(te))
+            rows += compare("snips", tr, te, systems=systems, extra=entity_figures(te), cfg=cfg)
         if "snips-slots" in only:
-            slots = snips_slots(train_by, test_by, cfg=TrainConfig.from_params(json.loads(args.params)),
+            slots = snips_slots(train_by, test_by, cfg=cfg,
                                 sizes=[int(n) for n in args.sizes.split(",")])
     report = {"machine": machine(), "seconds": round(time.perf_counter() - t0, 1), "intents": rows, "snips_slots": slots}
     if args.merge and Path(args.out).exists():

@@ -16,7 +16,7 @@ from jobplane.events import Event
 from jobplane_trainer.data import Example, decode, from_project, from_snips
 from jobplane_trainer.model import CRF, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
 from jobplane_trainer.report import Reporter, Throttle
-from jobplane_trainer.train import Hooks, Interrupted, Progress, TrainConfig, evaluate, split, train
+from jobplane_trainer.train import Hooks, Interrupted, Progress, TrainConfig, _chunk, _shuffled, evaluate, split, train
 
 from .conftest import SHARED_DATA, make_bot
 
@@ -101,12 +101,21 @@ def test_gazetteer_marks_seen_values_and_leaves_out_a_sentences_own() -> None:
     assert held_out == [[], [], [], [], [], ["g:B-city"]]
 
 
-def test_stop_writes_a_checkpoint_and_resume_finishes_the_same_model(bot_data: dict[str, Any]) -> None:
+def test_chunks_of_a_whole_epoch_are_the_epochs_and_shorter_chunks_continue_the_stream() -> None:
+    n, size = 50, 4  # 13 batches an epoch
+    assert [_chunk(n, seed=3, index=i, chunk=13, size=size) for i in range(3)] == [_shuffled(n, seed=3, epoch=e, size=size) for e in range(3)]
+    stream = [b for i in range(6) for b in _chunk(n, seed=3, index=i, chunk=5, size=size)]
+    assert stream[:26] == _shuffled(n, seed=3, epoch=0, size=size) + _shuffled(n, seed=3, epoch=1, size=size)
+
+
+@pytest.mark.parametrize(("eval_steps", "stop_after"), [(0, 30), (4, 10)])  # 6 batches an epoch: epochs, or 4-batch chunks
+def test_stop_writes_a_checkpoint_and_resume_finishes_the_same_model(bot_data: dict[str, Any], eval_steps: int, stop_after: int) -> None:
     examples = from_project(bot_data)
-    cfg = TrainConfig(max_epochs=4, patience=4, tagger_epochs=3, tagger_patience=3, min_steps=0, tagger_min_steps=0, threads=1)
+    cfg = TrainConfig(max_epochs=4, patience=4, tagger_epochs=3, tagger_patience=3, min_steps=0, tagger_min_steps=0, threads=1,
+                      eval_steps=eval_steps, eval_patience=4)
     saved: list[bytes] = []
     calls = iter(range(10**6))
-    stop_after = 30  # batches: inside the intent stage's second epoch
+    # stop_after batches: inside the intent stage's second epoch, or its third chunk
     with pytest.raises(Interrupted):
         train(examples, cfg=cfg, hooks=Hooks(should_stop=lambda: next(calls) >= stop_after, save_checkpoint=saved.append))
     assert len(saved) == 1

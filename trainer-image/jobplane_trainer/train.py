@@ -51,6 +51,12 @@ class TrainConfig:
     rowwise: bool = False
     """Decoupled weight decay on the intent embedding rows a batch touches."""
     label_smoothing: float = 0.0
+    eval_steps: int = 100
+    """Validate the intent model every this many steps when an epoch has more (0: every epoch):
+    on a large data set the best model comes within one or two epochs, and whole epochs are too
+    coarse a grid to stop on (CLINC150's official validation split: 92.53 → 93.00)."""
+    eval_patience: int = 6
+    """Early-stopping patience, in validations, when they come every ``eval_steps``."""
     min_steps: int = 150
     """Early stopping waits for this many optimizer steps (small bots have few per epoch)."""
     tagger_epochs: int = 25
@@ -325,10 +331,25 @@ def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: li
             pred = net(*collate_bags(val_bags, dev)).float().argmax(1)
         return float((pred == val_y).float().mean())
 
-    min_epochs = -(-cfg.min_steps // max(1, -(-len(train) // cfg.batch_size)))
-    stage = Stage(name, net, opts, lambda ep: _shuffled(len(train), seed=cfg.seed, epoch=ep, size=cfg.batch_size),
-                  step, score, epochs or max(cfg.max_epochs, min_epochs + cfg.patience), cfg.patience, span, min_epochs)
+    per_epoch = max(1, -(-len(train) // cfg.batch_size))
+    chunk = min(per_epoch, cfg.eval_steps) if cfg.eval_steps > 0 else per_epoch
+    min_chunks = -(-cfg.min_steps // chunk)
+    patience = cfg.patience if chunk == per_epoch else cfg.eval_patience
+    max_chunks = -(-cfg.max_epochs * per_epoch // chunk)
+    stage = Stage(name, net, opts, lambda ep: _chunk(len(train), seed=cfg.seed, index=ep, chunk=chunk, size=cfg.batch_size),
+                  step, score, epochs or max(max_chunks, min_chunks + patience), patience, span, min_chunks)
     return stage, feats
+
+
+def _chunk(n: int, *, seed: int, index: int, chunk: int, size: int) -> list[list[int]]:
+    """The ``index``-th run of ``chunk`` batches of the stream of shuffled epochs (one epoch
+    when ``chunk`` is an epoch's batch count): the unit that validation and early stopping count."""
+    per_epoch = -(-n // size)
+    out: list[list[int]] = []
+    while len(out) < chunk:
+        epoch, i = divmod(index * chunk + len(out), per_epoch)
+        out += _shuffled(n, seed=seed, epoch=epoch, size=size)[i : i + chunk - len(out)]
+    return out
 
 
 def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: TrainConfig, dev: torch.device,
