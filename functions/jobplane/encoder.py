@@ -320,8 +320,9 @@ class Encoder:
             self._sha256 = digest.hexdigest()
         return self._sha256
 
-    def hidden(self, ids: Sequence[Sequence[int]]) -> tuple[F32, F32]:
-        """Last-layer states (B×T×384) of token id sequences padded to the longest, and the mask."""
+    def hidden(self, ids: Sequence[Sequence[int]], *, depth: int | None = None) -> tuple[F32, F32]:
+        """Last-layer states (B×T×384) of token id sequences padded to the longest, and the mask
+        (``depth``: the states after that many layers instead)."""
         t = max(len(s) for s in ids)
         tok = np.full((len(ids), t), self.tokenizer.pad, dtype=np.int64)
         mask = np.zeros((len(ids), t), dtype=np.float32)
@@ -331,7 +332,7 @@ class Encoder:
         x = np.asarray(self.word_emb[tok], dtype=np.float32) + self.pos_emb[:t] + self.type0
         x = layer_norm(x, *self.emb_ln)
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :].astype(np.float32)
-        for layer in self.layers:
+        for layer in self.layers[:depth]:
             x = transformer_layer(x, layer, bias, self.heads)
         return x, mask
 
@@ -347,12 +348,14 @@ class Encoder:
             out[batch] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12) if normalize else pooled
         return out
 
-    def word_vectors(self, words: Sequence[str]) -> F32:
+    def word_vectors(self, words: Sequence[str], *, depth: int | None = None) -> F32:
         """Contextual last-layer vectors (len(words)×384) of the words of one sentence (those of
-        ``jobplane.inference.tokenize``): the mean of each word's pieces."""
-        return self.word_vectors_batch([words])[0]
+        ``jobplane.inference.tokenize``): the mean of each word's pieces. ``depth``: the vectors
+        after that many layers (the tagger reads layer 4: better slots than the last, and cheaper)."""
+        return self.word_vectors_batch([words], depth=depth)[0]
 
-    def word_vectors_batch(self, sentences: Sequence[Sequence[str]], *, batch_size: int = BATCH_SIZE) -> list[F32]:
+    def word_vectors_batch(self, sentences: Sequence[Sequence[str]], *, batch_size: int = BATCH_SIZE,
+                           depth: int | None = None) -> list[F32]:
         """``word_vectors`` of many sentences at once (batched by length, for training)."""
         chunks: list[tuple[int, list[int], list[list[int]]]] = []  # (sentence, its word indices, pieces per word)
         for si, words in enumerate(sentences):
@@ -360,7 +363,7 @@ class Encoder:
         ids = [[self.tokenizer.cls, *(p for ps in pieces for p in ps), self.tokenizer.sep] for _, _, pieces in chunks]
         out = [np.zeros((len(words), self.dim), dtype=np.float32) for words in sentences]
         for batch in _batches(ids, batch_size):
-            x, _ = self.hidden([ids[i] for i in batch])
+            x, _ = self.hidden([ids[i] for i in batch], depth=depth)
             for row, ci in enumerate(batch):
                 si, idx, pieces = chunks[ci]
                 pos = 1

@@ -195,12 +195,21 @@ def _sigmoid(x: F32) -> F32:
 
 
 def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str], *, intent: str | None = None,
-               gazetteer: Gazetteer | None = None) -> F32:
-    """Log-probabilities of each BIO tag per token (T×K)."""
+               gazetteer: Gazetteer | None = None, vectors: F32 | None = None) -> F32:
+    """Log-probabilities of each BIO tag per token (T×K); ``vectors`` (T×D) are the tokens'
+    contextual word vectors, needed by a tagger trained with an encoder."""
     emb = arrays["tag_emb"]
     bags = token_bags(arrays["tag_vocab"], tokens, intent=intent, gazetteer=gazetteer)
     x = np.stack([emb[b].astype(np.float32).sum(axis=0) if len(b) else np.zeros(emb.shape[1], np.float32) for b in bags])
-    x = np.tanh(x + arrays["tag_emb_bias"])
+    x = x + arrays["tag_emb_bias"]
+    concat = arrays["tag_lstm_w_ih"].shape[1] > emb.shape[1]
+    if ("tag_enc_w" in arrays or concat) and vectors is None:
+        raise ValueError("this tagger was trained with an encoder: tag_scores needs the tokens' word vectors")
+    if "tag_enc_w" in arrays:
+        x = x + vectors @ arrays["tag_enc_w"].T + arrays["tag_enc_b"]
+    x = np.tanh(x)
+    if concat:
+        x = np.concatenate([x, vectors], axis=1).astype(np.float32)
     fwd = _lstm(x, arrays["tag_lstm_w_ih"], arrays["tag_lstm_w_hh"], arrays["tag_lstm_b"])
     bwd = _lstm(x[::-1], arrays["tag_lstm_w_ih_r"], arrays["tag_lstm_w_hh_r"], arrays["tag_lstm_b_r"])[::-1]
     logits = np.concatenate([fwd, bwd], axis=1) @ arrays["tag_out_w"].T + arrays["tag_out_b"]
@@ -304,6 +313,11 @@ class Model:
         self.encoder_weight = float(spec["weight"]) if spec else 0.0
         self.embed = self._embed
         """Text → sentence embedding; the trainer swaps in its cache of batched embeddings."""
+        tspec = meta.get("taggerEncoder")
+        self.tagger_encoder = load_encoder(tspec, path=encoder_path) if tspec else None
+        self.tagger_depth: int | None = (tspec.get("depth") or None) if tspec else None
+        self.word_vectors = self._word_vectors
+        """Words → their contextual vectors for the tagger; the trainer swaps in its cache."""
 
     @classmethod
     def from_bytes(cls, data: bytes, *, encoder_path: str | None = None) -> Model:
@@ -317,6 +331,10 @@ class Model:
     def _embed(self, text: str) -> F32:
         assert self.encoder is not None
         return np.asarray(self.encoder.encode([text])[0], dtype=np.float32)
+
+    def _word_vectors(self, words: Sequence[str]) -> F32:
+        assert self.tagger_encoder is not None
+        return self.tagger_encoder.word_vectors(words, depth=self.tagger_depth)
 
     def intent_probs(self, text: str) -> F32:
         probs = softmax(intent_logits(self.arrays, text))
@@ -333,7 +351,9 @@ class Model:
             return []
         if intent is None:
             intent = self.labels[int(self.intent_probs(text).argmax())]
-        scores = tag_scores(self.arrays, [t.text for t in tokens], intent=intent, gazetteer=self.gazetteer)
+        words = [t.text for t in tokens]
+        vectors = self.word_vectors(words) if self.tagger_encoder is not None else None
+        scores = tag_scores(self.arrays, words, intent=intent, gazetteer=self.gazetteer, vectors=vectors)
         if "tag_intent_mask" in self.arrays and intent in self.labels:
             scores = scores + np.where(self.arrays["tag_intent_mask"][self.labels.index(intent)], 0.0, -1e4).astype(np.float32)
         path = viterbi(scores, self.tags, transitions=self.arrays.get("tag_trans"), start_scores=self.arrays.get("tag_start"))

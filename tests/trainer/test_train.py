@@ -60,7 +60,7 @@ def test_numpy_inference_equals_torch(bot_data: dict[str, Any]) -> None:
     for ex in examples[::25]:
         with torch.no_grad():
             want = inet(*collate_bags(ifeats.bags([ex.text]), torch.device("cpu")))[0].numpy()
-            ids, offsets, _, lengths = collate_tokens([tfeats.encode(ex, training=False)], torch.device("cpu"))
+            ids, offsets, _, lengths, _ = collate_tokens([tfeats.encode(ex, training=False)], torch.device("cpu"))
             logits = tnet(ids, offsets, lengths.tolist())[0]
             want_tags = torch.log_softmax(logits, -1).numpy()
         np.testing.assert_allclose(inference.intent_logits(arrays, ex.text), want, rtol=1e-4, atol=1e-5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,6 +152,16 @@ def fit_gazetteer(examples: Sequence[Example]) -> inference.Gazetteer:
 
 
 @dataclass
+class TagItem:
+    """One sentence for the tagger: its tokens' feature bags, tag ids and (with an encoder)
+    contextual word vectors."""
+
+    bags: list[np.ndarray]
+    tags: list[int]
+    vectors: np.ndarray | None = None
+
+
+@dataclass
 class TagFeatures:
     vocab: np.ndarray
     tags: list[str]
@@ -159,9 +169,14 @@ class TagFeatures:
     gazetteer: inference.Gazetteer | None = None
     held_out: bool = True
     """Featurise a training sentence with a gazetteer that lacks its own values."""
+    vectors: Callable[[Sequence[str]], np.ndarray] | None = None
+    """Words → contextual word vectors from a frozen encoder, beside the hashed features."""
+    vectors_meta: dict[str, object] | None = None
+    """What the model records about that encoder (``taggerEncoder``)."""
 
     @classmethod
-    def fit(cls, examples: Sequence[Example], *, gazetteer: bool = True, held_out: bool = True) -> TagFeatures:
+    def fit(cls, examples: Sequence[Example], *, gazetteer: bool = True, held_out: bool = True,
+            vectors: Callable[[Sequence[str]], np.ndarray] | None = None, vectors_meta: dict[str, object] | None = None) -> TagFeatures:
         gaz = fit_gazetteer(examples) if gazetteer else None
         hashes: set[int] = set()
         tagset: set[str] = set()
@@ -174,17 +189,19 @@ class TagFeatures:
             for feats in inference.token_features(tokens, intent=ex.intent, gazetteer=gaz, exclude=exclude):
                 hashes.update(feats)
         tags_sorted = [O_TAG] + sorted(tagset - {O_TAG})
-        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out)
+        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out, vectors, vectors_meta)
 
-    def encode(self, ex: Example, *, training: bool = True) -> tuple[list[np.ndarray], list[int]]:
+    def encode(self, ex: Example, *, training: bool = True) -> TagItem:
         tokens, tags = bio_tags(ex)
         index = {t: i for i, t in enumerate(self.tags)}
         exclude = entity_values(ex) if training and self.held_out else None
         bags = inference.token_bags(self.vocab, tokens, intent=ex.intent, gazetteer=self.gazetteer, exclude=exclude)
-        return bags, [index.get(t, 0) for t in tags]
+        vectors = self.vectors(tokens) if self.vectors is not None else None
+        return TagItem(bags, [index.get(t, 0) for t in tags], vectors)
 
     def meta(self) -> dict[str, object]:
-        return {"tags": self.tags, "gazetteer": self.gazetteer.counts if self.gazetteer else None}
+        return {"tags": self.tags, "gazetteer": self.gazetteer.counts if self.gazetteer else None,
+                "taggerEncoder": self.vectors_meta}
 
     def intent_mask(self, labels: Sequence[str]) -> np.ndarray:
         """labels × tags: which tags an intent's sentences carried in training (O always)."""
@@ -196,27 +213,36 @@ class TagFeatures:
 
 
 class TaggerNet(nn.Module):
-    """Per-token embedding bag → tanh → BiLSTM → linear → BIO tag logits."""
+    """Per-token embedding bag (+ a projection of contextual word vectors) → tanh → BiLSTM →
+    linear → BIO tag logits."""
 
     def __init__(self, vocab_size: int, n_tags: int, *, dim: int = 128, hidden: int = 96, dropout: float = 0.25,
-                 feature_dropout: float = 0.0, crf_tags: Sequence[str] | None = None) -> None:
+                 feature_dropout: float = 0.0, crf_tags: Sequence[str] | None = None, enc_dim: int = 0,
+                 enc_mode: str = "add") -> None:
         super().__init__()
         self.crf = CRF(crf_tags) if crf_tags else None
         self.feature_dropout = feature_dropout
         self.emb = nn.EmbeddingBag(max(vocab_size, 1), dim, mode="sum", sparse=True)
         nn.init.normal_(self.emb.weight, std=0.1)
         self.emb_bias = nn.Parameter(torch.zeros(dim))
+        self.enc_mode = enc_mode
+        self.enc = nn.Linear(enc_dim, dim) if enc_dim and enc_mode == "add" else None
         self.drop = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        lstm_in = dim + (enc_dim if enc_dim and enc_mode == "concat" else 0)
+        self.lstm = nn.LSTM(lstm_in, hidden, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * hidden, n_tags)
 
-    def forward(self, ids: torch.Tensor, offsets: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-        """Logits (B × T × K) for sentences whose tokens are consecutive bags."""
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor, lengths: list[int], vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B × T × K) for sentences whose tokens are consecutive bags (and rows of ``vectors``)."""
         weights = None
         if self.training and self.feature_dropout:  # hide features so no single one (the word) is relied on
             weights = (torch.rand(ids.shape, device=ids.device) >= self.feature_dropout).float()
-        x = torch.tanh(self.emb(ids, offsets, per_sample_weights=weights) + self.emb_bias)
-        x = self.drop(x)
+        x = self.emb(ids, offsets, per_sample_weights=weights) + self.emb_bias
+        if self.enc is not None and vectors is not None:
+            x = x + self.enc(self.drop(vectors))
+        x = self.drop(torch.tanh(x))
+        if self.enc_mode == "concat" and vectors is not None:
+            x = torch.cat([x, self.drop(vectors)], dim=1)
         padded = nn.utils.rnn.pad_sequence(list(torch.split(x, lengths)), batch_first=True)
         packed = pack_padded_sequence(padded, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
@@ -231,7 +257,8 @@ class TaggerNet(nn.Module):
     def export(self, feats: TagFeatures) -> dict[str, np.ndarray]:
         w = dict(self.lstm.named_parameters())
         crf = {"tag_trans": _np(self.crf.trans), "tag_start": _np(self.crf.start)} if self.crf is not None else {}
-        return crf | {
+        enc = {"tag_enc_w": _np(self.enc.weight), "tag_enc_b": _np(self.enc.bias)} if self.enc is not None else {}
+        return crf | enc | {
             "tag_vocab": feats.vocab,
             "tag_emb": _np(self.emb.weight),
             "tag_emb_bias": _np(self.emb_bias),
@@ -275,17 +302,20 @@ class CRF(nn.Module):
         return (torch.logsumexp(alpha, dim=1) - gold).sum() / mask.sum().clamp(min=1)
 
 
-def collate_tokens(items: Sequence[tuple[list[np.ndarray], list[int]]], device: torch.device) -> tuple[torch.Tensor, ...]:
-    """(ids, offsets, tag targets padded with -100) and the sentence lengths as a tensor."""
-    bags = [bag for sent, _ in items for bag in sent]
-    lengths = [len(sent) for sent, _ in items]
+def collate_tokens(items: Sequence[TagItem], device: torch.device) -> tuple[torch.Tensor | None, ...]:
+    """(ids, offsets, tag targets padded with -100, sentence lengths, word vectors or None)."""
+    bags = [bag for it in items for bag in it.bags]
+    lengths = [len(it.bags) for it in items]
     sizes = [len(b) for b in bags]
     offsets = torch.tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]), dtype=torch.long)
     ids = torch.from_numpy(np.concatenate(bags) if sum(sizes) else np.zeros(0, np.int64))
     targets = torch.full((len(items), max(lengths)), -100, dtype=torch.long)
-    for i, (_, tags) in enumerate(items):
-        targets[i, : len(tags)] = torch.tensor(tags)
-    return ids.to(device), offsets.to(device), targets.to(device), torch.tensor(lengths)
+    for i, it in enumerate(items):
+        targets[i, : len(it.tags)] = torch.tensor(it.tags)
+    vectors = None
+    if items and items[0].vectors is not None:
+        vectors = torch.from_numpy(np.concatenate([it.vectors for it in items]).astype(np.float32)).to(device)  # type: ignore[misc]
+    return ids.to(device), offsets.to(device), targets.to(device), torch.tensor(lengths), vectors
 
 
 FLOAT16_ABOVE = 8_000_000

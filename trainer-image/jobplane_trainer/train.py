@@ -20,10 +20,10 @@ from torch import nn
 
 from jobplane import inference
 
-from . import __version__, encoder_head, finetune, metrics
+from . import __version__, encoder_head, finetune, metrics, word_vectors
 from .data import Example, data_hash
 from .metrics import evaluate
-from .model import Adam, augment, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
+from .model import Adam, augment, IntentFeatures, IntentNet, TagFeatures, TaggerNet, TagItem, collate_bags, collate_tokens
 
 torch.set_flush_denormal(True)
 
@@ -72,6 +72,10 @@ class TrainConfig:
     """A training sentence sees the gazetteer without its own values."""
     tagger_augment: int = 0
     """Tagger training sentences per intent, made up to by swapping entity values (0: none)."""
+    tagger_encoder: str = ""
+    """Contextual word vectors from a frozen pretrained encoder as tagger features ("minilm"; "": none)."""
+    tagger_encoder_mode: str = "concat"
+    """How they enter: "concat" (beside the token embedding, into the BiLSTM) or "add" (projected into it)."""
     refit: bool = True
     """After early stopping picks the epochs, train again on all examples (validation included)."""
     refit_max_examples: int = 5000
@@ -353,38 +357,48 @@ def _chunk(n: int, *, seed: int, index: int, chunk: int, size: int) -> list[list
 
 
 def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: TrainConfig, dev: torch.device,
-                 epochs: int | None = None, name: str = "entities", span: tuple[float, float] = (60.0, 92.0)) -> tuple[Stage, TagFeatures]:
+                 epochs: int | None = None, name: str = "entities", span: tuple[float, float] = (60.0, 92.0),
+                 wv: word_vectors.WordVectors | None = None) -> tuple[Stage, TagFeatures]:
     train = [e for e in train if inference.tokenize(e.text)]
-    feats = TagFeatures.fit(train, gazetteer=cfg.tagger_gazetteer, held_out=cfg.gazetteer_held_out)
+    if wv is not None:  # encode every sentence in batches up front
+        wv.of([[t.text for t in inference.tokenize(e.text)] for e in [*train, *val]])
+    feats = TagFeatures.fit(train, gazetteer=cfg.tagger_gazetteer, held_out=cfg.gazetteer_held_out,
+                            vectors=wv.one if wv else None, vectors_meta=wv.meta() if wv else None)
     if cfg.tagger_augment:
         train = augment(train, per_intent=cfg.tagger_augment, seed=cfg.seed)
     items = [feats.encode(e) for e in train]
     val_items = [feats.encode(e, training=False) for e in val if inference.tokenize(e.text)]
     net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden,
-                    feature_dropout=cfg.tagger_feature_dropout, crf_tags=feats.tags if cfg.tagger_crf else None).to(dev)
+                    feature_dropout=cfg.tagger_feature_dropout, crf_tags=feats.tags if cfg.tagger_crf else None,
+                    enc_dim=_vector_dim(items), enc_mode=cfg.tagger_encoder_mode).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
     opts = [Adam([net.emb.weight], lr=cfg.tagger_lr_sparse), Adam(dense, lr=cfg.lr_dense)]
 
     def step(batch: list[int]) -> torch.Tensor:
-        ids, offsets, targets, lengths = collate_tokens([items[i] for i in batch], dev)
+        ids, offsets, targets, lengths, vectors = collate_tokens([items[i] for i in batch], dev)
         with autocast(dev):
-            logits = net(ids, offsets, lengths.tolist())
+            logits = net(ids, offsets, lengths.tolist(), vectors)
         return net.loss(logits.float(), targets)
 
     def score() -> float | None:
-        if not val_items:
+        if not val_items or opts[1].t < min_epochs * n_batches:  # a state before the minimum steps is never kept
             return None
-        ids, offsets, targets, lengths = collate_tokens(val_items, dev)
+        ids, offsets, targets, lengths, vectors = collate_tokens(val_items, dev)
         with torch.no_grad(), autocast(dev):
-            pred = net(ids, offsets, lengths.tolist()).float().argmax(-1)
+            pred = net(ids, offsets, lengths.tolist(), vectors).float().argmax(-1)
         mask = targets != -100
         hit = ((pred == targets) & mask & (targets != 0)).sum() + ((pred == targets) & mask & (targets == 0)).sum() * 0.1
         return float(hit / (mask & (targets != 0)).sum().clamp(min=1))
 
-    min_epochs = -(-cfg.tagger_min_steps // max(1, -(-len(items) // cfg.batch_size)))
+    n_batches = max(1, -(-len(items) // cfg.batch_size))
+    min_epochs = -(-cfg.tagger_min_steps // n_batches)
     stage = Stage(name, net, opts, lambda ep: _shuffled(len(items), seed=cfg.seed + 1, epoch=ep, size=cfg.batch_size),
                   step, score, epochs or max(cfg.tagger_epochs, min_epochs + cfg.tagger_patience), cfg.tagger_patience, span, min_epochs)
     return stage, feats
+
+
+def _vector_dim(items: Sequence[TagItem]) -> int:
+    return int(items[0].vectors.shape[1]) if items and items[0].vectors is not None else 0
 
 
 # --- the whole run -------------------------------------------------------------------------
@@ -399,6 +413,7 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     hooks = hooks or Hooks()
     t0 = time.monotonic()
     dev = _seed(cfg)
+    wv = word_vectors.load(cfg.tagger_encoder)
     runner = Runner(hooks, fingerprint=f"{data_hash(examples)}:{sorted(asdict(cfg).items())}")
     hooks.progress(Progress("prepare", 1.0, f"{len(examples)} examples, device {dev.type}"))
     train_set, val = split(examples, fraction=cfg.val_fraction, seed=cfg.seed)
@@ -406,20 +421,20 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     refit = cfg.refit and bool(val) and len(examples) <= cfg.refit_max_examples and not cfg.finetune
     spans = [(5.0, 50.0), (50.0, 60.0), (60.0, 80.0), (80.0, 92.0)] if refit else [(5.0, 60.0), (60.0, 92.0)]
     emb = encoder_head.embeddings(cfg, hooks) if cfg.encoder else None
-    arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2], emb=emb)
+    arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2], emb=emb, wv=wv)
     meta: dict[str, Any] = {"format": inference.FORMAT, "labels": labels, **tagger_meta, "trainerVersion": __version__,
             "config": asdict(cfg), "epochs": epochs}
     if emb is not None:
         meta["encoder"] = encoder_head.encoder_meta(arrays, meta, val, cfg=cfg, emb=emb)
-    model = encoder_head.served_model(arrays, meta, emb)
+    model = _with_vectors(encoder_head.served_model(arrays, meta, emb), wv)
     meta["threshold"] = calibrate(model, val, quantile=cfg.fallback_quantile)
     hooks.progress(Progress("evaluate", spans[1][1], f"evaluating on {'test' if test else 'validation'} set"))
     evaluation = None if test else evaluate(model, val, labels=labels)
     if refit:
         arrays, tagger_meta, _ = _fit(runner, examples, [], labels=labels, cfg=cfg, dev=dev, spans=spans[2:], epochs=epochs,
-                                      suffix="-refit", emb=emb)
+                                      suffix="-refit", emb=emb, wv=wv)
         meta |= tagger_meta
-    model = encoder_head.served_model(arrays, meta, emb, texts=[e.text for e in test or ()])
+    model = _with_vectors(encoder_head.served_model(arrays, meta, emb, texts=[e.text for e in test or ()]), wv)
     t_train = time.monotonic() - t0
     report, ents, conf = evaluate(model, test, labels=labels) if test else evaluation  # type: ignore[misc]
     summary = metrics.summary(report, ents)
@@ -447,7 +462,8 @@ def auto_threads(limit: int = 2) -> int:
 
 def _fit(runner: Runner, train_set: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig,
          dev: torch.device, spans: Sequence[tuple[float, float]], epochs: dict[str, int] | None = None,
-         suffix: str = "", emb: encoder_head.Embeddings | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, int]]:
+         suffix: str = "", emb: encoder_head.Embeddings | None = None,
+         wv: word_vectors.WordVectors | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, int]]:
     """Fit the intent model (the encoder head with ``emb``; the tagger if any example has
     entities); export them."""
     torch.manual_seed(cfg.seed)
@@ -469,12 +485,19 @@ def _fit(runner: Runner, train_set: Sequence[Example], val: Sequence[Example], *
     tagger_meta: dict[str, Any] = {"tags": []}
     if any(e.entities for e in train_set):
         tstage, tfeats = tagger_stage(train_set, val, cfg=cfg, dev=dev, epochs=epochs.get("entities"),
-                                      name="entities" + suffix, span=spans[1])
+                                      name="entities" + suffix, span=spans[1], wv=wv)
         chosen["entities"] = runner.fit(tstage)
         arrays |= tstage.net.export(tfeats)  # type: ignore[operator]
         arrays["tag_intent_mask"] = tfeats.intent_mask(labels)
         tagger_meta = tfeats.meta()
     return arrays, tagger_meta, chosen
+
+
+def _with_vectors(model: inference.Model, wv: word_vectors.WordVectors | None) -> inference.Model:
+    """``model`` reading the tagger's word vectors from the run's cache."""
+    if wv is not None:
+        model.word_vectors = wv.one
+    return model
 
 
 def calibrate(model: inference.Model, val: Sequence[Example], *, quantile: float) -> float:
