@@ -109,7 +109,7 @@ def head_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list
     val_x = torch.from_numpy(emb.of([e.text for e in val])).to(dev)
     val_y = torch.tensor([index[e.intent] for e in val], device=dev)
     net = HeadNet(x.shape[1], len(labels), dropout=cfg.encoder_dropout).to(dev)
-    opts = [Adam(list(net.parameters()), lr=cfg.encoder_lr, weight_decay=cfg.encoder_weight_decay)]
+    opts = [Adam(list(net.parameters()), lr=cfg.encoder_lr)]
     loss_fn = nn.CrossEntropyLoss()
 
     def step(batch: list[int]) -> torch.Tensor:

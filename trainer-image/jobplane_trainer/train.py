@@ -91,9 +91,10 @@ class TrainConfig:
     """The encoder head's weight in the mixture of probabilities; negative: chosen on the validation split."""
     encoder_lr: float = 0.01
     encoder_dropout: float = 0.3
-    encoder_weight_decay: float = 0.0
-    encoder_epochs: int = 40
-    encoder_patience: int = 5
+    encoder_epochs: int = 100
+    encoder_patience: int = 20
+    """The head is cheap (seconds on CLINC150) and its validation loss noisy on small bots: a
+    patience of 5 stopped BANKING77 10-shot at epoch 7 (82.50 % head alone; 20: 85.03 %)."""
     finetune: bool = False
     """With ``encoder``: fine-tune the encoder with the head (``finetune``), its weights exported
     in float16 into the model. No refit (a second fine-tune would double the cost)."""
