@@ -208,10 +208,10 @@ def create_run(store: ObjectStore, run: Run) -> tuple[Run, bool]:
 def write_index(store: ObjectStore, keys: Iterable[str]) -> None:
     """Create the (empty) index entries ``keys`` concurrently (the first in this thread); ones
     already there are fine."""
-    first, *rest = list(keys) or [None]
+    first, *rest = list(keys) or [""]
     writes = start_index(store, rest)
     try:
-        if first is not None:
+        if first:
             _create_quietly(store, first, b"")
     finally:
         workers.wait_for(writes)

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ def submit(fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T
     return _POOL.get().submit(fn, *args, **kwargs)
 
 
-def wait_for(calls: Iterable[Future[object]] | Iterable[Future[None]]) -> None:
+def wait_for(calls: Iterable[Future[Any]]) -> None:
     """Wait for every call; then raise the first failure, if any (none is left running)."""
     errors = [e for e in (f.exception() for f in list(calls)) if e is not None]
     if errors:
