@@ -8,8 +8,9 @@ Intent model: hashed word uni/bigrams and char n-grams weighted TF-IDF style and
 summed through an embedding table (an embedding bag), then a linear layer → softmax.
 With ``encoder: minilm`` the intent probabilities are mixed with those of a softmax head on
 MiniLM sentence embeddings (``jobplane.encoder``, numpy too; the encoder ships in the image).
-Entity tagger: hashed per-token features → embedding bag → BiLSTM → BIO tag scores, decoded
-by Viterbi under the BIO constraints (``I-x`` only after ``B-x``/``I-x``).
+Entity tagger: hashed per-token features → embedding bag (with ``taggerEncoder: minilm``, the
+encoder's layer-4 word vectors beside it) → BiLSTM → BIO tag scores, decoded by Viterbi under
+the BIO constraints (``I-x`` only after ``B-x``/``I-x``).
 """
 
 from __future__ import annotations

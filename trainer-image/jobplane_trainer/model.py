@@ -302,7 +302,7 @@ class CRF(nn.Module):
         return (torch.logsumexp(alpha, dim=1) - gold).sum() / mask.sum().clamp(min=1)
 
 
-def collate_tokens(items: Sequence[TagItem], device: torch.device) -> tuple[torch.Tensor | None, ...]:
+def collate_tokens(items: Sequence[TagItem], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(ids, offsets, tag targets padded with -100, sentence lengths, word vectors or None)."""
     bags = [bag for it in items for bag in it.bags]
     lengths = [len(it.bags) for it in items]
@@ -314,7 +314,7 @@ def collate_tokens(items: Sequence[TagItem], device: torch.device) -> tuple[torc
         targets[i, : len(it.tags)] = torch.tensor(it.tags)
     vectors = None
     if items and items[0].vectors is not None:
-        vectors = torch.from_numpy(np.concatenate([it.vectors for it in items]).astype(np.float32)).to(device)  # type: ignore[misc]
+        vectors = torch.from_numpy(np.concatenate([it.vectors for it in items]).astype(np.float32)).to(device)
     return ids.to(device), offsets.to(device), targets.to(device), torch.tensor(lengths), vectors
 
 
