@@ -494,15 +494,17 @@ def _alongside(write: Callable[[], R], *started: Future[Any]) -> R:
 
 
 def _create_job(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> JobStatus:
-    return _settle(workers.submit(rt.launcher.launch, manifests.build_job(spec, run, settings=rt.settings)), run, rt=rt)
+    """Create the run's Job here and now (a redelivery's second try; 409 = it exists)."""
+    job = manifests.build_job(spec, run, settings=rt.settings)
+    return _settle(lambda: rt.launcher.launch(job), run, rt=rt)
 
 
-def _settle(creating: Future[JobStatus], run: Mapping[str, Any], *, rt: Runtime) -> JobStatus:
-    """The create call's outcome, once its run is stored. Refused for good (e.g. 422): the run
-    fails with the API server's message and the error is raised (4xx); a transient failure
-    is raised (5xx)."""
+def _settle(creating: Future[JobStatus] | Callable[[], JobStatus], run: Mapping[str, Any], *, rt: Runtime) -> JobStatus:
+    """The create call's outcome (a started call's, or made now), once its run is stored.
+    Refused for good (e.g. 422): the run fails with the API server's message and the error is
+    raised (4xx); a transient failure is raised (5xx)."""
     try:
-        return creating.result()
+        return creating.result() if isinstance(creating, Future) else creating()
     except JobplaneError as e:
         if not e.retryable:
             _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
