@@ -35,8 +35,6 @@ STATES: Final = ("requested", "launched", "running", *sorted(TERMINAL))
 _RANK: Final = {"requested": 0, "launched": 1, "running": 2}
 _INVERT_BASE: Final = 10**13
 _CAS_ATTEMPTS: Final = 25
-"""Threads per process that write index entries concurrently (each write is a round trip to
-GCS, or an fsync on the filesystem; both release the GIL)."""
 
 
 def run_id_for(spec_id: str, *, source: str, event_id: str) -> str:
@@ -218,7 +216,7 @@ def write_index(store: ObjectStore, keys: Iterable[str]) -> None:
 
 
 def start_index(store: ObjectStore, keys: Iterable[str]) -> list[Future[None]]:
-    """Begin creating the index entries ``keys`` on the index writers; the caller waits on the
+    """Begin creating the index entries ``keys`` on the process's workers; the caller waits on the
     futures (``Future.result`` raises what a write raised)."""
     return [workers.submit(_create_quietly, store, key, b"") for key in keys]
 
@@ -228,8 +226,6 @@ def _create_quietly(store: ObjectStore, key: str, data: bytes) -> None:
         store.write(key, data, if_generation_match=0)
     except PreconditionFailedError:
         pass
-
-
 
 
 def get_run(store: ObjectStore, run_id: str) -> Run:

@@ -16,6 +16,8 @@ from typing import Any, Final, TypeVar
 T = TypeVar("T")
 
 WORKERS: Final = 8
+"""Threads per process: a launch overlaps its Job's create with three index entries (each
+write is a round trip to GCS, or an fsync on the filesystem; both release the GIL)."""
 
 
 class _Pool:
