@@ -3,7 +3,8 @@
 Keyed by spec and bot: a new run of spec S for bot B looks only at the other active runs of S
 for B. ``Allow`` runs beside them; ``Forbid`` skips the new run while one is active;
 ``Replace`` supersedes the active ones (their Jobs are deleted) and runs the new one. The launch
-handler does the I/O: it lists the active runs, calls ``decide``, and acts on the decision.
+handler does the I/O: it reads the run that holds the (spec, bot) slot (``jobplane.slots``),
+calls ``decide``, and acts on the decision.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A run's id is derived from (spec id, trigger source + id), so a redelivered trig
 same run — and the same Job — and creating it again is a no-op. Records change only through
 compare-and-swap on the object's generation, so concurrent writers never lose an update.
 ``run.json`` is the one durable fact; the index entries (listings by spec and bot, the active
-marker) are created after it, concurrently, and rewritten by a redelivery, so a crash between
-the writes heals.
+marker) are created beside it, and rewritten by a redelivery, so a crash between the writes
+heals.
 
     requested → launched → running → succeeded | failed | cancelled   (+ skipped, superseded)
 """

@@ -191,13 +191,15 @@ def test_a_transient_launcher_failure_answers_503_and_the_redelivery_launches(la
     launch.launcher.fail_with = UnavailableError("API server busy")
     event = bot_changed()
     assert launch.post(event).status_code == 503
-    (run,) = runs.list_runs(launch.store, spec_id="train-pizza-bot")
-    assert run["state"] == "launched" and not launch.launcher.jobs  # named while it was created
+    (run,) = runs.list_runs(launch.store, spec_id="train-pizza-bot")  # listed while the broker retries
+    assert run["state"] == "requested" and not run["job"] and "API server busy" in run["message"]
+    assert not launch.launcher.jobs
 
     launch.launcher.fail_with = None
     reply = reply_of(launch.post(event))
-    assert reply.subject == run["id"] and runs.get_run(launch.store, run["id"])["state"] == "launched"
-    assert list(launch.launcher.jobs) == [run["id"]]
+    launched = runs.get_run(launch.store, run["id"])
+    assert reply.subject == run["id"] and launched["state"] == "launched" and launched["message"] is None
+    assert list(launch.launcher.jobs) == [run["id"]] and launched["job"]["name"] == run["id"]
 
 
 @pytest.mark.parametrize("policy", ["Allow", "Replace"])

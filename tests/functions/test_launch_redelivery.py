@@ -18,7 +18,7 @@ from support.specs import make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
-from jobplane import runs, runtime
+from jobplane import runs, runtime, slots
 from jobplane.app import create_function_app
 from jobplane.errors import UnavailableError
 from jobplane.runtime import Runtime
@@ -27,8 +27,8 @@ from jobplane.store.base import Blob
 from jobplane.store.files import FileStore
 
 WRITES_PER_LAUNCH = {"Allow": 4, "Forbid": 5}
-"""run.json (``Allow``: written already ``launched``), its two listing entries and active
-marker, and (``Forbid``) the update to ``launched``."""
+"""(``Forbid``) the (spec, bot) slot, then, after the Job's create, run.json (already
+``launched``), its two listing entries and its active marker."""
 
 
 class CrashingStore:
@@ -91,5 +91,8 @@ def test_a_launch_that_dies_at_any_write_heals_on_redelivery(tmp_path: Path, pol
     (run,) = runs.list_runs(inner, spec_id=spec["id"])
     assert run["state"] == "launched" and run["job"]["name"] == run["id"]
     assert list(launcher.jobs) == [run["id"]]
-    assert sorted(inner.list("index/")) == sorted(runs.index_keys(run))
+    slot = [slots.slot_key(run)] if policy != "Allow" else []
+    assert sorted(inner.list("index/")) == sorted(runs.index_keys(run) + slot)
+    if slot:
+        assert slots.read(inner, run).holder == slots.Holder(run=run["id"], created_at=run["createdAt"])
 

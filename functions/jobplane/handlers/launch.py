@@ -5,7 +5,9 @@ configured defaults the first time the bot is seen), ``dev.knative.sources.ping`
 spec on its schedule, ``dev.jobplane.run.requested`` runs a stored spec with parameter overrides
 or an inline spec. Everything is validated before anything is written; the run id derives from
 the event's ``source`` + ``id``, so a redelivered event finds its run and never makes a second
-Job. The reply is a ``dev.jobplane.run.launched`` CloudEvent, which the broker routes to status.
+Job. The Job is created before the run record is written (``Forbid``/``Replace`` first take the
+(spec, bot) slot, ``jobplane.slots``), so the trigger-to-Job path holds no other durable write.
+The reply is a ``dev.jobplane.run.launched`` CloudEvent, which the broker routes to status.
 
 A stored fan-out spec (``params.bots: "all"``, such as ``retrain-all``) launches no Job itself:
 it sends one ``run.requested`` per bot through the broker, with ids derived from the trigger's
@@ -29,13 +31,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import flask
 
 from .. import conventions as c
 from .. import events as ev
-from .. import checks, manifests, runs, workers, spec as specs
+from .. import checks, concurrency, manifests, runs, slots, workers, spec as specs
 from ..errors import (
     JobplaneError,
     NotFoundError,
@@ -57,6 +60,7 @@ FANNED_OUT: Final = "FannedOut"
 PAGE: Final = 500
 """Keys per store listing page while fanning out (only ids are held, a page at a time)."""
 SPEC_CAS_ATTEMPTS: Final = 10
+SLOT_CAS_ATTEMPTS: Final = 10
 REQUESTED_BY_EXTENSION: Final = "requestedby"
 """Optional CloudEvent extension naming who asked for the run (else the event's source)."""
 SUMMARY_KEYS: Final = (
@@ -96,22 +100,21 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
     if plan.overrides:
         run["params"] = plan.overrides
-    if _policy(plan.spec) == "Allow":
-        return _launch_at_once(plan.spec, run, rt=rt)
-    stored = runs.create_record(rt.store, run)
-    if not stored.created:
-        return _redelivered(plan.spec, stored, rt=rt)
-    return _decide_and_launch(plan.spec, stored, rt=rt)
+    try:  # a redelivery is found by a read before anything is written
+        return _redelivered(plan.spec, runs.read_record(rt.store, run["id"]), rt=rt)
+    except NotFoundError:
+        return _start(plan.spec, run, rt=rt)
 
 
 def _redelivered(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime) -> ev.Event | None:
     """The trigger's run exists: finish what the first delivery left undone, never a second Job.
-    ``requested``: it died before deciding or launching. ``launched``: its answer may have been
-    5xx because the create failed, so the create is issued again (409 when it had landed).
-    Later states: the Job exists or existed; only the index entries are healed."""
+    ``requested``: its create failed for a while (or it died deciding): launch it now.
+    ``launched``: the answer may have been 5xx because a write failed after the create, so the
+    create is issued again (409: it exists). Later states: the Job exists or existed; only the
+    index entries are healed."""
     run = stored.run
     if run["state"] == "requested":
-        return _decide_and_launch(spec, stored, rt=rt)
+        return _start(spec, run, stored=stored, rt=rt)
     runs.write_index(rt.store, runs.index_keys(run))  # heal what a crash between the writes left out
     if run["state"] == "launched":
         _create_job(spec, run, rt=rt)
@@ -357,61 +360,80 @@ def _fanned_out(run: runs.Run, count: int, *, rt: Runtime) -> runs.Run | None:
     return new
 
 
-# --- concurrency and launch ----------------------------------------------------------------
+# --- concurrency and launch ---------------------------------------------------------------
 
 
-def _decide_and_launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime) -> ev.Event | None:
-    """The index entries (all of them: on a redelivery they heal a crash) are written beside
-    the update to ``launched``, or, when there is something to decide, the run's own active
-    marker first: it must be there before the run looks for rivals, so that of two runs
-    racing, the later to look always sees the other. Its listing entries are written
-    meanwhile; the answer waits for them."""
+@dataclass(frozen=True)
+class Claimed:
+    """The run holds its (spec, bot) slot; ``replaces``: the active runs it supersedes;
+    ``created_at``: when the slot says the run was created (a redelivery keeps the first time)."""
+
+    replaces: tuple[str, ...] = ()
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The run does not launch: it ends in ``state`` (skipped, superseded) for ``reason``."""
+
+    state: str
+    reason: str
+
+
+def _start(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime, stored: runs.Stored | None = None) -> ev.Event | None:
+    """Decide (``Forbid``/``Replace``: take the slot; ``Allow``: nothing to decide), then launch.
+    ``stored``: the run's record when it has one already (a ``requested`` run's redelivery)."""
     policy = _policy(spec)
-    run = stored.run
-    if policy == "Allow":
-        return _launch(spec, stored, index=runs.index_keys(run), rt=rt)  # nothing to decide
-    runs.write_index(rt.store, [runs.active_key(run)])
-    listings = runs.start_index(rt.store, runs.listing_keys(run))
-    reply = _alongside(lambda: _decide(policy, spec, stored, rt=rt), *listings)
-    workers.wait_for(listings)
-    return reply
-
-
-def _decide(policy: str, spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime) -> ev.Event | None:
-    from .. import concurrency
-
-    run = stored.run
-    older, newer = _rivals(run, rt=rt)
-    if policy == "Replace" and newer:
-        _end(run, "superseded", reason=f"ConcurrencyReplace: run {newer[0]['id']} is newer and already launched", rt=rt)
+    outcome = Claimed() if policy == "Allow" else _claim(policy, run, rt=rt)
+    if isinstance(outcome, Ended):
+        _store_ended(run, outcome, stored=stored, rt=rt)
         return None
-    decision = concurrency.decide(policy, active=older + newer, exclude=run["id"])
-    if decision.action == "skip":
-        _end(run, "skipped", reason=str(decision.reason), rt=rt)
-        return None
-    for old_id in decision.supersede:
-        _supersede(old_id, by=run, rt=rt)
-    return _launch(spec, stored, rt=rt)
+    if stored is None and outcome.created_at:
+        run = {**run, "createdAt": outcome.created_at}
+    return _launch(spec, run, stored=stored, replaces=outcome.replaces, exclusive=policy != "Allow", rt=rt)
 
 
-def _rivals(run: Mapping[str, Any], *, rt: Runtime) -> tuple[list[runs.Run], list[runs.Run]]:
-    """The other active runs of the same spec and bot: those created before ``run``, and
-    newer ones that already have a Job. A newer run still without a Job is left to decide
-    for itself (it sees ``run`` as older), so two runs racing never both skip or both win."""
-    from ..concurrency import same_key
+def _claim(policy: str, run: runs.Run, *, rt: Runtime) -> Claimed | Ended:
+    """Take the run's slot by compare-and-swap, unless a rival that stays wins: under
+    ``Forbid`` any active one, under either policy a newer one (a late trigger never displaces
+    a newer run). Of two launches racing, one takes the slot and the other reads it."""
+    for _ in range(SLOT_CAS_ATTEMPTS):
+        slot = slots.read(rt.store, run)
+        if slot.holder is not None and slot.holder.run == run["id"]:
+            return Claimed(slot.holder.replaces, slot.holder.created_at)  # taken before its delivery died
+        rivals = _rivals(slot, run, rt=rt)
+        newer = sorted(str(r["id"]) for r in rivals if not _before(r, run))
+        if newer:
+            state = "superseded" if policy == "Replace" else "skipped"
+            return Ended(state, f"Concurrency{policy}: run {newer[0]} is newer and already launched")
+        decision = concurrency.decide(policy, active=rivals, exclude=run["id"])
+        if decision.action == "skip":
+            return Ended("skipped", str(decision.reason))
+        try:
+            slots.take(rt.store, slot, run, replaces=decision.supersede)
+        except PreconditionFailedError:
+            continue  # another launch took it meanwhile: look again
+        return Claimed(tuple(decision.supersede))
+    raise UnavailableError(f"run {run['id']}: too many launches racing for {slots.slot_key(run)}; retry")
 
-    others = [r for r in _active_runs(rt, spec_id=run["specId"], besides=run["id"]) if same_key(run, r)]
-    older = [r for r in others if _before(r, run)]
-    newer = [r for r in others if not _before(r, run) and r.get("job")]
-    return older, newer
+
+def _rivals(slot: slots.Slot, run: Mapping[str, Any], *, rt: Runtime) -> list[runs.Run]:
+    """The active runs the slot's holder stands for: its record unless terminal; a holder with
+    no record yet is launching (within ``slots.IN_FLIGHT_GRACE``). No slot yet: the spec's
+    active markers (a store from before slots)."""
+    if slot.holder is None:
+        return [r for r in _active_runs(rt, spec_id=run["specId"], besides=run["id"]) if concurrency.same_key(run, r)]
+    try:
+        holder = runs.get_run(rt.store, slot.holder.run)
+    except NotFoundError:
+        if not slots.in_flight(slot.holder, now=rt.clock()):
+            return []
+        return [{"id": slot.holder.run, "createdAt": slot.holder.created_at, "state": "launched"}]
+    return [] if runs.is_terminal(holder) else [holder]
 
 
 def _before(other: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
     return (str(other.get("createdAt")), str(other["id"])) < (str(run.get("createdAt")), str(run["id"]))
-
-
-def _end(run: Mapping[str, Any], state: str, *, reason: str, rt: Runtime) -> None:
-    runs.update_run(rt.store, run["id"], lambda r: runs.transition(r, state, reason=reason, now=rt.clock()))
 
 
 def _active_runs(rt: Runtime, *, spec_id: str, besides: str = "") -> list[runs.Run]:
@@ -427,57 +449,100 @@ def _active_runs(rt: Runtime, *, spec_id: str, besides: str = "") -> list[runs.R
     return [r for r in found if not runs.is_terminal(r)]
 
 
+def _store_ended(run: runs.Run, ended: Ended, *, stored: runs.Stored | None, rt: Runtime) -> None:
+    """Record a run that does not launch, with its listing entries (it is in the history)."""
+    final = runs.transition(run, ended.state, reason=ended.reason, now=rt.clock())
+    listings = runs.start_index(rt.store, runs.listing_keys(final))
+    _alongside(lambda: _store(final, stored, rt=rt), *listings)
+    workers.wait_for(listings)
+
+
+def _launch(spec: Mapping[str, Any], run: runs.Run, *, stored: runs.Stored | None, replaces: Sequence[str],
+            exclusive: bool, rt: Runtime) -> ev.Event:
+    """Create the Job first, in this thread: nothing else has to land before it (the run id,
+    and so the Job's name, derive from the trigger; a redelivery's create answers 409). Then,
+    at the same time: the record, already ``launched`` and naming the Job; its index entries;
+    the runs it replaces superseded and their Jobs deleted. The answer waits for all of them:
+    a failure answers 5xx and the redelivery completes what is missing. An exclusive run then
+    reads its slot again: a newer run that took it meanwhile replaced this one."""
+    job = manifests.build_job(spec, run, settings=rt.settings)
+    try:
+        rt.launcher.launch(job)
+    except JobplaneError as e:
+        _store_unlaunched(run, e, stored=stored, rt=rt)
+        raise
+    launched = _mark_launched(run, _ref(job), rt=rt)
+    writes = [*runs.start_index(rt.store, runs.index_keys(launched)),
+              *(workers.submit(_supersede, old, by=run, rt=rt) for old in replaces)]
+    record = _alongside(lambda: _store(launched, stored, rt=rt), *writes)
+    workers.wait_for(writes)
+    if exclusive:
+        record = _yield_if_replaced(record, rt=rt)
+    if record["state"] in ("superseded", "cancelled"):
+        rt.launcher.cancel(_ref(job)["name"])  # a newer run replaced this one while it launched
+    return _reply(record)
+
+
+def _store(run: runs.Run, stored: runs.Stored | None, *, rt: Runtime) -> runs.Run:
+    """Write the run's record: create-only when it has none, else a swap against ``stored``.
+    A record that appeared meanwhile (the same trigger delivered twice at once) is updated."""
+    if stored is None:
+        stored = runs.create_record(rt.store, run)
+        if stored.created:
+            return run
+    return runs.update_run(rt.store, run["id"], lambda r: _merged(r, run), known=stored)
+
+
+def _merged(current: runs.Run, new: Mapping[str, Any]) -> runs.Run:
+    """``current`` moved to ``new``'s state, job and message; never backwards, and a
+    terminal record stays as it is."""
+    state = str(new["state"])
+    moved = current if current["state"] == state else runs.transition(
+        current, state, reason=new.get("reason"), now=_parse_time(str(new["updatedAt"])))
+    if runs.is_terminal(current) or moved["state"] != state:
+        return current
+    return {**moved, "job": new.get("job"), "message": new.get("message")}
+
+
+def _store_unlaunched(run: runs.Run, error: JobplaneError, *, stored: runs.Stored | None, rt: Runtime) -> None:
+    """The create failed. For good (e.g. 422): the run fails with the API server's message
+    (the answer is 4xx). Transiently: the run stays ``requested`` with the error, so it is
+    listed meanwhile, and the redelivery launches it (the answer is 5xx)."""
+    if error.retryable:
+        new = dict(run)
+        new["message"] = f"the Job's create failed; the broker retries: {error.message}"
+    else:
+        new = runs.transition(run, "failed", reason="LaunchFailed", now=rt.clock())
+        new["message"] = error.message
+    new["job"] = None
+    writes = runs.start_index(rt.store, runs.index_keys(new))
+    _alongside(lambda: _store(new, stored, rt=rt), *writes)
+    workers.wait_for(writes)
+
+
+def _yield_if_replaced(record: runs.Run, *, rt: Runtime) -> runs.Run:
+    """A newer run that took the slot while this one launched (it found no record to
+    supersede yet) wins: this run is superseded."""
+    slot = slots.read(rt.store, record)
+    if slot.holder is None or slot.holder.run == record["id"] or runs.is_terminal(record):
+        return record
+    reason = f"ConcurrencyReplace: superseded by run {slot.holder.run}"
+    return runs.update_run(rt.store, record["id"], lambda r: runs.transition(r, "superseded", reason=reason, now=rt.clock()))
+
+
 def _supersede(run_id: str, *, by: Mapping[str, Any], rt: Runtime) -> None:
+    """Mark ``run_id`` superseded and delete its Job (a run still launching has no record
+    yet: its Job is deleted by name, and it yields when it reads the slot)."""
     reason = f"ConcurrencyReplace: superseded by run {by['id']}"
-    old = runs.update_run(rt.store, run_id, lambda r: runs.transition(r, "superseded", reason=reason, now=rt.clock()))
+    try:
+        old = runs.update_run(rt.store, run_id, lambda r: runs.transition(r, "superseded", reason=reason, now=rt.clock()))
+    except NotFoundError:
+        old = {}
     rt.launcher.cancel(str((old.get("job") or {}).get("name") or run_id))
 
 
 def _policy(spec: Mapping[str, Any]) -> str:
     return str(spec.get("concurrency", "Allow"))
-
-
-def _launch_at_once(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> ev.Event | None:
-    """``Allow``: nothing to decide, so nothing has to land before the create. The record is
-    written already ``launched``, naming the Job that the deterministic manifest creates, at
-    the same time as its index entries and the create call. The answer waits for all three
-    and any failure answers 5xx: the redelivery completes what is missing (the record is
-    create-only and the create answers 409). A trigger whose run is stored already is a
-    redelivery, found by a read before anything is written: it never launches a second time,
-    not even after its Job finished and was deleted."""
-    try:
-        return _redelivered(spec, runs.read_record(rt.store, run["id"]), rt=rt)
-    except NotFoundError:
-        pass
-    job = manifests.build_job(spec, run, settings=rt.settings)
-    launched = _mark_launched(run, _ref(job), rt=rt)
-    creating = workers.submit(rt.launcher.launch, job)
-    writes = runs.start_index(rt.store, runs.index_keys(launched))
-    stored = _alongside(lambda: runs.create_record(rt.store, launched), creating, *writes)
-    futures.wait(writes)  # the entries land whatever the create's outcome: the run is listed
-    _settle(creating, stored.run, rt=rt)
-    workers.wait_for(writes)  # a failed entry answers 5xx: the redelivery writes it
-    return _reply(stored.run) if stored.run.get("job") else None
-
-
-def _launch(spec: Mapping[str, Any], stored: runs.Stored, *, rt: Runtime, index: Sequence[str] = ()) -> ev.Event:
-    """Mark the run launched (swapping against the record just stored, without reading it
-    back) while the Job is created and the ``index`` entries are written beside it. A rival
-    deciding meanwhile sees a launched run, as it would a moment later."""
-    run = stored.run
-    job = manifests.build_job(spec, run, settings=rt.settings)
-    creating = workers.submit(rt.launcher.launch, job)
-    writes = runs.start_index(rt.store, index)
-    updated = _alongside(
-        lambda: runs.update_run(rt.store, run["id"], lambda r: _mark_launched(r, _ref(job), rt=rt), known=stored),
-        creating, *writes,
-    )
-    futures.wait(writes)
-    status = _settle(creating, run, rt=rt)
-    workers.wait_for(writes)
-    if updated["state"] in ("superseded", "cancelled"):
-        rt.launcher.cancel(status.name)  # a newer run replaced this one while it launched
-    return _reply(updated)
 
 
 R = TypeVar("R")
@@ -494,17 +559,11 @@ def _alongside(write: Callable[[], R], *started: Future[Any]) -> R:
 
 
 def _create_job(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> JobStatus:
-    """Create the run's Job here and now (a redelivery's second try; 409 = it exists)."""
+    """Create the run's Job again (a redelivery; 409 = it exists). Refused for good: the run
+    fails with the API server's message and the error is raised (4xx)."""
     job = manifests.build_job(spec, run, settings=rt.settings)
-    return _settle(lambda: rt.launcher.launch(job), run, rt=rt)
-
-
-def _settle(creating: Future[JobStatus] | Callable[[], JobStatus], run: Mapping[str, Any], *, rt: Runtime) -> JobStatus:
-    """The create call's outcome (a started call's, or made now), once its run is stored.
-    Refused for good (e.g. 422): the run fails with the API server's message and the error is
-    raised (4xx); a transient failure is raised (5xx)."""
     try:
-        return creating.result() if isinstance(creating, Future) else creating()
+        return rt.launcher.launch(job)
     except JobplaneError as e:
         if not e.retryable:
             _fail(run, reason="LaunchFailed", message=e.message, rt=rt)
@@ -519,6 +578,7 @@ def _ref(job: Mapping[str, Any]) -> dict[str, str]:
 def _mark_launched(run: runs.Run, job: Mapping[str, str], *, rt: Runtime) -> runs.Run:
     run = dict(run)
     run["job"] = run.get("job") or dict(job)
+    run["message"] = None
     return runs.transition(run, "launched", now=rt.clock()) if run["state"] == "requested" else run
 
 
@@ -526,10 +586,14 @@ def _fail(run: Mapping[str, Any], *, reason: str, message: str, rt: Runtime) -> 
     def mutate(r: runs.Run) -> runs.Run:
         new = runs.transition(r, "failed", reason=reason, now=rt.clock())
         new["message"] = message
-        new.pop("job", None)  # refused: there is no Job (the record named it while it was created)
+        new.pop("job", None)  # refused: there is no Job
         return new
 
     runs.update_run(rt.store, run["id"], mutate)
+
+
+def _parse_time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 # --- events --------------------------------------------------------------------------------
