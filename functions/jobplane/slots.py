@@ -3,17 +3,20 @@
 A spec with ``concurrency: Forbid`` or ``Replace`` lets one run at a time per bot. The run that
 launches takes the slot ``index/slots/{specId}/{botId}`` by a compare-and-swap on the object's
 generation, so of two launches racing for it exactly one wins and the other reads the winner;
-that one conditional write is all that must land before the Job is created. The slot is never
+that one conditional write is all that must happen before the Job is created (it is made
+durable beside the writes that follow the create, before the launch answers: a crash of the
+machine before then loses nothing that was acknowledged, and the redelivery takes it again). The slot is never
 cleared: a holder whose run record is terminal (or that never wrote one within
 ``IN_FLIGHT_GRACE``, a launch that died) no longer holds it.
 
-Stores written before slots existed have none: the first launch of a (spec, bot) then also
-looks at the spec's active markers (``index/active/``) for rivals.
+Stores written before slots existed have none (nor has a slot a crash cut short): the launch
+then looks at the spec's active markers (``index/active/``) for rivals instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +24,8 @@ from typing import Any, Final
 
 from .errors import NotFoundError
 from .store.base import ObjectStore
+
+log = logging.getLogger(__name__)
 
 PREFIX: Final = "index/slots/"
 NO_BOT: Final = "_"
@@ -69,14 +74,20 @@ def read(store: ObjectStore, run: Mapping[str, Any]) -> Slot:
         blob = store.read(key)
     except NotFoundError:
         return Slot(key, None, 0)
-    return Slot(key, Holder.parse(blob.data), blob.generation)
+    try:
+        return Slot(key, Holder.parse(blob.data), blob.generation)
+    except (ValueError, KeyError, TypeError):  # cut short by a crash before its sync
+        log.warning("slot %s is unreadable; the spec's active markers stand in for it", key)
+        return Slot(key, None, blob.generation)
 
 
-def take(store: ObjectStore, slot: Slot, run: Mapping[str, Any], *, replaces: Sequence[str] = ()) -> None:
+def take(store: ObjectStore, slot: Slot, run: Mapping[str, Any], *, replaces: Sequence[str] = (),
+         durable: bool = True) -> None:
     """Make ``run`` the slot's holder if the slot is still as read
-    (``PreconditionFailedError`` when another launch took it meanwhile: read it again)."""
+    (``PreconditionFailedError`` when another launch took it meanwhile: read it again).
+    ``durable=False``: the caller syncs the slot (``store.sync``) before it answers."""
     holder = Holder(run=str(run["id"]), created_at=str(run["createdAt"]), replaces=tuple(replaces))
-    store.write(slot.key, holder.to_json(), if_generation_match=slot.generation)
+    store.write(slot.key, holder.to_json(), if_generation_match=slot.generation, durable=durable)
 
 
 def in_flight(holder: Holder, *, now: datetime) -> bool:

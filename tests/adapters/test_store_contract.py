@@ -19,6 +19,7 @@ from jobplane.errors import NotFoundError, PermanentError, PreconditionFailedErr
 from jobplane.store import ObjectStore, client_env, open_store, resolve_uri, split_uri
 from jobplane.store import gcs as gcs_module
 from jobplane.store import files as files_module
+from jobplane.store.base import Blob
 from jobplane.store.files import FileStore
 from support.gcs import GcsServer
 
@@ -60,6 +61,16 @@ def test_read_returns_the_bytes_and_generation_written(store: ObjectStore) -> No
     blob = store.read("runs/r1/run.json")
     assert (blob.key, blob.data, blob.generation) == ("runs/r1/run.json", b'{"a": 1}', generation)
     assert generation > 0
+
+
+def test_a_write_left_to_sync_later_is_there_for_readers_and_preconditions_at_once(store: ObjectStore) -> None:
+    generation = store.write("index/slots/s/b", b"mine", if_generation_match=0, durable=False)
+    assert store.read("index/slots/s/b") == Blob("index/slots/s/b", b"mine", generation)
+    with pytest.raises(PreconditionFailedError):
+        store.write("index/slots/s/b", b"theirs", if_generation_match=0, durable=False)
+    store.sync("index/slots/s/b")
+    store.sync("index/slots/s/never-written")  # nothing to make durable: no error
+    assert store.read("index/slots/s/b").data == b"mine"
 
 
 def test_create_only_write_refuses_an_existing_object(store: ObjectStore) -> None:
@@ -268,3 +279,15 @@ def test_missing_gcs_credentials_fail_as_unavailable_on_first_use(tmp_path: Path
     store = open_store("gs://bucket/prefix")  # opening touches nothing
     with pytest.raises(UnavailableError):
         store.read("k")
+
+
+def test_the_file_store_syncs_a_write_left_for_later_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, synced = FileStore(tmp_path), []
+    real_fsync = files_module.os.fsync
+    monkeypatch.setattr(files_module.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    store.write("index/slots/s/b", b"mine", durable=False)
+    assert synced == []
+    store.sync("index/slots/s/b")
+    assert len(synced) == 1
+    store.write("runs/r1/run.json", b"{}")  # a durable write syncs before it returns
+    assert len(synced) == 2

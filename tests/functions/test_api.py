@@ -222,11 +222,12 @@ class RacingStore(FileStore):
     race_key = ""
 
     def write(self, key: str, data: bytes, *, if_generation_match: int | None = None,
-              content_type: str = "application/json") -> int:
+              content_type: str = "application/json", durable: bool = True) -> int:
         if key == self.race_key and if_generation_match not in (None, 0):
             self.race_key = ""
             super().write(key, data)
-        return super().write(key, data, if_generation_match=if_generation_match, content_type=content_type)
+        return super().write(key, data, if_generation_match=if_generation_match, content_type=content_type,
+                             durable=durable)
 
 
 def test_put_racing_another_writer_is_a_conflict(env: Api, tmp_path: Path) -> None:

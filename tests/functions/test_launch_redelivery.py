@@ -44,12 +44,16 @@ class CrashingStore:
         self.n = 10**9
 
     def write(self, key: str, data: bytes, *, if_generation_match: int | None = None,
-              content_type: str = "application/json") -> int:
+              content_type: str = "application/json", durable: bool = True) -> int:
         with self._lock:
             self.count += 1
             if self.count >= self.n:
                 raise UnavailableError(f"store gone at write {self.count} ({key})")
-        return self.inner.write(key, data, if_generation_match=if_generation_match, content_type=content_type)
+        return self.inner.write(key, data, if_generation_match=if_generation_match, content_type=content_type,
+                                durable=durable)
+
+    def sync(self, key: str) -> None:
+        self.inner.sync(key)
 
     def read(self, key: str) -> Blob:
         return self.inner.read(key)

@@ -166,3 +166,14 @@ def test_taking_a_slot_that_moved_since_it_was_read_fails_its_precondition(tmp_p
         slots.take(store, read, {**run, "id": "r2"})
     assert slots.read(store, run).holder == slots.Holder("r1", run["createdAt"], ("r0",))
     assert slots.slot_key({"specId": "s", "botId": None}) == "index/slots/s/_"
+
+
+def test_a_slot_cut_short_by_a_crash_reads_as_free_and_the_markers_stand_in(tmp_path: Path) -> None:
+    store = FileStore(tmp_path, fsync=False)
+    run = {"id": "r1", "specId": "s", "botId": "b", "createdAt": "2026-11-29T00:00:00.000Z"}
+    generation = store.write(slots.slot_key(run), b"")  # a zero-length file, as delayed allocation leaves
+
+    read = slots.read(store, run)
+    assert read.holder is None and read.generation == generation  # taken by a swap against it
+    slots.take(store, read, run)
+    assert slots.read(store, run).holder == slots.Holder("r1", run["createdAt"])

@@ -25,11 +25,15 @@ class CountingStore:
         return self.inner.read(key)
 
     def write(self, key: str, data: bytes, *, if_generation_match: int | None = None,
-              content_type: str = "application/json") -> int:
+              content_type: str = "application/json", durable: bool = True) -> int:
         started = time.monotonic()
-        generation = self.inner.write(key, data, if_generation_match=if_generation_match, content_type=content_type)
+        generation = self.inner.write(key, data, if_generation_match=if_generation_match, content_type=content_type,
+                                      durable=durable)
         self._count(key, started)
         return generation
+
+    def sync(self, key: str) -> None:
+        self.inner.sync(key)
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
         started = time.monotonic()

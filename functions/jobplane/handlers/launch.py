@@ -410,7 +410,7 @@ def _claim(policy: str, run: runs.Run, *, rt: Runtime) -> Claimed | Ended:
         if decision.action == "skip":
             return Ended("skipped", str(decision.reason))
         try:
-            slots.take(rt.store, slot, run, replaces=decision.supersede)
+            slots.take(rt.store, slot, run, replaces=decision.supersede, durable=False)  # synced by _launch
         except PreconditionFailedError:
             continue  # another launch took it meanwhile: look again
         return Claimed(tuple(decision.supersede))
@@ -462,7 +462,8 @@ def _launch(spec: Mapping[str, Any], run: runs.Run, *, stored: runs.Stored | Non
     """Create the Job first, in this thread: nothing else has to land before it (the run id,
     and so the Job's name, derive from the trigger; a redelivery's create answers 409). Then,
     at the same time: the record, already ``launched`` and naming the Job; its index entries;
-    the runs it replaces superseded and their Jobs deleted. The answer waits for all of them:
+    the runs it replaces superseded and their Jobs deleted; the slot made durable. The answer
+    waits for all of them:
     a failure answers 5xx and the redelivery completes what is missing. An exclusive run then
     reads its slot again: a newer run that took it meanwhile replaced this one."""
     job = manifests.build_job(spec, run, settings=rt.settings)
@@ -473,7 +474,8 @@ def _launch(spec: Mapping[str, Any], run: runs.Run, *, stored: runs.Stored | Non
         raise
     launched = _mark_launched(run, _ref(job), rt=rt)
     writes = [*runs.start_index(rt.store, runs.index_keys(launched)),
-              *(workers.submit(_supersede, old, by=run, rt=rt) for old in replaces)]
+              *(workers.submit(_supersede, old, by=run, rt=rt) for old in replaces),
+              *([workers.submit(rt.store.sync, slots.slot_key(run))] if exclusive else [])]
     record = _alongside(lambda: _store(launched, stored, rt=rt), *writes)
     workers.wait_for(writes)
     if exclusive:

@@ -41,10 +41,18 @@ class ObjectStore(Protocol):
         *,
         if_generation_match: int | None = None,
         content_type: str = "application/json",
+        durable: bool = True,
     ) -> int:
         """Write and return the new generation. With ``if_generation_match`` the write
         happens only if the current generation equals it (``0``: the object must not exist),
-        else ``PreconditionFailedError``."""
+        else ``PreconditionFailedError``. ``durable=False``: the object is there for every
+        reader at once, but a crash of the machine may lose it until ``sync(key)`` (a caller
+        that acknowledges nothing before the sync loses nothing it promised); stores whose
+        every write is durable (GCS) ignore it."""
+        ...
+
+    def sync(self, key: str) -> None:
+        """Make the latest write of ``key`` durable (a no-op where every write is)."""
         ...
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:

@@ -96,11 +96,18 @@ class FileStore:
         *,
         if_generation_match: int | None = None,
         content_type: str = "application/json",
+        durable: bool = True,
     ) -> int:
         path = self._path(key)
         if if_generation_match == 0 and path.is_file():  # fail fast before staging
             raise _precondition(key, 0, _generation_of(path))
-        return self._place(key, path, self._stage(data), if_generation_match=if_generation_match)
+        return self._place(key, path, self._stage(data, durable=durable), if_generation_match=if_generation_match)
+
+    def sync(self, key: str) -> None:
+        try:
+            self._sync(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # nothing written (or deleted since): nothing to make durable
 
     def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
         target = self._path(key)
@@ -162,7 +169,7 @@ class FileStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
         return self._tmp / uuid.uuid4().hex
 
-    def _stage(self, data: bytes) -> Path:
+    def _stage(self, data: bytes, *, durable: bool = True) -> Path:
         tmp = self._tmp / f"{os.getpid()}-{next(_TMP_SEQ)}"
         try:
             fd = _open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -172,7 +179,7 @@ class FileStore:
         with open(fd, "wb") as f:
             f.write(data)
             f.flush()
-            if self._fsync:
+            if self._fsync and durable:
                 os.fsync(f.fileno())
         return tmp
 

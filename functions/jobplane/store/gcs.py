@@ -115,12 +115,16 @@ class GcsStore:
         *,
         if_generation_match: int | None = None,
         content_type: str = "application/json",
+        durable: bool = True,
     ) -> int:
         blob = self.bucket.blob(self._name(key))
         _call(self.uri(key), lambda: blob.upload_from_string(
             data, content_type=content_type, if_generation_match=if_generation_match,
             timeout=self._timeout, retry=self._retry))
         return int(blob.generation or 0)
+
+    def sync(self, key: str) -> None:
+        """Every GCS write is durable once it returns: nothing to do."""
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
         blob = self.bucket.blob(self._name(key))
