@@ -1,5 +1,5 @@
 """One small thread pool per process for the blocking calls a handler overlaps: index
-entries written beside a run record, a Job created beside the record that names it.
+entries written beside a run record, replaced runs superseded beside them.
 
 Made on first use and again after a fork (a pool made before a fork has no threads in the
 child). The calls are I/O (store writes, API calls), so threads overlap them despite the GIL.
@@ -16,8 +16,9 @@ from typing import Any, Final, TypeVar
 T = TypeVar("T")
 
 WORKERS: Final = 8
-"""Threads per process: a launch overlaps its Job's create with three index entries (each
-write is a round trip to GCS, or an fsync on the filesystem; both release the GIL)."""
+"""Threads per process: after its Job's create, a launch writes its record, three index
+entries, its slot's sync and the supersession of replaced runs at once (each write is a round
+trip to GCS, or an fsync on the filesystem; both release the GIL)."""
 
 
 class _Pool:
