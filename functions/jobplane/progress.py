@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeGuard
 
 from . import conventions as c
@@ -39,6 +39,7 @@ from .errors import (
     PermanentError,
     PreconditionFailedError,
     Problem,
+    UnavailableError,
     ValidationError,
 )
 from .store.base import ObjectStore
@@ -51,6 +52,9 @@ CALLBACK_TYPES: Final = frozenset({ev.RUN_PROGRESS, ev.RUN_SUCCEEDED, ev.RUN_FAI
 TERMINAL_TYPES: Final = frozenset({ev.RUN_SUCCEEDED, ev.RUN_FAILED})
 CATCH_UP_LIMIT: Final = 500
 """Most log entries a terminal merge reads back (only those this process never saw)."""
+RECORD_WAIT: Final = timedelta(minutes=1)
+"""How long updates for a run with no record yet are kept and retried: the launch writes the
+record right after the Job's create, so a callback can (in principle) arrive first."""
 _FLUSH_WORKERS: Final = 4
 _RETRY_BACKOFF_S: Final = 2.0
 _FORGET_AFTER_RUNS: Final = 10_000
@@ -257,7 +261,11 @@ class Coalescer:
             self._busy.add(run_id)
         try:
             known = {u.seq for u in batch}
-            extra = _catch_up(self.store, runs.get_run(self.store, run_id), known=known)
+            try:
+                stored = runs.get_run(self.store, run_id)
+            except NotFoundError:  # the token says it was launched: its record is on its way
+                raise UnavailableError(f"run {run_id} has no record yet; retry") from None
+            extra = _catch_up(self.store, stored, known=known)
             return runs.update_run(self.store, run_id, lambda r: merge(r, [*batch, *extra, update]))
         except BaseException:
             self._requeue(run_id, batch)
@@ -336,7 +344,10 @@ class Coalescer:
         try:
             runs.update_run(self.store, run_id, lambda r: merge(r, batch))
         except NotFoundError:
-            log.warning("dropped %d progress update(s) for unknown run %s", len(batch), run_id)
+            if batch and datetime.now(UTC) - max(u.received for u in batch) < RECORD_WAIT:
+                self._requeue(run_id, batch, delay=_RETRY_BACKOFF_S)  # its record is on its way
+            else:
+                log.warning("dropped %d progress update(s) for unknown run %s", len(batch), run_id)
         except JobplaneError as e:
             log.warning("could not write run %s (will retry): %s", run_id, e)
             self._requeue(run_id, batch, delay=_RETRY_BACKOFF_S)

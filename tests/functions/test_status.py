@@ -312,3 +312,31 @@ def test_a_thousand_events_for_fifty_runs_keep_each_runs_last_progress_at_one_wr
         assert (run["seq"], run["progress"], run["phase"]) == (20, 100, "s20")
         writes = len(counted.store.writes[c.run_key(run_id)])  # type: ignore[attr-defined]
         assert 1 <= writes <= seconds / progress.FLUSH_INTERVAL_S + 1, (writes, seconds)
+
+
+def test_callbacks_that_arrive_before_their_runs_record_are_kept_until_it_lands(status: Status) -> None:
+    """The launch writes the record just after the Job's create: an authenticated callback
+    can beat it. Progress waits in the coalescer; a final callback answers 503 (redelivered)."""
+    trigger = {"type": ev.BOT_CHANGED, "source": "/tests", "id": "early", "subject": "test-bot"}
+    run = runs.new_run(spec=make_spec(), trigger=trigger, requested_by="tests", now=datetime.now(UTC))
+    assert status.post(callback(run["id"], seq=1, progress=20, phase="training")).status_code == 204
+    final = callback(run["id"], ev.RUN_SUCCEEDED, metrics={"accuracy": 0.8}, promoted=False)
+    assert status.post(final).status_code == 503
+
+    runs.create_run(status.store, runs.transition(run, "launched", now=datetime.now(UTC)))
+    assert status.post(final).status_code == 204  # the broker's redelivery
+    record = status.run(run["id"])
+    assert (record["state"], record["seq"], record["phase"]) == ("succeeded", 1, "succeeded")
+    assert record["metrics"]["accuracy"] == 0.8
+
+
+def test_progress_for_a_run_whose_record_is_late_reaches_it_once_written(status: Status) -> None:
+    trigger = {"type": ev.BOT_CHANGED, "source": "/tests", "id": "late", "subject": "test-bot"}
+    run = runs.new_run(spec=make_spec(), trigger=trigger, requested_by="tests", now=datetime.now(UTC))
+    assert status.post(callback(run["id"], seq=1, progress=20, phase="training")).status_code == 204
+    time.sleep(progress.FLUSH_INTERVAL_S + 0.2)  # its first flush finds no record
+
+    runs.create_run(status.store, runs.transition(run, "launched", now=datetime.now(UTC)))
+    status.drain()
+    record = status.run(run["id"])
+    assert (record["state"], record["progress"], record["phase"]) == ("running", 20, "training")
