@@ -53,7 +53,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     delexicalise: bool = True
     """Train the intent model also on a copy of each sentence with entities whose values are
-    replaced by a placeholder for their type (``delex``): Snips held-out 98.45 → 98.57."""
+    replaced by a placeholder for their type (``delex``): Snips held-out 98.49 → 98.53 (9 runs),
+    test 98.50 → 98.64 (4 seeds); no effect on a bot without entities."""
     eval_steps: int = 100
     """Validate the intent model every this many steps when an epoch has more (0: every epoch):
     on a large data set the best model comes within one or two epochs, and whole epochs are too
