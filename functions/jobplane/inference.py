@@ -10,7 +10,8 @@ With ``encoder: minilm`` the intent probabilities are mixed with those of a soft
 MiniLM sentence embeddings (``jobplane.encoder``, numpy too; the encoder ships in the image).
 Entity tagger: hashed per-token features → embedding bag (with ``taggerEncoder: minilm``, the
 encoder's layer-4 word vectors beside it) → BiLSTM → BIO tag scores, decoded by Viterbi under
-the BIO constraints (``I-x`` only after ``B-x``/``I-x``).
+the BIO constraints (``I-x`` only after ``B-x``/``I-x``); each span gets its probability under
+the CRF (forward-backward), and a model can leave out spans below a threshold it stores.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MODEL_FILE = "model.npz"
 FALLBACK_INTENT = "out_of_scope"
 TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 CHAR_NGRAMS = (2, 3, 4, 5)
+O_TAG = "O"
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -249,6 +251,72 @@ def viterbi(scores: F32, tags: Sequence[str], *, transitions: F32 | None = None,
     return path[::-1]
 
 
+def _logsumexp(x: F32, axis: int) -> F32:
+    m = x.max(axis=axis, keepdims=True)
+    return np.asarray((m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """A sentence's CRF scores with the forward (``alpha``) and backward (``beta``) log-sums:
+    the probability of any tag span under the model, not just the best path's."""
+
+    scores: F32
+    trans: F32
+    """Transition scores with the BIO constraints as -1e9."""
+    start: F32
+    """Start scores, likewise."""
+    alpha: F32
+    beta: F32
+    log_z: float
+
+    @classmethod
+    def of(cls, scores: F32, tags: Sequence[str], *, transitions: F32 | None = None, start_scores: F32 | None = None) -> Lattice:
+        start, allowed = allowed_transitions(tags)
+        trans = np.where(allowed, 0.0, -1e9).astype(np.float32) + (transitions if transitions is not None else 0.0)
+        alpha = np.empty_like(scores)
+        beta = np.zeros_like(scores)
+        first = np.where(start, 0.0, -1e9).astype(np.float32) + (start_scores if start_scores is not None else 0.0)
+        alpha[0] = scores[0] + first
+        for t in range(1, len(scores)):
+            alpha[t] = _logsumexp(alpha[t - 1][:, None] + trans, axis=0) + scores[t]
+        for t in range(len(scores) - 2, -1, -1):
+            beta[t] = _logsumexp(trans + (scores[t + 1] + beta[t + 1])[None, :], axis=1)
+        return cls(scores, np.asarray(trans, np.float32), np.asarray(first, np.float32), alpha, beta, float(_logsumexp(alpha[-1], axis=0)))
+
+    def span_probability(self, first: int, path: Sequence[int], *, stop: Sequence[int]) -> float:
+        """P(tokens first.. carry ``path`` and the token after is not one of ``stop``), ``stop``
+        being the tags that would continue the span."""
+        logp = float(self.alpha[first, path[0]])
+        for k in range(1, len(path)):
+            logp += float(self.trans[path[k - 1], path[k]] + self.scores[first + k, path[k]])
+        last = first + len(path) - 1
+        if last + 1 < len(self.scores):
+            nxt = self.trans[path[-1]] + self.scores[last + 1] + self.beta[last + 1]
+            nxt = np.where(np.isin(np.arange(len(nxt)), stop), -np.inf, nxt)
+            logp += float(_logsumexp(np.asarray(nxt, np.float32), axis=0))
+        return float(np.exp(min(0.0, logp - self.log_z)))
+
+
+def span_confidences(lattice: Lattice, tags: Sequence[str], path: Sequence[int]) -> list[float]:
+    """The probability of each span of ``path`` (the Viterbi tags), in the order
+    ``spans_from_tags`` returns the spans."""
+    out: list[float] = []
+    i = 0
+    while i < len(path):
+        tag = tags[path[i]]
+        if tag == O_TAG:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(path) and tags[path[j]] == "I-" + tag[2:]:
+            j += 1
+        stop = [k for k, t in enumerate(tags) if t == "I-" + tag[2:]]
+        out.append(lattice.span_probability(i, path[i:j], stop=stop))
+        i = j
+    return out
+
+
 def spans_from_tags(text: str, tokens: Sequence[Token], tags: Sequence[str]) -> list[dict[str, Any]]:
     """BIO tags → entity dicts ``{start, end, entity, value}`` (character offsets)."""
     spans: list[dict[str, Any]] = []
@@ -319,6 +387,10 @@ class Model:
         self.tagger_depth: int | None = (tspec.get("depth") or None) if tspec else None
         self.word_vectors = self._word_vectors
         """Words → their contextual vectors for the tagger; the trainer swaps in its cache."""
+        self.span_threshold = float(meta.get("spanThreshold", 0.0))
+        """Entity spans less probable than this are not answered."""
+        self.entity_bias = float(meta.get("entityBias", 0.0))
+        """Added to every entity tag's score per token: above 0 more entities (recall), below fewer (precision)."""
 
     @classmethod
     def from_bytes(cls, data: bytes, *, encoder_path: str | None = None) -> Model:
@@ -345,20 +417,32 @@ class Model:
         w = np.float32(self.encoder_weight)
         return np.asarray((1 - w) * probs + w * head, dtype=np.float32)
 
-    def entities(self, text: str, *, intent: str | None = None) -> list[dict[str, Any]]:
-        """Entity spans; tags never seen with ``intent`` in training are ruled out."""
+    def tag_lattice(self, words: Sequence[str], *, intent: str) -> Lattice:
+        """The tagger's CRF lattice for ``words``; tags never seen with ``intent`` are ruled out."""
+        vectors = self.word_vectors(words) if self.tagger_encoder is not None else None
+        scores = tag_scores(self.arrays, words, intent=intent, gazetteer=self.gazetteer, vectors=vectors)
+        if "tag_intent_mask" in self.arrays and intent in self.labels:
+            scores = scores + np.where(self.arrays["tag_intent_mask"][self.labels.index(intent)], 0.0, -1e4).astype(np.float32)
+        if self.entity_bias:
+            scores = scores + np.where(np.asarray(self.tags) == O_TAG, 0.0, self.entity_bias).astype(np.float32)
+        return Lattice.of(scores, self.tags, transitions=self.arrays.get("tag_trans"), start_scores=self.arrays.get("tag_start"))
+
+    def entities(self, text: str, *, intent: str | None = None, min_confidence: float | None = None) -> list[dict[str, Any]]:
+        """Entity spans of the best tag path, each with its probability under the CRF (with the
+        model's entity bias: ``confidence``); spans below ``min_confidence`` (default: the model's
+        ``spanThreshold``) are left out."""
         tokens = tokenize(text)
         if not self.tags or not tokens:
             return []
         if intent is None:
             intent = self.labels[int(self.intent_probs(text).argmax())]
-        words = [t.text for t in tokens]
-        vectors = self.word_vectors(words) if self.tagger_encoder is not None else None
-        scores = tag_scores(self.arrays, words, intent=intent, gazetteer=self.gazetteer, vectors=vectors)
-        if "tag_intent_mask" in self.arrays and intent in self.labels:
-            scores = scores + np.where(self.arrays["tag_intent_mask"][self.labels.index(intent)], 0.0, -1e4).astype(np.float32)
-        path = viterbi(scores, self.tags, transitions=self.arrays.get("tag_trans"), start_scores=self.arrays.get("tag_start"))
-        return spans_from_tags(text, tokens, [self.tags[i] for i in path])
+        lattice = self.tag_lattice([t.text for t in tokens], intent=intent)
+        path = viterbi(lattice.scores, self.tags, transitions=lattice.trans, start_scores=lattice.start)
+        spans = spans_from_tags(text, tokens, [self.tags[i] for i in path])
+        limit = self.span_threshold if min_confidence is None else min_confidence
+        for span, conf in zip(spans, span_confidences(lattice, self.tags, path)):
+            span["confidence"] = round(conf, 6)
+        return [s for s in spans if s["confidence"] >= limit]
 
     def predict(self, text: str, *, threshold: float | None = None, top: int = 5) -> dict[str, Any]:
         probs = self.intent_probs(text)

@@ -62,8 +62,8 @@ def test_tagger_minilm_model_round_trips_and_tags(tagger_minilm: bytes) -> None:
     again = inference.Model.from_bytes(inference.save_model(model.arrays, model.meta))
     answer = again.predict("book a flight to lisbon tomorrow")
     assert answer["intent"] == "book_flight"
-    assert {"entity": "city", "value": "lisbon", "start": 17, "end": 23} in answer["entities"]
-    assert {"entity": "city", "value": "oslo", "start": 16, "end": 20} in again.entities("will it rain in oslo", intent="weather")
+    assert {"entity": "city", "value": "lisbon", "start": 17, "end": 23} in [{k: v for k, v in e.items() if k != "confidence"} for e in answer["entities"]]
+    assert {"entity": "city", "value": "oslo", "start": 16, "end": 20} in [{k: v for k, v in e.items() if k != "confidence"} for e in again.entities("will it rain in oslo", intent="weather")]
 
 
 @needs_model

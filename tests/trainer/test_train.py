@@ -32,7 +32,7 @@ def test_served_model_answers_with_ranking_and_entities(trained: Any) -> None:
     answer = model.predict("book a flight to lisbon tomorrow")
     assert answer["intent"] == "book_flight"
     assert answer["ranking"][0]["intent"] == "book_flight" and len(answer["ranking"]) == 5
-    assert {"entity": "city", "value": "lisbon", "start": 17, "end": 23} in answer["entities"]
+    assert {"entity": "city", "value": "lisbon", "start": 17, "end": 23} in [{k: v for k, v in e.items() if k != "confidence"} for e in answer["entities"]]
 
 
 def test_low_confidence_falls_back_to_out_of_scope(trained: Any) -> None:
@@ -91,6 +91,46 @@ def test_crf_loss_is_the_path_nll_and_viterbi_finds_the_best_allowed_path() -> N
     best = inference.viterbi(emissions[0].numpy(), tags, transitions=crf.trans.detach().numpy(),
                              start_scores=crf.start.detach().numpy())
     assert tuple(best) == paths[int(scores.argmax())]
+
+
+def test_lattice_gives_each_viterbi_span_its_probability_over_all_paths() -> None:
+    rng = np.random.default_rng(0)
+    tags = ["O", "B-x", "I-x", "B-y", "I-y"]
+    scores = rng.normal(size=(4, len(tags))).astype(np.float32)
+    trans = rng.normal(size=(len(tags), len(tags))).astype(np.float32)
+    start_scores = rng.normal(size=len(tags)).astype(np.float32)
+    lattice = inference.Lattice.of(scores, tags, transitions=trans, start_scores=start_scores)
+    start, allowed = inference.allowed_transitions(tags)
+    weights = {}
+    for p in itertools.product(range(len(tags)), repeat=4):
+        if start[p[0]] and all(allowed[a, b] for a, b in zip(p, p[1:])):
+            s = start_scores[p[0]] + sum(scores[t, k] for t, k in enumerate(p)) + sum(trans[a, b] for a, b in zip(p, p[1:]))
+            weights[p] = float(np.exp(s))
+    z = sum(weights.values())
+    best = inference.viterbi(lattice.scores, tags, transitions=lattice.trans, start_scores=lattice.start)
+    assert tuple(best) == max(weights, key=weights.__getitem__)
+    want = sum(w for p, w in weights.items() if p[1:3] == (1, 2) and p[3] != 2) / z  # B-x I-x, then not I-x
+    assert lattice.span_probability(1, [1, 2], stop=[2]) == pytest.approx(want, rel=1e-4)
+    spans = [(i, k) for i, k in enumerate(best) if tags[k].startswith("B-")]
+    confidences = inference.span_confidences(lattice, tags, best)
+    assert len(confidences) == len(spans) and all(0.0 < c <= 1.0 for c in confidences)
+
+
+def test_entities_carry_their_probability_and_the_models_threshold_and_bias_apply() -> None:
+    examples = from_project(make_bot(per_intent=10, seed=5))
+    cfg = TrainConfig(tagger_min_confidence=0.3, tagger_entity_bias=0.5, tagger_min_steps=40, tagger_epochs=4, refit=False)
+    model = inference.Model.from_bytes(train(examples, cfg=cfg).model)
+    assert (model.span_threshold, model.entity_bias) == (0.3, 0.5)
+    text = "book a flight to lisbon tomorrow"
+    every = model.entities(text, intent="book_flight", min_confidence=0.0)
+    assert every and all(0.0 < e["confidence"] <= 1.0 for e in every)
+    assert model.entities(text, intent="book_flight") == [e for e in every if e["confidence"] >= 0.3]
+    assert model.entities(text, intent="book_flight", min_confidence=1.01) == []
+    model.entity_bias = -50.0  # as a model trained with taggerEntityBias -50 answers
+    assert model.entities(text, intent="book_flight", min_confidence=0.0) == []
+    model.entity_bias = 50.0
+    spans = model.entities(text, intent="book_flight", min_confidence=0.0)
+    assert all(any(e["start"] <= t.start and t.end <= e["end"] for e in spans) for t in inference.tokenize(text))
 
 
 def test_gazetteer_marks_seen_values_and_leaves_out_a_sentences_own() -> None:

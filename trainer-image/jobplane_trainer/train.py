@@ -85,6 +85,13 @@ class TrainConfig:
     refit_max_examples: int = 5000
     """Refit only up to this many examples: it matters for small bots (10 % more data; +0.8
     points few-shot) and little for large sets (+0.07 on CLINC150), where it costs ~40 % more time."""
+    tagger_entity_bias: float = 2.0
+    """Added to each entity tag's score per token when decoding (above 0: more candidate spans)..."""
+    tagger_min_confidence: float = 0.45
+    """... of which those less probable than this under the CRF (with the bias) are not answered.
+    Together (chosen on Snips training utterances held out of the draws, 10–50 per intent) they
+    raised precision and recall at once, by about 1 point each, over plain Viterbi."""
+    tagger_dropout: float = 0.25
     tagger_dim: int = 128
     tagger_hidden: int = 96
     fallback_quantile: float = 0.05
@@ -375,7 +382,7 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
         train = augment(train, per_intent=cfg.tagger_augment, seed=cfg.seed)
     items = [feats.encode(e) for e in train]
     val_items = [feats.encode(e, training=False) for e in val if inference.tokenize(e.text)]
-    net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden,
+    net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden, dropout=cfg.tagger_dropout,
                     feature_dropout=cfg.tagger_feature_dropout, crf_tags=feats.tags if cfg.tagger_crf else None,
                     enc_dim=_vector_dim(items), enc_mode=cfg.tagger_encoder_mode).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
@@ -430,7 +437,8 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     emb = encoder_head.embeddings(cfg, hooks) if cfg.encoder else None
     arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2], emb=emb, wv=wv)
     meta: dict[str, Any] = {"format": inference.FORMAT, "labels": labels, **tagger_meta, "trainerVersion": __version__,
-            "config": asdict(cfg), "epochs": epochs}
+            "config": asdict(cfg), "epochs": epochs, "spanThreshold": cfg.tagger_min_confidence,
+            "entityBias": cfg.tagger_entity_bias}
     if emb is not None:
         meta["encoder"] = encoder_head.encoder_meta(arrays, meta, val, cfg=cfg, emb=emb)
     model = _with_vectors(encoder_head.served_model(arrays, meta, emb), wv)
