@@ -16,7 +16,7 @@ from jobplane.events import Event
 from jobplane_trainer.data import Example, decode, from_project, from_snips
 from jobplane_trainer.model import CRF, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
 from jobplane_trainer.report import Reporter, Throttle
-from jobplane_trainer.train import Hooks, Interrupted, Progress, TrainConfig, _chunk, _shuffled, evaluate, split, train
+from jobplane_trainer.train import Hooks, Interrupted, Progress, TrainConfig, _chunk, _decoding, _shuffled, evaluate, split, train
 
 from .conftest import SHARED_DATA, make_bot
 
@@ -131,6 +131,12 @@ def test_entities_carry_their_probability_and_the_models_threshold_and_bias_appl
     model.entity_bias = 50.0
     spans = model.entities(text, intent="book_flight", min_confidence=0.0)
     assert all(any(e["start"] <= t.start and t.end <= e["end"] for e in spans) for t in inference.tokenize(text))
+
+
+def test_large_bots_decode_by_plain_viterbi() -> None:
+    cfg = TrainConfig(tagger_entity_bias=2.0, tagger_min_confidence=0.45, tagger_decode_max_examples=100)
+    assert _decoding(cfg, 100) == {"spanThreshold": 0.45, "entityBias": 2.0}
+    assert _decoding(cfg, 101) == {"spanThreshold": 0.0, "entityBias": 0.0}
 
 
 def test_gazetteer_marks_seen_values_and_leaves_out_a_sentences_own() -> None:

@@ -91,6 +91,9 @@ class TrainConfig:
     """... of which those less probable than this under the CRF (with the bias) are not answered.
     Together (chosen on Snips training utterances held out of the draws, 10–50 per intent) they
     raised precision and recall at once, by about 1 point each, over plain Viterbi."""
+    tagger_decode_max_examples: int = 5000
+    """The bias and the threshold apply to bots with up to this many examples; larger ones decode
+    by plain Viterbi (on all 13,784 Snips sentences the rule cost 0.37 points of entity F1)."""
     tagger_dropout: float = 0.25
     tagger_dim: int = 128
     tagger_hidden: int = 96
@@ -437,8 +440,7 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
     emb = encoder_head.embeddings(cfg, hooks) if cfg.encoder else None
     arrays, tagger_meta, epochs = _fit(runner, train_set, val, labels=labels, cfg=cfg, dev=dev, spans=spans[:2], emb=emb, wv=wv)
     meta: dict[str, Any] = {"format": inference.FORMAT, "labels": labels, **tagger_meta, "trainerVersion": __version__,
-            "config": asdict(cfg), "epochs": epochs, "spanThreshold": cfg.tagger_min_confidence,
-            "entityBias": cfg.tagger_entity_bias}
+            "config": asdict(cfg), "epochs": epochs, **_decoding(cfg, len(examples))}
     if emb is not None:
         meta["encoder"] = encoder_head.encoder_meta(arrays, meta, val, cfg=cfg, emb=emb)
     model = _with_vectors(encoder_head.served_model(arrays, meta, emb), wv)
@@ -457,6 +459,12 @@ def train(examples: Sequence[Example], *, cfg: TrainConfig = TrainConfig(), hook
             "threshold": meta["threshold"], "trainSize": len(train_set), "validationSize": len(val), "refit": refit}
     timings = {"trainSeconds": round(t_train, 2), "totalSeconds": round(time.monotonic() - t0, 2)}
     return TrainResult(inference.save_model(arrays, meta), full, conf, summary, meta, timings, list(val))
+
+
+def _decoding(cfg: TrainConfig, n_examples: int) -> dict[str, float]:
+    """The tagger's decoding rule stored in the model (``inference.Model.entities``)."""
+    small = n_examples <= cfg.tagger_decode_max_examples
+    return {"spanThreshold": cfg.tagger_min_confidence if small else 0.0, "entityBias": cfg.tagger_entity_bias if small else 0.0}
 
 
 def _seed(cfg: TrainConfig) -> torch.device:
