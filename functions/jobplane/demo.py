@@ -188,20 +188,17 @@ def report(plane: Any, run: Mapping[str, Any], *, event: ev.Event, wall: float, 
 def timeline(event: ev.Event, run: Mapping[str, Any]) -> dict[str, float]:
     """Seconds from the event's ``time`` to the run's ``createdAt``/``startedAt``/``finishedAt``."""
     try:
-        start = _parse(str(event.time))
+        start = runs.parse_rfc3339(str(event.time))
     except ValueError:
         return {}
     out: dict[str, float] = {}
     for name, key in (("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt")):
         try:
-            out[name] = (_parse(str(run[key])) - start).total_seconds()
+            out[name] = (runs.parse_rfc3339(str(run[key])) - start).total_seconds()
         except (KeyError, ValueError):
             continue
     return out
 
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def confusion_matrix(store: Any, run: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -206,7 +206,7 @@ def _catch_up(store: ObjectStore, run: Mapping[str, Any], *, known: set[int]) ->
             entry = json.loads(store.read(key).data)
         except (NotFoundError, ValueError):
             continue
-        received = datetime.fromisoformat(str(entry["receivedAt"]).replace("Z", "+00:00"))
+        received = runs.parse_rfc3339(str(entry["receivedAt"]))
         found.append(Update(type=ev.RUN_PROGRESS, data=entry["data"], received=received))
     return found
 

@@ -86,7 +86,7 @@ def judge(run: Mapping[str, Any], job: JobStatus, *, now: datetime, grace: timed
           launch_grace: timedelta, last_error: str | None = None) -> tuple[str, str] | None:
     """``(reason, message)`` when the run must be marked failed, else None (pure).
     ``last_error``: the trainer's last reported error, quoted when the Job failed."""
-    age = now - _parse(run.get("updatedAt") or run["createdAt"])
+    age = now - runs.parse_rfc3339(run.get("updatedAt") or run["createdAt"])
     if job.state == "failed":
         return job.reason or "Failed", failure_message(job, last_error)
     if job.state == "missing":
@@ -165,6 +165,3 @@ def _mark_failed(store: ObjectStore, run_id: str, *, reason: str, message: str, 
     runs.update_run(store, run_id, mutate)
     log.info("run %s marked failed: %s", run_id, reason)
 
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

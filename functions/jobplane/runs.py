@@ -47,6 +47,11 @@ def rfc3339(now: datetime) -> str:
     return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_rfc3339(stamp: str) -> datetime:
+    """The time a record's ``...At`` field (``rfc3339``) names, timezone-aware."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def new_run(
     *, spec: Mapping[str, Any], trigger: Mapping[str, Any], requested_by: str, now: datetime
 ) -> Run:
@@ -149,7 +154,7 @@ def _merge_progress(run: Run, data: Mapping[str, Any], *, now: datetime) -> Run 
 
 
 def _inverted(created_at: str) -> str:
-    millis = int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp() * 1000)
+    millis = int(parse_rfc3339(created_at).timestamp() * 1000)
     return f"{_INVERT_BASE - millis:013d}"
 
 

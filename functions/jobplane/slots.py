@@ -3,11 +3,11 @@
 A spec with ``concurrency: Forbid`` or ``Replace`` lets one run at a time per bot. The run that
 launches takes the slot ``index/slots/{specId}/{botId}`` by a compare-and-swap on the object's
 generation, so of two launches racing for it exactly one wins and the other reads the winner;
-that one conditional write is all that must happen before the Job is created (it is made
+that one conditional write is all that must happen before the Job is created. It is made
 durable beside the writes that follow the create, before the launch answers: a crash of the
-machine before then loses nothing that was acknowledged, and the redelivery takes it again). The slot is never
-cleared: a holder whose run record is terminal (or that never wrote one within
-``IN_FLIGHT_GRACE``, a launch that died) no longer holds it.
+machine before then loses nothing that was acknowledged, and the redelivery takes it again.
+The slot is never cleared: a holder whose run record is terminal (or that never wrote one
+within ``IN_FLIGHT_GRACE``, a launch that died) no longer holds it.
 
 Stores written before slots existed have none (nor has a slot a crash cut short): the launch
 then looks at the spec's active markers (``index/active/``) for rivals instead.
@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from . import runs
 from .errors import NotFoundError
 from .store.base import ObjectStore
 
@@ -42,7 +43,7 @@ class Holder:
 
     run: str
     created_at: str
-    replaces: tuple[str, ...] = field(default_factory=tuple)
+    replaces: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         body = {"run": self.run, "createdAt": self.created_at, "replaces": list(self.replaces)}
@@ -92,5 +93,4 @@ def take(store: ObjectStore, slot: Slot, run: Mapping[str, Any], *, replaces: Se
 
 def in_flight(holder: Holder, *, now: datetime) -> bool:
     """Whether a holder with no run record may still be launching (else its launch died)."""
-    created = datetime.fromisoformat(holder.created_at.replace("Z", "+00:00"))
-    return now - created < IN_FLIGHT_GRACE
+    return now - runs.parse_rfc3339(holder.created_at) < IN_FLIGHT_GRACE

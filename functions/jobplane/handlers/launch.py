@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import flask
@@ -463,9 +462,8 @@ def _launch(spec: Mapping[str, Any], run: runs.Run, *, stored: runs.Stored | Non
     and so the Job's name, derive from the trigger; a redelivery's create answers 409). Then,
     at the same time: the record, already ``launched`` and naming the Job; its index entries;
     the runs it replaces superseded and their Jobs deleted; the slot made durable. The answer
-    waits for all of them:
-    a failure answers 5xx and the redelivery completes what is missing. An exclusive run then
-    reads its slot again: a newer run that took it meanwhile replaced this one."""
+    waits for all of them: a failure answers 5xx and the redelivery completes what is missing.
+    An exclusive run then reads its slot again: a newer run that took it meanwhile replaced it."""
     job = manifests.build_job(spec, run, settings=rt.settings)
     try:
         rt.launcher.launch(job)
@@ -500,7 +498,7 @@ def _merged(current: runs.Run, new: Mapping[str, Any]) -> runs.Run:
     terminal record stays as it is."""
     state = str(new["state"])
     moved = current if current["state"] == state else runs.transition(
-        current, state, reason=new.get("reason"), now=_parse_time(str(new["updatedAt"])))
+        current, state, reason=new.get("reason"), now=runs.parse_rfc3339(str(new["updatedAt"])))
     if runs.is_terminal(current) or moved["state"] != state:
         return current
     return {**moved, "job": new.get("job"), "message": new.get("message")}
@@ -592,10 +590,6 @@ def _fail(run: Mapping[str, Any], *, reason: str, message: str, rt: Runtime) -> 
         return new
 
     runs.update_run(rt.store, run["id"], mutate)
-
-
-def _parse_time(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 # --- events --------------------------------------------------------------------------------
