@@ -16,6 +16,7 @@ the CRF (forward-backward), and a model can leave out spans below a threshold it
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -30,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import encoder as sentence_encoder
+from . import places
 
 FORMAT = "jobplane-npz-v1"
 MODEL_FILE = "model.npz"
@@ -81,8 +83,9 @@ class Gazetteer:
     sentence can be featurised without its own values (``exclude``): the tagger then learns how
     far a match is worth trusting on values it has not seen, as at run time."""
 
-    def __init__(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+    def __init__(self, counts: Mapping[str, Mapping[str, int]], *, prefix: str = "g:") -> None:
         self.counts = {t: dict(v) for t, v in counts.items()}
+        self.prefix = prefix
         self.index: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         for etype, values in sorted(self.counts.items()):
             for value in sorted(values):
@@ -100,18 +103,38 @@ class Gazetteer:
                 for etype, value in self.index.get(tuple(lows[i : i + n]), ()):
                     if exclude and self.counts[etype][value] <= exclude.get((etype, value), 0):
                         continue
-                    out[i].append("g:B-" + etype)
+                    out[i].append(self.prefix + "B-" + etype)
                     for j in range(i + 1, i + n):
-                        out[j].append("g:I-" + etype)
+                        out[j].append(self.prefix + "I-" + etype)
         return out
+
+
+@functools.cache
+def _places() -> Gazetteer:
+    names = {"country": places.COUNTRIES, "state": places.US_STATES}
+    return Gazetteer({t: {Gazetteer.key(v): 1 for v in values} for t, values in names.items()}, prefix="pl:")
+
+
+def place_marks(tokens: Sequence[str], lows: Sequence[str]) -> list[list[str]]:
+    """The built-in place names (``jobplane.places``) in a sentence: ``pl:B-country``,
+    ``pl:I-state``...; a state's postal code only in capitals."""
+    out = _places().marks(lows)
+    for i, tok in enumerate(tokens):
+        if tok in places.STATE_CODES:
+            out[i].append("pl:B-state")
+    return out
 
 
 def token_features(tokens: Sequence[str], *, intent: str | None = None, gazetteer: Gazetteer | None = None,
                    exclude: Mapping[tuple[str, str], int] | None = None) -> list[list[int]]:
     """Hashed features of each token of a sentence: its form, affixes, shape, char 3-grams,
-    its neighbours, the sentence's intent (slots depend on it), and gazetteer matches."""
+    its neighbours, the sentence's intent (slots depend on it), gazetteer matches, its place in
+    a run of capitalised words, and built-in place names. A feature a model never saw in
+    training is dropped at lookup, so a model trained before one was added tags as before."""
     lows = [t.lower() for t in tokens]
     gaz = gazetteer.marks(lows, exclude=exclude) if gazetteer else [[] for _ in lows]
+    runs = capital_runs(tokens)
+    where = place_marks(tokens, lows)
     out: list[list[int]] = []
     for i, (tok, low) in enumerate(zip(tokens, lows)):
         feats = ["w:" + low, "shape:" + _shape(tok), "l:" + (lows[i - 1] if i else "<s>"),
@@ -121,7 +144,47 @@ def token_features(tokens: Sequence[str], *, intent: str | None = None, gazettee
         if intent is not None:
             feats += ["i:" + intent, "iw:" + intent + ":" + low]
         feats += sorted(set(gaz[i]))
+        if runs[i]:
+            feats.append("cap:" + runs[i])
+        feats += sorted(set(where[i]))
         out.append([_hash(f) for f in feats])
+    return out
+
+
+_CONNECTORS = frozenset("the of for a an and in at to on with by from de la le el del des du da di von van & '".split())
+
+
+def capital_runs(tokens: Sequence[str]) -> list[str]:
+    """Each token's place in a run of capitalised words (a title or a name: "Bend It Like
+    Beckham the Musical"), lowercase connectors allowed between them: "B" begins a run of two or
+    more, "I" inside, "L" last, "U" a run of one, "" outside. A sentence's first word never counts (its
+    capital is the sentence's), and a sentence that is mostly capitalised has no runs."""
+    caps = [i > 0 and t[:1].isupper() for i, t in enumerate(tokens)]
+    words = [t for t in tokens if t[:1].isalpha()]
+    if len(words) >= 3 and sum(t[:1].isupper() for t in words) >= 0.8 * len(words):
+        return [""] * len(tokens)
+    out = [""] * len(tokens)
+    i = 0
+    while i < len(tokens):
+        if not caps[i]:
+            i += 1
+            continue
+        j = i
+        while True:  # extend through connectors to the next capitalised word
+            k = j + 1
+            while k < len(tokens) and not caps[k] and tokens[k].lower() in _CONNECTORS:
+                k += 1
+            if k < len(tokens) and caps[k]:
+                j = k
+            else:
+                break
+        if j == i:
+            out[i] = "U"
+        else:
+            out[i], out[j] = "B", "L"
+            for m in range(i + 1, j):
+                out[m] = "I"
+        i = j + 1
     return out
 
 
