@@ -283,6 +283,23 @@ def tag_scores(arrays: Mapping[str, Any], tokens: Sequence[str], *, intent: str 
     return np.asarray(logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), dtype=np.float32)
 
 
+def with_prototypes(vectors: F32, support: npt.NDArray[Any], support_tags: I64, n_tags: int, *,
+                    leave_out: npt.NDArray[np.bool_] | None = None) -> F32:
+    """``vectors`` (T×D) and, per word, its highest cosine similarity to the training words of
+    each tag (T×K; -1 for a tag without any): a nearest-neighbour view of the few examples a
+    small bot has, which the BiLSTM reads beside the vectors. ``support`` holds the training
+    words' unit vectors (float16), ``support_tags`` their tags; ``leave_out`` hides some (a
+    training sentence's own words)."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    sims = unit @ np.asarray(support, dtype=np.float32).T
+    if leave_out is not None:
+        sims[:, leave_out] = -1.0
+    out = np.full((len(vectors), n_tags), -1.0, dtype=np.float32)
+    for k in np.unique(support_tags):
+        out[:, k] = sims[:, support_tags == k].max(axis=1)
+    return np.concatenate([vectors, out], axis=1).astype(np.float32)
+
+
 def allowed_transitions(tags: Sequence[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """BIO constraints: (start allowed per tag, allowed[prev, next])."""
     k = len(tags)
@@ -483,6 +500,8 @@ class Model:
     def tag_lattice(self, words: Sequence[str], *, intent: str) -> Lattice:
         """The tagger's CRF lattice for ``words``; tags never seen with ``intent`` are ruled out."""
         vectors = self.word_vectors(words) if self.tagger_encoder is not None else None
+        if vectors is not None and "tag_proto" in self.arrays:
+            vectors = with_prototypes(vectors, self.arrays["tag_proto"], self.arrays["tag_proto_tag"], len(self.tags))
         scores = tag_scores(self.arrays, words, intent=intent, gazetteer=self.gazetteer, vectors=vectors)
         if "tag_intent_mask" in self.arrays and intent in self.labels:
             scores = scores + np.where(self.arrays["tag_intent_mask"][self.labels.index(intent)], 0.0, -1e4).astype(np.float32)

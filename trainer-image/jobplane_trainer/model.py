@@ -162,6 +162,40 @@ class TagItem:
 
 
 @dataclass
+class Prototypes:
+    """The training words' contextual vectors by tag, for ``inference.with_prototypes``: up to
+    ``per_tag`` words of each tag (a seeded sample), unit length, stored in float16 and used
+    rounded alike in training, so training and ``predict`` compute the same features."""
+
+    vectors: np.ndarray
+    tags: np.ndarray
+    texts: np.ndarray
+    """The sentence each word came from: a training sentence does not see its own words."""
+    n_tags: int
+
+    @classmethod
+    def fit(cls, sentences: Sequence[tuple[str, list[int], np.ndarray]], *, n_tags: int, per_tag: int, seed: int) -> Prototypes:
+        """``sentences``: (text, tag ids, word vectors) each."""
+        rows = [(text, t, v) for text, tags, vecs in sentences for t, v in zip(tags, vecs)]
+        rng = random.Random(seed)
+        keep = []
+        for k in range(n_tags):
+            mine = [r for r in rows if r[1] == k]
+            keep += rng.sample(mine, per_tag) if len(mine) > per_tag else mine
+        vecs = np.stack([v for _, _, v in keep]).astype(np.float32) if keep else np.zeros((0, 1), np.float32)
+        unit = (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float16)
+        return cls(unit, np.asarray([t for _, t, _ in keep], dtype=np.int64), np.asarray([x for x, _, _ in keep]), n_tags)
+
+    def features(self, vectors: np.ndarray, *, text: str | None = None) -> np.ndarray:
+        """``vectors`` with the similarity features; ``text``: leave that sentence's words out."""
+        leave_out = self.texts == text if text is not None else None
+        return inference.with_prototypes(vectors, self.vectors, self.tags, self.n_tags, leave_out=leave_out)
+
+    def export(self) -> dict[str, np.ndarray]:
+        return {"tag_proto": self.vectors, "tag_proto_tag": self.tags}
+
+
+@dataclass
 class TagFeatures:
     vocab: np.ndarray
     tags: list[str]
@@ -173,10 +207,15 @@ class TagFeatures:
     """Words → contextual word vectors from a frozen encoder, beside the hashed features."""
     vectors_meta: dict[str, object] | None = None
     """What the model records about that encoder (``taggerEncoder``)."""
+    prototypes: Prototypes | None = None
+    """With ``vectors``: nearest-training-word similarity features beside them."""
 
     @classmethod
     def fit(cls, examples: Sequence[Example], *, gazetteer: bool = True, held_out: bool = True,
-            vectors: Callable[[Sequence[str]], np.ndarray] | None = None, vectors_meta: dict[str, object] | None = None) -> TagFeatures:
+            vectors: Callable[[Sequence[str]], np.ndarray] | None = None, vectors_meta: dict[str, object] | None = None,
+            prototypes: int = 0, seed: int = 0) -> TagFeatures:
+        """``prototypes``: with ``vectors``, keep up to that many training words per tag for
+        the similarity features (0: none)."""
         gaz = fit_gazetteer(examples) if gazetteer else None
         hashes: set[int] = set()
         tagset: set[str] = set()
@@ -189,7 +228,12 @@ class TagFeatures:
             for feats in inference.token_features(tokens, intent=ex.intent, gazetteer=gaz, exclude=exclude):
                 hashes.update(feats)
         tags_sorted = [O_TAG] + sorted(tagset - {O_TAG})
-        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out, vectors, vectors_meta)
+        protos = None
+        if vectors is not None and prototypes:
+            index = {t: i for i, t in enumerate(tags_sorted)}
+            sentences = [(ex.text, [index[t] for t in tags], vectors(tokens)) for ex in examples for tokens, tags in [bio_tags(ex)] if tokens]
+            protos = Prototypes.fit(sentences, n_tags=len(tags_sorted), per_tag=prototypes, seed=seed)
+        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out, vectors, vectors_meta, protos)
 
     def encode(self, ex: Example, *, training: bool = True) -> TagItem:
         tokens, tags = bio_tags(ex)
@@ -197,6 +241,8 @@ class TagFeatures:
         exclude = entity_values(ex) if training and self.held_out else None
         bags = inference.token_bags(self.vocab, tokens, intent=ex.intent, gazetteer=self.gazetteer, exclude=exclude)
         vectors = self.vectors(tokens) if self.vectors is not None else None
+        if vectors is not None and self.prototypes is not None:
+            vectors = self.prototypes.features(vectors, text=ex.text if training else None)
         return TagItem(bags, [index.get(t, 0) for t in tags], vectors)
 
     def meta(self) -> dict[str, object]:
@@ -258,7 +304,8 @@ class TaggerNet(nn.Module):
         w = dict(self.lstm.named_parameters())
         crf = {"tag_trans": _np(self.crf.trans), "tag_start": _np(self.crf.start)} if self.crf is not None else {}
         enc = {"tag_enc_w": _np(self.enc.weight), "tag_enc_b": _np(self.enc.bias)} if self.enc is not None else {}
-        return crf | enc | {
+        protos = feats.prototypes.export() if feats.prototypes is not None else {}
+        return crf | enc | protos | {
             "tag_vocab": feats.vocab,
             "tag_emb": _np(self.emb.weight),
             "tag_emb_bias": _np(self.emb_bias),

@@ -79,6 +79,9 @@ class TrainConfig:
     tagger_encoder: str = ""
     """Contextual word vectors from a frozen pretrained encoder as tagger features ("minilm"; "": none)."""
     tagger_encoder_mode: str = "concat"
+    tagger_prototypes: int = 100
+    """With ``tagger_encoder``: per word, its similarity to the nearest training words of each
+    tag beside its vector (``model.Prototypes``), from up to this many words per tag (0: off)."""
     """How they enter: "concat" (beside the token embedding, into the BiLSTM) or "add" (projected into it)."""
     refit: bool = True
     """After early stopping picks the epochs, train again on all examples (validation included)."""
@@ -380,7 +383,8 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
     if wv is not None:  # encode every sentence in batches up front
         wv.of([[t.text for t in inference.tokenize(e.text)] for e in [*train, *val]])
     feats = TagFeatures.fit(train, gazetteer=cfg.tagger_gazetteer, held_out=cfg.gazetteer_held_out,
-                            vectors=wv.one if wv else None, vectors_meta=wv.meta() if wv else None)
+                            vectors=wv.one if wv else None, vectors_meta=wv.meta() if wv else None,
+                            prototypes=cfg.tagger_prototypes, seed=cfg.seed)
     if cfg.tagger_augment:
         train = augment(train, per_intent=cfg.tagger_augment, seed=cfg.seed)
     items = [feats.encode(e) for e in train]
