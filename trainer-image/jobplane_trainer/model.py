@@ -176,11 +176,14 @@ class Prototypes:
     @classmethod
     def fit(cls, sentences: Sequence[tuple[str, list[int], np.ndarray]], *, n_tags: int, per_tag: int, seed: int) -> Prototypes:
         """``sentences``: (text, tag ids, word vectors) each."""
-        rows = [(text, t, v) for text, tags, vecs in sentences for t, v in zip(tags, vecs)]
+        by_tag: dict[int, list[tuple[str, int, np.ndarray]]] = {}
+        for text, tags, vecs in sentences:
+            for t, v in zip(tags, vecs):
+                by_tag.setdefault(t, []).append((text, t, v))
         rng = random.Random(seed)
         keep = []
-        for k in range(n_tags):
-            mine = [r for r in rows if r[1] == k]
+        for k in sorted(by_tag):
+            mine = by_tag[k]
             keep += rng.sample(mine, per_tag) if len(mine) > per_tag else mine
         vecs = np.stack([v for _, _, v in keep]).astype(np.float32) if keep else np.zeros((0, 1), np.float32)
         unit = (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float16)
@@ -220,8 +223,8 @@ class TagFeatures:
         hashes: set[int] = set()
         tagset: set[str] = set()
         by_intent: dict[str, set[str]] = {}
-        for ex in examples:
-            tokens, tags = bio_tags(ex)
+        tagged = [(ex, *bio_tags(ex)) for ex in examples]
+        for ex, tokens, tags in tagged:
             tagset.update(tags)
             by_intent.setdefault(ex.intent, set()).update(t[2:] for t in tags if t != O_TAG)
             exclude = entity_values(ex) if held_out else None
@@ -231,7 +234,7 @@ class TagFeatures:
         protos = None
         if vectors is not None and prototypes:
             index = {t: i for i, t in enumerate(tags_sorted)}
-            sentences = [(ex.text, [index[t] for t in tags], vectors(tokens)) for ex in examples for tokens, tags in [bio_tags(ex)] if tokens]
+            sentences = [(ex.text, [index[t] for t in tags], vectors(tokens)) for ex, tokens, tags in tagged if tokens]
             protos = Prototypes.fit(sentences, n_tags=len(tags_sorted), per_tag=prototypes, seed=seed)
         return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out, vectors, vectors_meta, protos)
 
