@@ -115,10 +115,10 @@ def _places() -> Gazetteer:
     return Gazetteer({t: {Gazetteer.key(v): 1 for v in values} for t, values in names.items()}, prefix="pl:")
 
 
-def place_marks(tokens: Sequence[str], lows: Sequence[str]) -> list[list[str]]:
+def place_marks(tokens: Sequence[str]) -> list[list[str]]:
     """The built-in place names (``jobplane.places``) in a sentence: ``pl:B-country``,
     ``pl:I-state``...; a state's postal code only in capitals."""
-    out = _places().marks(lows)
+    out = _places().marks([t.lower() for t in tokens])
     for i, tok in enumerate(tokens):
         if tok in places.STATE_CODES:
             out[i].append("pl:B-state")
@@ -134,7 +134,7 @@ def token_features(tokens: Sequence[str], *, intent: str | None = None, gazettee
     lows = [t.lower() for t in tokens]
     gaz = gazetteer.marks(lows, exclude=exclude) if gazetteer else [[] for _ in lows]
     runs = capital_runs(tokens)
-    where = place_marks(tokens, lows)
+    where = place_marks(tokens)
     out: list[list[int]] = []
     for i, (tok, low) in enumerate(zip(tokens, lows)):
         feats = ["w:" + low, "shape:" + _shape(tok), "l:" + (lows[i - 1] if i else "<s>"),

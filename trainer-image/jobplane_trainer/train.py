@@ -79,10 +79,10 @@ class TrainConfig:
     tagger_encoder: str = ""
     """Contextual word vectors from a frozen pretrained encoder as tagger features ("minilm"; "": none)."""
     tagger_encoder_mode: str = "concat"
+    """How they enter: "concat" (beside the token embedding, into the BiLSTM) or "add" (projected into it)."""
     tagger_prototypes: int = 100
     """With ``tagger_encoder``: per word, its similarity to the nearest training words of each
     tag beside its vector (``model.Prototypes``), from up to this many words per tag (0: off)."""
-    """How they enter: "concat" (beside the token embedding, into the BiLSTM) or "add" (projected into it)."""
     refit: bool = True
     """After early stopping picks the epochs, train again on all examples (validation included)."""
     refit_max_examples: int = 5000
