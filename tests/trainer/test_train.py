@@ -14,7 +14,7 @@ import torch
 from jobplane import inference
 from jobplane.events import Event
 from jobplane_trainer.data import Example, decode, from_project, from_snips
-from jobplane_trainer.model import CRF, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens
+from jobplane_trainer.model import CRF, IntentFeatures, IntentNet, TagFeatures, TaggerNet, collate_bags, collate_tokens, touching_types
 from jobplane_trainer.report import Reporter, Throttle
 from jobplane_trainer.train import Hooks, Interrupted, Progress, TrainConfig, _chunk, _decoding, _shuffled, evaluate, split, train
 
@@ -91,6 +91,34 @@ def test_crf_loss_is_the_path_nll_and_viterbi_finds_the_best_allowed_path() -> N
     best = inference.viterbi(emissions[0].numpy(), tags, transitions=crf.trans.detach().numpy(),
                              start_scores=crf.start.detach().numpy())
     assert tuple(best) == paths[int(scores.argmax())]
+
+
+def test_touching_types_are_those_with_a_span_right_after_another_of_the_type() -> None:
+    assert touching_types([["B-x", "B-x", "O", "B-y", "O", "B-y"], ["B-z", "I-z", "B-z", "B-x", "B-w", "I-w"]]) == {"x", "z"}
+    assert touching_types([["B-x", "I-x", "B-y", "O", "B-x"]]) == set()
+
+
+@pytest.mark.parametrize("touching", [set(), {"x"}])
+def test_spans_of_a_type_that_never_touched_in_training_are_decoded_as_one(touching: set[str]) -> None:
+    tags = ["O", "B-x", "I-x", "B-y", "I-y"]
+    net = TaggerNet(1, len(tags), dim=4, hidden=3, crf_tags=tags, touching=touching)
+    feats = TagFeatures(np.zeros(1, dtype=np.int64), tags)
+    trans = net.export(feats)["tag_trans"]
+    emissions = np.log(np.array([[0.05, 0.9, 0.01, 0.03, 0.01], [0.05, 0.6, 0.3, 0.04, 0.01]], dtype=np.float32))
+    path = [tags[i] for i in inference.viterbi(emissions, tags, transitions=trans)]
+    assert path == (["B-x", "B-x"] if touching else ["B-x", "I-x"])
+    assert trans[tags.index("I-x"), tags.index("B-x")] == (0.0 if touching else -1e4)
+    assert trans[tags.index("B-y"), tags.index("B-y")] == trans[tags.index("I-y"), tags.index("B-y")] == -1e4
+    assert trans[tags.index("B-x"), tags.index("B-y")] == trans[tags.index("B-x"), tags.index("I-x")] == 0.0
+
+
+def test_crf_of_apart_types_never_gives_a_touching_path_probability() -> None:
+    tags = ["O", "B-x", "I-x"]
+    crf = CRF(tags, touching=set())
+    emissions = torch.zeros(1, 2, len(tags))
+    nll_split = float(crf.nll(emissions, torch.tensor([[1, 1]])))
+    nll_one = float(crf.nll(emissions, torch.tensor([[1, 2]])))
+    assert nll_split > 1000 > nll_one
 
 
 def test_lattice_gives_each_viterbi_span_its_probability_over_all_paths() -> None:

@@ -106,6 +106,18 @@ def bio_tags(ex: Example) -> tuple[list[str], list[str]]:
     return [t.text for t in tokens], tags
 
 
+def touching_types(tag_lists: Sequence[Sequence[str]]) -> set[str]:
+    """Entity types of which one span directly follows another (``B-x`` after ``B-x`` or
+    ``I-x``) in some training sentence. Annotators rarely split a value so (3 of the 21,964
+    neighbouring Snips spans); the other types' spans never touch (``CRF``'s ``touching``)."""
+    return {tag[2:] for tags in tag_lists for prev, tag in zip(tags, tags[1:]) if _touches(prev, tag)}
+
+
+def _touches(prev: str, tag: str) -> bool:
+    """``tag`` opens a span of the type that ``prev`` is in."""
+    return tag.startswith("B-") and prev != O_TAG and prev[2:] == tag[2:]
+
+
 def augment(examples: Sequence[Example], *, per_intent: int, seed: int) -> list[Example]:
     """``examples`` plus, for an intent with fewer than ``per_intent``, copies of its sentences
     with each entity's value swapped for another value of that type seen with the intent (the
@@ -212,6 +224,8 @@ class TagFeatures:
     """What the model records about that encoder (``taggerEncoder``)."""
     prototypes: Prototypes | None = None
     """With ``vectors``: nearest-training-word similarity features beside them."""
+    touching: set[str] = field(default_factory=set)
+    """Types whose spans touch in training (``touching_types``)."""
 
     @classmethod
     def fit(cls, examples: Sequence[Example], *, gazetteer: bool = True, held_out: bool = True,
@@ -236,7 +250,8 @@ class TagFeatures:
             index = {t: i for i, t in enumerate(tags_sorted)}
             sentences = [(ex.text, [index[t] for t in tags], vectors(tokens)) for ex, tokens, tags in tagged if tokens]
             protos = Prototypes.fit(sentences, n_tags=len(tags_sorted), per_tag=prototypes, seed=seed)
-        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out, vectors, vectors_meta, protos)
+        return cls(np.asarray(sorted(hashes), dtype=np.int64), tags_sorted, by_intent, gaz, held_out, vectors, vectors_meta, protos,
+                   touching_types([tags for _, _, tags in tagged]))
 
     def encode(self, ex: Example, *, training: bool = True) -> TagItem:
         tokens, tags = bio_tags(ex)
@@ -267,9 +282,10 @@ class TaggerNet(nn.Module):
 
     def __init__(self, vocab_size: int, n_tags: int, *, dim: int = 128, hidden: int = 96, dropout: float = 0.25,
                  feature_dropout: float = 0.0, crf_tags: Sequence[str] | None = None, enc_dim: int = 0,
-                 enc_mode: str = "add") -> None:
+                 enc_mode: str = "add", touching: set[str] | None = None) -> None:
+        """``touching``: with ``crf_tags``, the types whose spans may touch (``CRF``); None: all."""
         super().__init__()
-        self.crf = CRF(crf_tags) if crf_tags else None
+        self.crf = CRF(crf_tags, touching=touching) if crf_tags else None
         self.feature_dropout = feature_dropout
         self.emb = nn.EmbeddingBag(max(vocab_size, 1), dim, mode="sum", sparse=True)
         nn.init.normal_(self.emb.weight, std=0.1)
@@ -305,7 +321,7 @@ class TaggerNet(nn.Module):
 
     def export(self, feats: TagFeatures) -> dict[str, np.ndarray]:
         w = dict(self.lstm.named_parameters())
-        crf = {"tag_trans": _np(self.crf.trans), "tag_start": _np(self.crf.start)} if self.crf is not None else {}
+        crf = {"tag_trans": _np(self.crf.trans + self.crf.apart), "tag_start": _np(self.crf.start)} if self.crf is not None else {}
         enc = {"tag_enc_w": _np(self.enc.weight), "tag_enc_b": _np(self.enc.bias)} if self.enc is not None else {}
         protos = feats.prototypes.export() if feats.prototypes is not None else {}
         return crf | enc | protos | {
@@ -326,15 +342,27 @@ class TaggerNet(nn.Module):
 class CRF(nn.Module):
     """A linear-chain CRF over the tagger's scores: learned transition and start scores, the
     BIO constraints as fixed -1e4 penalties; trained by the forward algorithm (the sentence's
-    negative log-likelihood), decoded by ``inference.viterbi``."""
+    negative log-likelihood), decoded by ``inference.viterbi``.
 
-    def __init__(self, tags: Sequence[str]) -> None:
+    With ``touching``, two spans of a type not in it never touch (``B-x`` after ``B-x`` or
+    ``I-x``: -1e4 in ``apart``, exported in the transitions). Without it a few-shot tagger
+    splits values it is unsure of ("animated | movies", "oyster | bar"): on Snips training
+    utterances held out of the draws, precision +0.8 at 10 and 20 per intent."""
+
+    def __init__(self, tags: Sequence[str], *, touching: set[str] | None = None) -> None:
         super().__init__()
         k = len(tags)
         self.trans = nn.Parameter(torch.zeros(k, k))
         self.start = nn.Parameter(torch.zeros(k))
         start_ok, allowed = inference.allowed_transitions(tags)
-        self.register_buffer("trans_penalty", torch.from_numpy(np.where(allowed, 0.0, -1e4).astype(np.float32)))
+        apart = np.zeros((k, k), dtype=np.float32)
+        if touching is not None:
+            for i, prev in enumerate(tags):
+                for j, tag in enumerate(tags):
+                    if _touches(prev, tag) and tag[2:] not in touching:
+                        apart[i, j] = -1e4
+        self.register_buffer("apart", torch.from_numpy(apart))
+        self.register_buffer("trans_penalty", torch.from_numpy(np.where(allowed, 0.0, -1e4).astype(np.float32) + apart))
         self.register_buffer("start_penalty", torch.from_numpy(np.where(start_ok, 0.0, -1e4).astype(np.float32)))
 
     def nll(self, emissions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

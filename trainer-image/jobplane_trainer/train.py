@@ -70,6 +70,8 @@ class TrainConfig:
     tagger_feature_dropout: float = 0.1
     tagger_crf: bool = True
     """A CRF layer (learned transitions, forward-algorithm loss) instead of per-token softmax."""
+    tagger_apart: bool = True
+    """Spans of a type never touch unless two touch in a training sentence (``model.CRF``)."""
     tagger_gazetteer: bool = True
     """Gazetteer features from the training entity values."""
     gazetteer_held_out: bool = True
@@ -391,7 +393,8 @@ def tagger_stage(train: Sequence[Example], val: Sequence[Example], *, cfg: Train
     val_items = [feats.encode(e, training=False) for e in val if inference.tokenize(e.text)]
     net = TaggerNet(len(feats.vocab), len(feats.tags), dim=cfg.tagger_dim, hidden=cfg.tagger_hidden, dropout=cfg.tagger_dropout,
                     feature_dropout=cfg.tagger_feature_dropout, crf_tags=feats.tags if cfg.tagger_crf else None,
-                    enc_dim=_vector_dim(items), enc_mode=cfg.tagger_encoder_mode).to(dev)
+                    enc_dim=_vector_dim(items), enc_mode=cfg.tagger_encoder_mode,
+                    touching=feats.touching if cfg.tagger_apart else None).to(dev)
     dense = [p for n, p in net.named_parameters() if not n.startswith("emb.")]
     opts = [Adam([net.emb.weight], lr=cfg.tagger_lr_sparse), Adam(dense, lr=cfg.lr_dense)]
 
