@@ -347,7 +347,8 @@ class CRF(nn.Module):
     With ``touching``, two spans of a type not in it never touch (``B-x`` after ``B-x`` or
     ``I-x``: -1e4 in ``apart``, exported in the transitions). Without it a few-shot tagger
     splits values it is unsure of ("animated | movies", "oyster | bar"): on Snips training
-    utterances held out of the draws, precision +0.8 at 10 and 20 per intent."""
+    utterances held out of the draws, with ``taggerEncoder``, P / R +1.3 / +1.5 at 10 per
+    intent and +0.8 / +1.7 at 20."""
 
     def __init__(self, tags: Sequence[str], *, touching: set[str] | None = None) -> None:
         super().__init__()
