@@ -112,7 +112,7 @@ def test_spans_of_a_type_that_never_touched_in_training_are_decoded_as_one(touch
     assert trans[tags.index("B-x"), tags.index("B-y")] == trans[tags.index("B-x"), tags.index("I-x")] == 0.0
 
 
-def test_crf_of_apart_types_never_gives_a_touching_path_probability() -> None:
+def test_crf_gives_touching_spans_of_an_apart_type_no_probability() -> None:
     tags = ["O", "B-x", "I-x"]
     crf = CRF(tags, touching=set())
     emissions = torch.zeros(1, 2, len(tags))
