@@ -14,6 +14,16 @@ if TYPE_CHECKING:
     from jobplane.local.plane import Plane
 
 
+def api(plane: Plane) -> requests.Session:
+    """A session for the plane's HTTP API, carrying ``Authorization: Bearer`` with the token the
+    plane keeps in ``{data-dir}/api.token`` when there is one (what the CLI and demo use too)."""
+    session = requests.Session()
+    token_file = plane.data_dir / "api.token"
+    if token_file.exists():
+        session.headers["Authorization"] = "Bearer " + token_file.read_text(encoding="utf-8").strip()
+    return session
+
+
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str = "condition") -> Any:
     """``check()``'s first truthy answer, polled every 0.1 s; ``AssertionError`` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -28,8 +38,10 @@ def wait_for(check: Callable[[], Any], *, timeout: float, what: str = "condition
 def final_run(plane: Plane, run_id: str, *, timeout: float) -> dict[str, Any]:
     """The run record from ``GET /v1/runs/{run_id}`` once its state is terminal."""
 
+    session = api(plane)
+
     def done() -> dict[str, Any] | None:
-        response = requests.get(f"{plane.url}/v1/runs/{run_id}", timeout=10)
+        response = session.get(f"{plane.url}/v1/runs/{run_id}", timeout=10)
         body = response.json() if response.status_code == 200 else None
         return body if body and body["state"] in runs.TERMINAL else None
 
