@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from jobplane.conventions import EXIT_BAD_DATA, LABEL_RUN_ID, LABEL_SPEC_ID
@@ -51,6 +52,17 @@ def make_job(name: str, script: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": "jobs", "labels": {LABEL_RUN_ID: name, LABEL_SPEC_ID: "s1"}},
         "spec": job_spec,
     }
+
+
+def wait_gone(pid: int, timeout: float = 30.0) -> bool:
+    """Whether process ``pid`` has ended (reaped or a zombie) within ``timeout``."""
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    return True
 
 
 @pytest.fixture
@@ -133,12 +145,9 @@ def test_cancel_kills_the_process_and_the_job_goes_missing(launcher: LocalLaunch
         if pidfile.exists() and pidfile.read_text():
             break
         threading.Event().wait(0.05)
-    launcher.cancel("cancel-1")
+    launcher.cancel("cancel-1")  # signals and returns: the process ends soon after
     assert launcher.describe("cancel-1").state == "missing"
-    import os
-
-    with pytest.raises(ProcessLookupError):
-        os.kill(int(pidfile.read_text()), 0)
+    assert wait_gone(int(pidfile.read_text()))
     assert finished == []
     launcher.cancel("cancel-1")  # a missing Job is not an error
 
@@ -238,3 +247,195 @@ def test_reads_the_manifest_the_kubernetes_launcher_would_create(tmp_path: Path)
     assert rule_action(plan.failure_rules, exit_code=EXIT_BAD_DATA, container=plan.container) == "FailJob"
     assert rule_action(plan.failure_rules, exit_code=1, container=plan.container) == "Count"
     assert plan.argv[0] in ("python", sys.executable)
+
+
+# --- a plane restart: a new launcher over the same workdir takes the Jobs back --------------
+
+
+def gated(gate: Path, *, first_only: bool = False) -> str:
+    """A script that waits for ``gate`` to exist, then exits with the number written in it
+    (``first_only``: only the first attempt waits and exits so; later ones exit 0)."""
+    return (
+        "import pathlib, sys, time\n"
+        f"gate = pathlib.Path({str(gate)!r}); again = pathlib.Path('ran-once')\n"
+        f"if {first_only!r} and again.exists(): sys.exit(0)\n"
+        "again.touch()\n"
+        "while not (gate.exists() and gate.read_text()): time.sleep(0.02)\n"
+        "print('released with', gate.read_text()); sys.exit(int(gate.read_text()))\n"
+    )
+
+
+def started(workdir: Path, name: str, attempt: int = 1) -> None:
+    pid_file = workdir / name / f"attempt-{attempt}.pid"
+    for _ in range(600):
+        if pid_file.exists() and (workdir / name / "ran-once").exists():
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"attempt {attempt} of {name} never started")
+
+
+@pytest.fixture
+def restarted(tmp_path: Path, finished: list[JobStatus]) -> Iterator[tuple[LocalLauncher, LocalLauncher]]:
+    """The launcher of a plane that stopped without stopping its Jobs, and the next plane's."""
+    first = LocalLauncher(tmp_path / "jobs", restart_delay=0.0, grace_seconds=1.0)
+    second = LocalLauncher(tmp_path / "jobs", on_finished=finished.append, restart_delay=0.0, grace_seconds=1.0)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def test_a_running_attempt_is_adopted_after_a_restart_and_its_real_exit_status_ends_the_job(
+    restarted: tuple[LocalLauncher, LocalLauncher], tmp_path: Path, finished: list[JobStatus]
+) -> None:
+    first, second = restarted
+    gate = tmp_path / "gate"
+    first.launch(make_job("adopt-1", gated(gate)))
+    started(tmp_path / "jobs", "adopt-1")
+    first.close(stop_jobs=False)
+
+    assert [s.state for s in second.recover()] == ["running"]
+    assert second.describe("adopt-1").state == "running"
+    gate.write_text("0")
+    done = second.wait("adopt-1", timeout=30)
+
+    assert done.state == "succeeded" and done.failed_pods == 0
+    assert [s.state for s in finished] == ["succeeded"]
+    assert sorted(p.name for p in (tmp_path / "jobs" / "adopt-1").glob("attempt-*.log")) == ["attempt-1.log"]
+
+
+def test_an_adopted_attempt_that_fails_is_retried_under_the_jobs_policy(
+    restarted: tuple[LocalLauncher, LocalLauncher], tmp_path: Path
+) -> None:
+    first, second = restarted
+    gate = tmp_path / "gate"
+    first.launch(make_job("adopt-2", gated(gate, first_only=True), backoffLimit=1))
+    started(tmp_path / "jobs", "adopt-2")
+    first.close(stop_jobs=False)
+
+    second.recover()
+    gate.write_text("1")
+    done = second.wait("adopt-2", timeout=30)
+
+    assert done.state == "succeeded" and done.failed_pods == 1
+    assert "released with 1" in (tmp_path / "jobs" / "adopt-2" / "attempt-1.log").read_text()
+
+
+def test_an_attempt_that_ended_while_no_launcher_watched_is_judged_by_its_recorded_status(
+    restarted: tuple[LocalLauncher, LocalLauncher], tmp_path: Path, finished: list[JobStatus]
+) -> None:
+    first, second = restarted
+    gate = tmp_path / "gate"
+    first.launch(make_job("ended-1", gated(gate), backoffLimit=5))
+    started(tmp_path / "jobs", "ended-1")
+    first.close(stop_jobs=False)
+    gate.write_text(str(EXIT_BAD_DATA))
+    exit_file = tmp_path / "jobs" / "ended-1" / "attempt-1.exit"
+    assert wait_gone(json_pid(exit_file.with_suffix(".pid"))) and exit_file.exists()
+
+    second.recover()
+    done = second.wait("ended-1", timeout=30)
+
+    assert done.state == "failed" and done.reason == "PodFailurePolicy"
+    assert [s.reason for s in finished] == ["PodFailurePolicy"]
+
+
+def json_pid(path: Path) -> int:
+    import json
+
+    return int(json.loads(path.read_text())["pid"])
+
+
+@pytest.mark.parametrize(("ignore_disruptions", "expected"), [(True, "succeeded"), (False, "failed")])
+def test_an_attempt_that_vanished_without_a_status_is_a_disrupted_pod(
+    restarted: tuple[LocalLauncher, LocalLauncher], tmp_path: Path, ignore_disruptions: bool, expected: str
+) -> None:
+    import os
+    import signal
+
+    first, second = restarted
+    job = make_job("lost-1", gated(tmp_path / "gate", first_only=True), backoffLimit=0)
+    if not ignore_disruptions:
+        job["spec"]["podFailurePolicy"]["rules"].pop()
+    first.launch(job)
+    started(tmp_path / "jobs", "lost-1")
+    first.close(stop_jobs=False)
+    pid = json_pid(tmp_path / "jobs" / "lost-1" / "attempt-1.pid")
+    os.killpg(pid, signal.SIGKILL)  # the wrapper too: no exit status is recorded
+    assert wait_gone(pid)
+
+    second.recover()
+    done = second.wait("lost-1", timeout=30)
+
+    assert done.state == expected and done.failed_pods == 1
+    log = (tmp_path / "jobs" / "lost-1" / "attempt-1.log").read_text()
+    assert "vanished without a recorded exit status" in log
+    if expected == "failed":
+        assert done.reason == "BackoffLimitExceeded" and "vanished" in (done.message or "")
+
+
+def test_an_attempt_the_plane_stopped_on_shutdown_runs_again_without_counting(tmp_path: Path) -> None:
+    first = LocalLauncher(tmp_path / "jobs", restart_delay=0.0, grace_seconds=1.0)
+    first.launch(make_job("drained-1", gated(tmp_path / "gate", first_only=True), backoffLimit=0))
+    started(tmp_path / "jobs", "drained-1")
+    first.close()  # SIGTERM: the attempt exits 143 and records it
+
+    second = LocalLauncher(tmp_path / "jobs", restart_delay=0.0, grace_seconds=1.0)
+    try:
+        second.recover()
+        done = second.wait("drained-1", timeout=30)
+    finally:
+        second.close()
+    assert done.state == "succeeded" and done.failed_pods == 1
+
+
+def test_ended_jobs_are_recovered_as_ended_and_deleted_ones_not_at_all(tmp_path: Path) -> None:
+    first = LocalLauncher(tmp_path / "jobs", restart_delay=0.0, grace_seconds=1.0)
+    first.launch(make_job("done-1", "import sys; sys.exit(3)"))
+    first.wait("done-1", timeout=30)
+    first.launch(make_job("gone-1", "import time; time.sleep(60)"))
+    first.cancel("gone-1")
+    first.close()
+
+    second = LocalLauncher(tmp_path / "jobs")
+    try:
+        recovered = {s.name: s for s in second.recover()}
+        assert set(recovered) == {"done-1"}
+        assert second.describe("done-1").reason == "PodFailurePolicy"
+        assert second.describe("gone-1").state == "missing"
+    finally:
+        second.close()
+
+
+def test_a_recorded_pid_now_held_by_another_process_is_not_taken_for_the_attempt(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from jobplane.launcher import jobdir
+
+    jobdir.save_pid(tmp_path, 1, os.getpid())
+    assert jobdir.live_process(tmp_path, 1) is not None
+    record = json.loads((tmp_path / "attempt-1.pid").read_text())
+    (tmp_path / "attempt-1.pid").write_text(json.dumps({**record, "startTime": record["startTime"] - 3600}))
+    assert jobdir.live_process(tmp_path, 1) is None
+
+
+def test_cancel_returns_while_the_ended_jobs_supervisor_is_still_in_its_after_exit_work(tmp_path: Path) -> None:
+    """A Replace launch cancels a Job that has just ended: the cancel must not wait for the
+    ended Job's ``on_finished`` (the plane's, which may wait on the broker)."""
+    entered, release, returned = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_after_exit(status: JobStatus) -> None:
+        entered.set()
+        release.wait(60)
+        returned.set()
+
+    lw = LocalLauncher(tmp_path / "jobs", on_finished=slow_after_exit, grace_seconds=60.0)
+    try:
+        lw.launch(make_job("ended-2", "pass"))
+        assert entered.wait(30)
+        lw.cancel("ended-2")
+        assert not returned.is_set()  # cancel came back while the after-exit work still runs
+        assert lw.describe("ended-2").state == "missing"
+    finally:
+        release.set()
+        lw.close()

@@ -19,9 +19,21 @@ What differs from a cluster, on purpose:
 - ``$(VAR)`` references in command and args are expanded from that env, as the kubelet does.
 - ``spec.suspend`` is ignored: nothing (no Kueue) would ever resume the Job locally.
 - Images, resources, tolerations, security contexts and volumes have no local meaning.
-- ``onPodConditions`` rules never match: a local process has no disruption conditions.
-- Deleting (``cancel``) removes the Job at once; ``describe`` then says ``missing``, as the
-  API server would once the Job is gone.
+- ``onPodConditions`` rules match one condition only: ``DisruptionTarget``, which a local
+  attempt has when the plane stopped it on shutdown or its process vanished while no launcher
+  watched it (a drained or lost node, for a pod). The manifests' rule ``Ignore``s it: the
+  Job runs the attempt again without counting it against ``backoffLimit``.
+- Deleting (``cancel``) removes the Job at once and signals its processes; ``describe`` then
+  says ``missing``, as the API server would once the Job is gone. It never waits for the
+  processes to end nor for the supervisor (SIGKILL follows the grace in the background).
+
+Restarts: each attempt runs through ``wrap.py``, which records its exit status in the Job's
+directory, and the Job's manifest and the supervisor's decisions are kept there too
+(``jobdir``). ``recover()`` on a new launcher over the same workdir takes the Jobs back:
+an attempt still running (its process group is its own session, so it outlived the plane) is
+adopted and watched to its end, an attempt that ended meanwhile is judged by its recorded
+status, one that vanished without a record is a disrupted pod, and each Job goes on under its
+retry policy as if the launcher had never stopped.
 """
 
 from __future__ import annotations
@@ -34,13 +46,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
+
+import psutil
 
 from ..conventions import ENV_SCRATCH
 from ..errors import PermanentError, short
+from . import jobdir
 from .base import JobState, JobStatus
 
 log = logging.getLogger(__name__)
@@ -54,10 +69,17 @@ MAX_RESTART_DELAY: Final = 60.0
 REASON_BACKOFF: Final = "BackoffLimitExceeded"
 REASON_DEADLINE: Final = "DeadlineExceeded"
 REASON_POLICY: Final = "PodFailurePolicy"
+DISRUPTION: Final = "DisruptionTarget"
+"""The pod condition of an attempt the plane stopped, or whose process vanished unwatched."""
+WATCH_EVERY: Final = 0.2
+"""Seconds between looks at an adopted attempt's process (not our child: nothing to wait on)."""
+WRAPPER: Final = str(Path(__file__).with_name("wrap.py"))
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _PYTHONS = frozenset({"python", "python3"})
 
 OnFinished = Callable[[JobStatus], None]
+Outcome = int | Literal["deadline", "disrupted"]
+"""How an attempt ended: its exit status, killed at the deadline, or disrupted (no status)."""
 
 
 @dataclass(frozen=True)
@@ -73,25 +95,27 @@ class JobPlan:
     backoff_limit: int
     deadline_s: float | None
     failure_rules: tuple[Mapping[str, Any], ...]
+    ttl_s: float | None = None
+    """``ttlSecondsAfterFinished``: a recovered Job that ended longer ago is gone."""
 
 
 @dataclass
 class _Job:
     plan: JobPlan
     dir: Path
-    state: JobState = "running"
-    reason: str | None = None
-    message: str | None = None
-    failed_pods: int = 0
-    proc: subprocess.Popen[bytes] | None = None
+    started_at: float
+    """Seconds since the epoch: the deadline counts from here, across restarts."""
+    progress: jobdir.Progress = field(default_factory=jobdir.Progress)
+    pid: int | None = None
+    """The current attempt's process group (the wrapper's pid)."""
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
     def status(self, *, created: bool = False) -> JobStatus:
-        p = self.plan
+        p, s = self.plan, self.progress
         return JobStatus(
-            name=p.name, namespace=p.namespace, state=self.state, reason=self.reason,
-            message=self.message, failed_pods=self.failed_pods, labels=dict(p.labels), created=created,
+            name=p.name, namespace=p.namespace, state=s.state, reason=s.reason,
+            message=s.message, failed_pods=s.failed_pods, labels=dict(p.labels), created=created,
         )
 
 
@@ -113,6 +137,7 @@ def plan_job(job: Mapping[str, Any]) -> JobPlan:
         raise PermanentError(f"Job {name}: containers[0] has neither command nor args")
     env = {e["name"]: str(e["value"]) for e in c.get("env") or [] if "value" in e}
     deadline = spec.get("activeDeadlineSeconds")
+    ttl = spec.get("ttlSecondsAfterFinished")
     return JobPlan(
         name=str(name),
         namespace=str(meta.get("namespace") or "default"),
@@ -123,6 +148,7 @@ def plan_job(job: Mapping[str, Any]) -> JobPlan:
         backoff_limit=int(spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT)),
         deadline_s=float(deadline) if deadline is not None else None,
         failure_rules=tuple((spec.get("podFailurePolicy") or {}).get("rules") or ()),
+        ttl_s=float(ttl) if ttl is not None else None,
     )
 
 
@@ -137,21 +163,35 @@ def expand_refs(text: str, env: Mapping[str, str]) -> str:
     return _VAR_REF.sub(sub, str(text))
 
 
-def rule_action(rules: Sequence[Mapping[str, Any]], *, exit_code: int, container: str) -> str:
-    """The action of the first ``podFailurePolicy`` rule matching a failed pod (``Count`` if none)."""
-    for rule in rules:
-        on_codes = rule.get("onExitCodes")
-        if not on_codes or exit_code == 0:
-            continue
-        if on_codes.get("containerName") not in (None, container):
-            continue
-        values = {int(v) for v in on_codes.get("values") or []}
-        matched = exit_code in values
-        if on_codes.get("operator", "In") == "NotIn":
-            matched = not matched
-        if matched:
-            return str(rule.get("action", "Count"))
-    return "Count"
+def rule_action(rules: Sequence[Mapping[str, Any]], *, exit_code: int | None, container: str,
+                conditions: Collection[str] = ()) -> str:
+    """The action of the first ``podFailurePolicy`` rule matching a failed pod (``Count`` if none).
+    ``exit_code``: None when the pod has none (it vanished); ``conditions``: the pod's condition
+    types that are true."""
+    index = rule_index(rules, exit_code=exit_code, container=container, conditions=conditions)
+    return "Count" if index is None else str(rules[index].get("action", "Count"))
+
+
+def rule_index(rules: Sequence[Mapping[str, Any]], *, exit_code: int | None, container: str,
+               conditions: Collection[str] = ()) -> int | None:
+    """The index of the first rule matching the failed pod; None when none does."""
+    for i, rule in enumerate(rules):
+        if _matches_codes(rule.get("onExitCodes"), exit_code, container) or _matches_conditions(
+            rule.get("onPodConditions"), conditions
+        ):
+            return i
+    return None
+
+
+def _matches_codes(on_codes: Mapping[str, Any] | None, exit_code: int | None, container: str) -> bool:
+    if not on_codes or not exit_code or on_codes.get("containerName") not in (None, container):
+        return False
+    matched = exit_code in {int(v) for v in on_codes.get("values") or []}
+    return not matched if on_codes.get("operator", "In") == "NotIn" else matched
+
+
+def _matches_conditions(patterns: Sequence[Mapping[str, Any]] | None, conditions: Collection[str]) -> bool:
+    return any(p.get("type") in conditions and str(p.get("status", "True")) == "True" for p in patterns or ())
 
 
 def local_env(plan: JobPlan, job_dir: Path, *, path: str, extra: Mapping[str, str]) -> dict[str, str]:
@@ -204,13 +244,12 @@ class LocalLauncher:
             existing = self._jobs.get(plan.name)
             if existing is not None:
                 return existing.status(created=False)
-            record = _Job(plan=plan, dir=self.workdir / plan.name)
+            record = _Job(plan=plan, dir=self.workdir / plan.name, started_at=time.time())
             record.dir.mkdir(parents=True, exist_ok=True)
+            jobdir.save_job(record.dir, job, started_at=record.started_at)
+            jobdir.save_progress(record.dir, record.progress)
             self._jobs[plan.name] = record
-            record.thread = threading.Thread(
-                target=self._supervise, args=(record,), name=f"job-{plan.name}", daemon=True
-            )
-            record.thread.start()
+            self._start_supervisor(record, None)
             return record.status(created=True)
 
     def describe(self, name: str) -> JobStatus:
@@ -221,10 +260,38 @@ class LocalLauncher:
             return record.status()
 
     def cancel(self, name: str) -> None:
+        """Delete the Job: forget it, signal its processes and return (SIGKILL follows the
+        grace in the background). Never waits on the Job's supervisor, which may be busy with
+        its after-exit work (the ``on_finished`` callback)."""
         with self._lock:
             record = self._jobs.pop(name, None)
-        if record is not None:
-            self._stop(record)
+            if record is None:
+                return
+            record.stop.set()
+            pid = record.pid
+        jobdir.forget_job(record.dir)
+        if pid is not None and _signal_group(pid, signal.SIGTERM):
+            threading.Thread(target=self._kill_after_grace, args=(pid,), name=f"kill-{name}", daemon=True).start()
+
+    def recover(self) -> list[JobStatus]:
+        """Take back the Jobs an earlier launcher left in the workdir (a plane restart): each
+        goes on from where it was (see the module's doc); the ones recovered, ended ones too.
+        Jobs that ended longer than their ``ttlSecondsAfterFinished`` ago are gone."""
+        found: list[JobStatus] = []
+        for job_dir in sorted(self.workdir.iterdir()) if self.workdir.is_dir() else []:
+            record = self._recovered(job_dir)
+            if record is None:
+                continue
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("LocalLauncher is closed")
+                if record.plan.name in self._jobs:
+                    continue
+                self._jobs[record.plan.name] = record
+                if record.progress.state == "running":
+                    self._start_supervisor(record, self._resume_point(record))
+            found.append(record.status())
+        return found
 
     def list(self, labels: Mapping[str, str]) -> list[JobStatus]:
         with self._lock:
@@ -233,13 +300,24 @@ class LocalLauncher:
             r.status() for r in records if all(r.plan.labels.get(k) == v for k, v in labels.items())
         ]
 
-    def close(self) -> None:
-        """Terminate every Job (SIGTERM, then SIGKILL after the grace); no callbacks follow."""
+    def close(self, *, stop_jobs: bool = True) -> None:
+        """Stop supervising; no callbacks follow. ``stop_jobs``: terminate every Job's
+        process (SIGTERM, then SIGKILL after the grace; the attempt counts as disrupted when a
+        later launcher recovers the Job); else leave them running for a later launcher on this
+        workdir to adopt, as a restarting control plane leaves its pods running. Idempotent."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             records = list(self._jobs.values())
-        for r in records:
-            self._stop(r)
+            for r in records:
+                r.stop.set()
+                if stop_jobs and r.progress.state == "running" and r.progress.attempt > r.progress.judged:
+                    r.progress.disrupted = r.progress.attempt
+                    jobdir.save_progress(r.dir, r.progress)
+        if stop_jobs:
+            for r in records:
+                self._stop(r)
 
     def wait(self, name: str, timeout: float | None = None) -> JobStatus:
         """Block until the Job is finished (tests, the demo); its status either way."""
@@ -252,81 +330,162 @@ class LocalLauncher:
     def log_path(self, name: str, attempt: int) -> Path:
         return self.workdir / name / f"attempt-{attempt}.log"
 
+    # --- recovery ---
+
+    def _recovered(self, job_dir: Path) -> _Job | None:
+        saved = jobdir.load_job(job_dir)
+        if saved is None:
+            return None
+        try:
+            plan = plan_job(saved.manifest)
+        except PermanentError:
+            return None
+        record = _Job(plan=plan, dir=job_dir, started_at=saved.started_at, progress=jobdir.load_progress(job_dir))
+        ended = record.progress.finished_at
+        if ended is not None and plan.ttl_s is not None and time.time() - ended > plan.ttl_s:
+            jobdir.forget_job(job_dir)
+            return None
+        return record
+
+    def _resume_point(self, r: _Job) -> Outcome | psutil.Process | None:
+        """Where the supervisor picks up: the latest attempt's process (adopted), its outcome
+        when it ended meanwhile, or None to start the next attempt."""
+        attempt = r.progress.attempt
+        if attempt == 0 or r.progress.judged >= attempt:
+            return None
+        proc = jobdir.live_process(r.dir, attempt)
+        if proc is not None:
+            log.info("job %s: adopted attempt %d (pid %d), still running", r.plan.name, attempt, proc.pid)
+            r.pid = proc.pid
+            return proc
+        return self._ended(r, attempt)
+
+    def _ended(self, r: _Job, attempt: int) -> Outcome:
+        """An attempt whose process has ended: its recorded status; a disruption when the plane
+        stopped it or when it left no status (it vanished while no launcher watched)."""
+        code = jobdir.exit_status(r.dir, attempt)
+        if code == 0:
+            return 0
+        if r.progress.disrupted == attempt:
+            return "disrupted"
+        if code is None:
+            note = (f"jobplane: attempt {attempt} vanished without a recorded exit status "
+                    "(it ended while no launcher watched it); counted as a disrupted pod")
+            log.warning("job %s: %s", r.plan.name, note)
+            with open(self.log_path(r.plan.name, attempt), "a", encoding="utf-8") as out:
+                out.write(f"\n{note}\n")
+            return "disrupted"
+        return code
+
     # --- supervision ---
 
-    def _supervise(self, r: _Job) -> None:
-        deadline = None if r.plan.deadline_s is None else time.monotonic() + r.plan.deadline_s
-        failures, attempt = 0, 0
+    def _start_supervisor(self, r: _Job, resume: Outcome | psutil.Process | None) -> None:
+        r.thread = threading.Thread(target=self._supervise, args=(r, resume), name=f"job-{r.plan.name}", daemon=True)
+        r.thread.start()
+
+    def _supervise(self, r: _Job, resume: Outcome | psutil.Process | None) -> None:
+        deadline = self._deadline(r)
         while not r.stop.is_set():
-            attempt += 1
-            code = self._run_attempt(r, attempt, deadline)
-            if r.stop.is_set():
+            if isinstance(resume, psutil.Process):
+                outcome = self._watch(r, resume, deadline)
+            elif resume is not None:
+                outcome = resume
+            else:
+                outcome = self._run_attempt(r, self._next_attempt(r), deadline)
+            resume = None
+            if r.stop.is_set() or not self._judge(r, outcome, deadline):
                 return
-            if code is None:
-                return self._finish(r, "failed", REASON_DEADLINE, "Job was active longer than specified deadline")
-            if code == 0:
-                return self._finish(r, "succeeded", None, None)
-            with self._lock:
-                r.failed_pods += 1
-            verdict = self._judge(r, code, attempt)
-            if verdict == "FailJob":
-                return
-            failures += verdict == "Count"
-            if failures > r.plan.backoff_limit:
-                msg = f"Job has reached the specified backoff limit; {self._tail(r, attempt)}"
-                return self._finish(r, "failed", REASON_BACKOFF, msg)
-            if not self._pause(r, deadline, failures):
-                return self._finish(r, "failed", REASON_DEADLINE, "Job was active longer than specified deadline")
 
-    def _judge(self, r: _Job, code: int, attempt: int) -> str:
-        """Apply podFailurePolicy to a failed attempt: FailJob finishes the Job here."""
-        action = rule_action(r.plan.failure_rules, exit_code=code, container=r.plan.container)
+    def _deadline(self, r: _Job) -> float | None:
+        """The deadline on the monotonic clock, from the Job's start (wall clock, kept on disk)."""
+        if r.plan.deadline_s is None:
+            return None
+        return time.monotonic() + r.plan.deadline_s - (time.time() - r.started_at)
+
+    def _next_attempt(self, r: _Job) -> int:
+        with self._lock:
+            r.progress.attempt += 1
+            jobdir.save_progress(r.dir, r.progress)
+            return r.progress.attempt
+
+    def _judge(self, r: _Job, outcome: Outcome, deadline: float | None) -> bool:
+        """Apply the Job's policy to an ended attempt; True when another attempt follows."""
+        attempt = r.progress.attempt
+        if outcome == "deadline":
+            return self._finish(r, "failed", REASON_DEADLINE, "Job was active longer than specified deadline")
+        if outcome == 0:
+            return self._finish(r, "succeeded", None, None)
+        disrupted = outcome == "disrupted"
+        code = None if outcome == "disrupted" else outcome
+        conditions = (DISRUPTION,) if disrupted else ()
+        rules, container = r.plan.failure_rules, r.plan.container
+        action = rule_action(rules, exit_code=code, container=container, conditions=conditions)
+        with self._lock:
+            r.progress.failed_pods += 1
+            r.progress.failures += action == "Count"
+            r.progress.judged = attempt
+            jobdir.save_progress(r.dir, r.progress)
         if action == "FailJob":
-            index = self._rule_index(r, code)
-            msg = (
-                f"Container {r.plan.container} for pod {r.plan.namespace}/{r.plan.name}-{attempt} "
-                f"failed with exit code {code} matching FailJob rule at index {index}; "
-                f"{self._tail(r, attempt)}"
-            )
-            self._finish(r, "failed", REASON_POLICY, msg)
-        return action
+            index = rule_index(rules, exit_code=code, container=container, conditions=conditions)
+            what = f"failed with exit code {code}" if code is not None else f"has condition {DISRUPTION}"
+            msg = (f"Container {container} for pod {r.plan.namespace}/{r.plan.name}-{attempt} {what} "
+                   f"matching FailJob rule at index {index}; {self._tail(r, attempt)}")
+            return self._finish(r, "failed", REASON_POLICY, msg)
+        if r.progress.failures > r.plan.backoff_limit:
+            msg = f"Job has reached the specified backoff limit; {self._tail(r, attempt)}"
+            return self._finish(r, "failed", REASON_BACKOFF, msg)
+        if not self._pause(r, deadline, r.progress.failures):
+            return self._finish(r, "failed", REASON_DEADLINE, "Job was active longer than specified deadline")
+        return True
 
-    def _rule_index(self, r: _Job, code: int) -> int:
-        for i in range(len(r.plan.failure_rules)):
-            if rule_action(r.plan.failure_rules[i : i + 1], exit_code=code, container=r.plan.container) != "Count":
-                return i
-        return -1
-
-    def _run_attempt(self, r: _Job, attempt: int, deadline: float | None) -> int | None:
-        """One pod: the exit code, or None when the deadline killed it."""
+    def _run_attempt(self, r: _Job, attempt: int, deadline: float | None) -> Outcome:
+        """One pod, our child: its exit status, or "deadline" when the deadline killed it."""
         with open(self.log_path(r.plan.name, attempt), "wb") as out:
-            proc = self._spawn(r, out)
+            proc = self._spawn(r, attempt, out)
             if proc is None:
                 return START_ERROR_EXIT
             try:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return proc.wait(timeout=remaining)
             except subprocess.TimeoutExpired:
-                self._kill(proc)
-                return None
+                if r.stop.is_set():  # closed without stopping the Jobs: leave it to the next launcher
+                    return proc.wait()
+                self._kill(proc.pid, lambda t: _waited(proc, t))
+                return "deadline"
 
-    def _spawn(self, r: _Job, out: IO[bytes]) -> subprocess.Popen[bytes] | None:
+    def _watch(self, r: _Job, proc: psutil.Process, deadline: float | None) -> Outcome:
+        """An adopted attempt (not our child): watched until it ends, then judged by its
+        recorded status; "deadline" when the deadline killed it."""
+        attempt = r.progress.attempt
+        while jobdir.running(proc):
+            if r.stop.is_set():
+                return "disrupted"  # never judged: supervision stopped
+            if deadline is not None and time.monotonic() >= deadline:
+                self._kill(proc.pid, lambda t: _gone(proc, t))
+                return "deadline"
+            r.stop.wait(WATCH_EVERY)
+        return self._ended(r, attempt)
+
+    def _spawn(self, r: _Job, attempt: int, out: IO[bytes]) -> subprocess.Popen[bytes] | None:
         argv = list(r.plan.argv)
         if argv[0] in _PYTHONS:
             argv[0] = self.python
+        wrapped = [self.python, "-I", "-S", WRAPPER, str(jobdir.exit_path(r.dir, attempt)), "--", *argv]
         env = local_env(r.plan, r.dir, path=os.environ.get("PATH", os.defpath), extra=self.extra_env)
         with self._lock:
             if r.stop.is_set():
                 return None
             try:
-                r.proc = subprocess.Popen(
-                    argv, env=env, cwd=r.dir, stdin=subprocess.DEVNULL, stdout=out,
+                proc = subprocess.Popen(
+                    wrapped, env=env, cwd=r.dir, stdin=subprocess.DEVNULL, stdout=out,
                     stderr=subprocess.STDOUT, start_new_session=True,
                 )
             except OSError as e:
                 out.write(f"StartError: {e}\n".encode())
                 return None
-            return r.proc
+            r.pid = proc.pid
+        jobdir.save_pid(r.dir, attempt, proc.pid)
+        return proc
 
     def _pause(self, r: _Job, deadline: float | None, failures: int) -> bool:
         """Wait before the next pod; False when the deadline passes first."""
@@ -337,11 +496,14 @@ class LocalLauncher:
         r.stop.wait(delay)
         return True
 
-    def _finish(self, r: _Job, state: JobState, reason: str | None, message: str | None) -> None:
+    def _finish(self, r: _Job, state: JobState, reason: str | None, message: str | None) -> bool:
+        """End the Job (kept on disk), then tell ``on_finished``; False: no attempt follows."""
         with self._lock:
             if r.stop.is_set():
-                return
-            r.state, r.reason, r.message = state, reason, message
+                return False
+            s = r.progress
+            s.state, s.reason, s.message, s.finished_at = state, reason, message, time.time()
+            jobdir.save_progress(r.dir, s)
             callback = self.on_finished if not self._closed else None
         log.info("job %s %s%s", r.plan.name, state, f" ({reason})" if reason else "")
         if callback is not None:
@@ -349,28 +511,28 @@ class LocalLauncher:
                 callback(r.status())
             except Exception:  # the callback's failure must not kill the supervisor silently
                 log.exception("on_finished callback failed for job %s", r.plan.name)
+        return False
 
     def _stop(self, r: _Job) -> None:
+        """Terminate the Job's process and wait for its supervisor (``close`` only)."""
         with self._lock:
             r.stop.set()
-            proc = r.proc
-        if proc is not None and proc.poll() is None:
-            self._kill(proc)
+            pid = r.pid
+        if pid is not None:
+            self._kill(pid, lambda t: _gone_pid(pid, t))
         if r.thread is not None and r.thread is not threading.current_thread():
             r.thread.join(self.grace_seconds + 5)
 
-    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGTERM the process group, SIGKILL it after the grace, as the kubelet does."""
+    def _kill_after_grace(self, pid: int) -> None:
+        if not _gone_pid(pid, self.grace_seconds):
+            _signal_group(pid, signal.SIGKILL)
+
+    def _kill(self, pid: int, gone: Callable[[float], bool]) -> None:
+        """SIGTERM the process group, SIGKILL it after the grace, as the kubelet does;
+        ``gone(timeout)`` waits for the group's leader to end."""
         for sig, wait in ((signal.SIGTERM, self.grace_seconds), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=wait)
+            if not _signal_group(pid, sig) or gone(wait):
                 return
-            except subprocess.TimeoutExpired:
-                continue
 
     def _tail(self, r: _Job, attempt: int) -> str:
         path = self.log_path(r.plan.name, attempt)
@@ -380,3 +542,40 @@ class LocalLauncher:
             data = b""
         text = short(data.decode("utf-8", "replace").strip().splitlines()[-1] if data.strip() else "", 200)
         return f"log {path}" + (f": {text}" if text else "")
+
+
+def _signal_group(pid: int, sig: int) -> bool:
+    """Signal a process group; False when it is gone already."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _waited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _gone(proc: psutil.Process, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while jobdir.running(proc):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _gone_pid(pid: int, timeout: float) -> bool:
+    """Whether process ``pid`` ended within ``timeout`` (reaped by its own parent, or a zombie)."""
+    try:
+        proc = psutil.Process(pid)
+    except psutil.Error:
+        return True
+    return _gone(proc, timeout)
