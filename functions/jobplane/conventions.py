@@ -30,6 +30,8 @@ ENV_PARAMS: Final = "JOBPLANE_PARAMS"
 ENV_SCRATCH: Final = "JOBPLANE_SCRATCH"
 """A writable directory (an emptyDir in the pod; the root filesystem is read-only)."""
 SCRATCH_PATH: Final = "/scratch"
+ENV_FINAL_RETRY: Final = "JOBPLANE_FINAL_RETRY_SECONDS"
+"""How long the trainer retries its final event (default 180 s: longer than a plane restart)."""
 
 # --- trainer exit codes -------------------------------------------------------------------
 EXIT_OK: Final = 0

@@ -3,11 +3,35 @@ crash reported as progress in phase ``error`` (a retry may cure it), never as ``
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from support.servers import serve_wsgi
+
 from jobplane import conventions as c
 from jobplane import events as ev
-from jobplane.errors import TransientError
-from jobplane_trainer.report import Reporter, Throttle
+from jobplane.errors import PermanentError, TransientError, UnavailableError
+from jobplane_trainer.job import JobEnv
+from jobplane_trainer.report import FINAL_RETRY_SECONDS, Reporter, Throttle
 from jobplane_trainer.train import Progress
+
+
+class FakeTime:
+    """A monotonic clock that only sleeping moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 class MsClock:
@@ -63,7 +87,8 @@ def test_a_crash_report_is_retried_and_never_raises() -> None:
         calls.append(event)
         raise TransientError("sink down")
 
-    Reporter(down, run_id="r1", token="t", sleep=lambda _: None).crashed("RuntimeError: boom")
+    time = FakeTime()
+    Reporter(down, run_id="r1", token="t", sleep=time.sleep, clock=time.clock).crashed("RuntimeError: boom")
     assert len(calls) > 1 and {e.id for e in calls} == {calls[0].id}
 
 
@@ -71,3 +96,89 @@ def test_a_crash_message_is_cut_short() -> None:
     sent: list[ev.Event] = []
     reporter(sent, MsClock(1)).crashed("x" * 5000)
     assert len(sent[0].data["message"]) == 2000
+
+
+# --- the final event outlasts a plane restart; progress stays best effort ----------------------
+
+
+class Sink:
+    """A broker ingress stand-in: answers the statuses in ``script`` in turn, then 202."""
+
+    def __init__(self, *script: int) -> None:
+        self.script = list(script)
+        self.received: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        status = self.script.pop(0) if self.script else 202
+        if status < 300:
+            self.received.append(environ.get("HTTP_CE_ID", ""))
+        start_response(f"{status} X", [("Content-Length", "0")])
+        return [b""]
+
+
+def succeeded_with(send: Callable[[ev.Event], None], time: FakeTime) -> Reporter:
+    return Reporter(send, run_id="r1", token="t", sleep=time.sleep, clock=time.clock)
+
+
+def test_the_final_event_waits_out_a_plane_that_refuses_connections_until_it_is_back() -> None:
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink, time = Sink(), FakeTime()
+    with contextlib.ExitStack() as stack:
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds)
+            if len(time.slept) == 4:  # the plane is back after a few tries
+                stack.enter_context(serve_wsgi(sink, port=port))
+
+        reporter = Reporter(ev.http_sender(f"http://127.0.0.1:{port}/default/default"), run_id="r1", token="t",
+                            sleep=sleep, clock=time.clock)
+        reporter.succeeded({"metrics": {"accuracy": 0.9}})
+
+    assert len(sink.received) == 1 and time.slept[:4] == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_the_final_event_is_retried_on_5xx_and_429_and_sent_once_accepted() -> None:
+    sink, time = Sink(503, 429, 502), FakeTime()
+    with serve_wsgi(sink) as url:
+        succeeded_with(ev.http_sender(url + "/default/default"), time).failed("BadData", "no examples")
+    assert len(sink.received) == 1 and len(time.slept) == 3
+
+
+def test_the_final_event_is_retried_for_longer_than_a_plane_restart_then_gives_up() -> None:
+    calls: list[ev.Event] = []
+
+    def down(event: ev.Event) -> None:
+        calls.append(event)
+        raise UnavailableError("connection refused")
+
+    time = FakeTime()
+    with pytest.raises(UnavailableError):
+        succeeded_with(down, time).succeeded({"metrics": {}})
+    assert FINAL_RETRY_SECONDS >= 120
+    assert FINAL_RETRY_SECONDS - 10 <= sum(time.slept) <= FINAL_RETRY_SECONDS and max(time.slept) == 10.0
+    assert len({e.id for e in calls}) == 1
+
+
+def test_the_final_events_retry_time_is_configurable_in_the_jobs_env() -> None:
+    env = {c.ENV_RUN_ID: "r1", c.ENV_STORE: "file:///tmp/x", c.ENV_FINAL_RETRY: "600"}
+    assert JobEnv.from_env(env).final_retry_s == 600.0
+    assert JobEnv.from_env({**env, c.ENV_FINAL_RETRY: ""}).final_retry_s == FINAL_RETRY_SECONDS
+
+
+def test_a_final_event_refused_for_good_is_not_retried() -> None:
+    sink, time = Sink(400), FakeTime()
+    with serve_wsgi(sink) as url, pytest.raises(PermanentError):
+        succeeded_with(ev.http_sender(url + "/default/default"), time).succeeded({"metrics": {}})
+    assert time.slept == []
+
+
+def test_progress_that_cannot_be_delivered_is_dropped_at_once() -> None:
+    sink, time = Sink(503), FakeTime()
+    with serve_wsgi(sink) as url:
+        r = Reporter(ev.http_sender(url + "/default/default"), run_id="r1", token="t", throttle=Throttle(0.0),
+                     sleep=time.sleep, clock=time.clock)
+        r.progress(Progress("intent", 10.0, "epoch 1"))
+        r.progress(Progress("intent", 20.0, "epoch 2"))
+    assert time.slept == [] and len(sink.received) == 1

@@ -48,7 +48,8 @@ def cmd_run() -> int:
     except BadDataError as e:
         log.error("%s", e)
         return c.EXIT_BAD_DATA
-    reporter = Reporter(events.http_sender(env.sink) if env.sink else _log_sender, run_id=env.run_id, token=env.token)
+    reporter = Reporter(events.http_sender(env.sink) if env.sink else _log_sender, run_id=env.run_id, token=env.token,
+                        final_retry_s=env.final_retry_s)
     try:
         data = _dispatch(env, reporter, stop=stop)
     except Interrupted as e:

@@ -20,7 +20,7 @@ from jobplane.store import ObjectStore, open_store, resolve_uri
 
 from . import __version__, metrics
 from .data import BadDataError, data_hash, parse, to_project, validate
-from .report import Reporter
+from .report import FINAL_RETRY_SECONDS, Reporter
 from .train import Hooks, Progress, TrainConfig, TrainResult, train
 
 log = logging.getLogger("jobplane_trainer")
@@ -40,6 +40,8 @@ class JobEnv:
     token: str
     store_url: str
     params: dict[str, Any]
+    final_retry_s: float = FINAL_RETRY_SECONDS
+    """How long the final event is retried (``JOBPLANE_FINAL_RETRY_SECONDS``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobEnv:
@@ -50,10 +52,15 @@ class JobEnv:
             params = json.loads(env.get(c.ENV_PARAMS) or "{}")
         except json.JSONDecodeError as e:
             raise BadDataError([Problem(c.ENV_PARAMS, f"not valid JSON: {e}")], what="job environment") from e
+        try:
+            final_retry_s = float(env.get(c.ENV_FINAL_RETRY) or FINAL_RETRY_SECONDS)
+        except ValueError as e:
+            raise BadDataError([Problem(c.ENV_FINAL_RETRY, "must be a number of seconds")], what="job environment") from e
         return cls(
             run_id=env[c.ENV_RUN_ID], spec_id=env.get(c.ENV_SPEC_ID, ""),
             bot_id=env.get(c.ENV_BOT_ID) or str(params.get("botId", "")), job_type=env.get(c.ENV_JOB_TYPE, "training"),
             sink=env.get(c.ENV_SINK, ""), token=env.get(c.ENV_TOKEN, ""), store_url=env[c.ENV_STORE], params=params,
+            final_retry_s=final_retry_s,
         )
 
 

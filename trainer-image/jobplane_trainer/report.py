@@ -7,11 +7,15 @@ Job has failed for good, the reconciler fails the run and quotes that message.
 
 Every event carries the run's callback token in the ``jobplanetoken`` extension, ``subject`` =
 run id and ``source`` = ``/jobplane/trainer/{runId}``. Progress that cannot be delivered is
-logged and dropped (training goes on); the final event is retried a few times.
+logged and dropped (training goes on, and the next progress supersedes it). The final event
+(and a crash's report) is the run's outcome: a refused connection, a timeout, 5xx or 429 is
+retried with backoff for ``FINAL_RETRY_SECONDS`` (``JOBPLANE_FINAL_RETRY_SECONDS``), longer than
+a plane restart takes, so a trainer that ends while its plane restarts still reports how.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +29,11 @@ from .train import Progress
 
 log = logging.getLogger("jobplane_trainer")
 MIN_INTERVAL = 1.0
-FINAL_ATTEMPTS = 5
+FINAL_RETRY_SECONDS = 180.0
+"""How long the final event is retried: longer than a plane restart takes."""
+FINAL_FIRST_DELAY = 0.5
+FINAL_MAX_DELAY = 10.0
+"""The pause between tries doubles from the first delay up to this."""
 
 
 def epoch_ms() -> int:
@@ -62,8 +70,12 @@ class Reporter:
 
     def __init__(self, send: Callable[[events.Event], None], *, run_id: str, token: str,
                  throttle: Throttle | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock_ms: Callable[[], int] = epoch_ms) -> None:
+                 clock_ms: Callable[[], int] = epoch_ms, final_retry_s: float = FINAL_RETRY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``final_retry_s``: how long a final event is retried; ``clock``: what measures it."""
         self.send = send
+        self.final_retry_s = final_retry_s
+        self.clock = clock
         self.clock_ms = clock_ms
         self.run_id = run_id
         self.token = token
@@ -117,12 +129,23 @@ class Reporter:
         self._final(self._event(events.RUN_FAILED, {"reason": reason, "message": message[:2000]}))
 
     def _final(self, event: events.Event) -> None:
-        for attempt in range(FINAL_ATTEMPTS):
-            try:
-                self.send(event)
-                return
-            except TransientError as e:
-                if attempt == FINAL_ATTEMPTS - 1:
-                    raise
-                log.warning("%s not delivered (attempt %d): %s", event.type, attempt + 1, e)
-                self.sleep(min(8.0, 0.5 * 2**attempt))
+        send_final(self.send, event, retry_s=self.final_retry_s, sleep=self.sleep, clock=self.clock)
+
+
+def send_final(send: Callable[[events.Event], None], event: events.Event, *, retry_s: float = FINAL_RETRY_SECONDS,
+               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+    """Send an event that must arrive: what a retry can cure is retried (the same event: the
+    plane absorbs a duplicate), pausing 0.5 s doubling to 10 s, until ``retry_s`` has passed;
+    a refusal for good (4xx) raises at once."""
+    give_up = clock() + retry_s
+    delay = FINAL_FIRST_DELAY
+    for attempt in itertools.count(1):
+        try:
+            send(event)
+            return
+        except TransientError as e:
+            if clock() + delay > give_up:
+                raise
+            log.warning("%s not delivered (try %d, again in %.1f s): %s", event.type, attempt, delay, e)
+            sleep(delay)
+            delay = min(FINAL_MAX_DELAY, delay * 2)

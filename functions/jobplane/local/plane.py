@@ -124,6 +124,8 @@ class Plane:
         self.reconcile_every = reconcile_every
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._follow_up_lock = threading.Lock()
+        self._follow_up_pending = False
         self.broker: LocalBroker | None = None
         self.cron: LocalCron | None = None
         try:
@@ -204,13 +206,26 @@ class Plane:
     # --- reconciling ---
 
     def _on_finished(self, status: JobStatus) -> None:
-        """A local Job ended: let its last callbacks through the broker, then reconcile, so a
-        Job that died without reporting leaves its run failed with the Job's reason."""
+        """A local Job ended: a follow-up (on its own thread) lets the Job's last callbacks
+        through the broker, then reconciles, so a Job that died without reporting leaves its
+        run failed with the Job's reason. Never blocks: it runs on the Job's supervisor, which
+        a launch cancelling a superseded Job must never wait for behind a broker flush.
+        Follow-ups coalesce: a Job ending while one is pending is covered by it."""
         if self._stopping.is_set():
             return
+        with self._follow_up_lock:
+            if self._follow_up_pending:
+                return
+            self._follow_up_pending = True
+        threading.Thread(target=self._follow_up, name="jobplane-job-ended", daemon=True).start()
+
+    def _follow_up(self) -> None:
+        with self._follow_up_lock:
+            self._follow_up_pending = False  # a Job ending from here on needs a pass after this flush
         if self.broker is not None:
             self.broker.flush(timeout=FINISH_GRACE)
-        self.reconcile()
+        if not self._stopping.is_set():
+            self.reconcile()
 
     def reconcile(self) -> None:
         """One reconciler pass over the active runs; errors are logged, the next pass retries."""
@@ -230,8 +245,20 @@ class Plane:
 
     # --- lifecycle ---
 
+    def _recover_jobs(self) -> None:
+        """The local Jobs of the plane that ran on this data dir before: their processes
+        outlived it and are adopted (before the broker can redeliver a trigger of theirs)."""
+        recover = getattr(self.launcher, "recover", None)
+        if recover is None:
+            return
+        recovered = recover()
+        active = [s.name for s in recovered if s.state == "running"]
+        if active:
+            log.info("took back %d running Job(s) of the previous plane: %s", len(active), ", ".join(active))
+
     def start(self) -> Plane:
         try:
+            self._recover_jobs()
             self._build()
             self._spawn("jobplane-http", self._server.serve_forever)
             assert self.cron is not None
