@@ -269,7 +269,7 @@ class LocalLauncher:
                 return
             record.stop.set()
             pid = record.pid
-        jobdir.forget_job(record.dir)
+            jobdir.forget_job(record.dir)  # before a launch of the same name can record a new one
         if pid is not None and _signal_group(pid, signal.SIGTERM):
             threading.Thread(target=self._kill_after_grace, args=(pid,), name=f"kill-{name}", daemon=True).start()
 
@@ -279,9 +279,14 @@ class LocalLauncher:
         Jobs that ended longer than their ``ttlSecondsAfterFinished`` ago are gone."""
         found: list[JobStatus] = []
         for job_dir in sorted(self.workdir.iterdir()) if self.workdir.is_dir() else []:
-            record = self._recovered(job_dir)
+            try:
+                record = self._recovered(job_dir)
+            except (OSError, ValueError, TypeError) as e:  # one unreadable Job never stops the others
+                log.warning("job dir %s not recovered: %s", job_dir, e)
+                continue
             if record is None:
                 continue
+            resume = self._resume_point(record) if record.progress.state == "running" else None
             with self._lock:
                 if self._closed:
                     raise RuntimeError("LocalLauncher is closed")
@@ -289,7 +294,7 @@ class LocalLauncher:
                     continue
                 self._jobs[record.plan.name] = record
                 if record.progress.state == "running":
-                    self._start_supervisor(record, self._resume_point(record))
+                    self._start_supervisor(record, resume)
             found.append(record.status())
         return found
 
@@ -315,7 +320,10 @@ class LocalLauncher:
                 if stop_jobs and r.progress.state == "running" and r.progress.attempt > r.progress.judged:
                     r.progress.disrupted = r.progress.attempt
                     jobdir.save_progress(r.dir, r.progress)
+            pids = [r.pid for r in records if r.pid is not None]
         if stop_jobs:
+            for pid in pids:  # every group gets its SIGTERM first: the graces run together
+                _signal_group(pid, signal.SIGTERM)
             for r in records:
                 self._stop(r)
 
@@ -393,6 +401,8 @@ class LocalLauncher:
             else:
                 outcome = self._run_attempt(r, self._next_attempt(r), deadline)
             resume = None
+            with self._lock:
+                r.pid = None  # ended: its pid may be another process's soon
             if r.stop.is_set() or not self._judge(r, outcome, deadline):
                 return
 
