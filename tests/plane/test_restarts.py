@@ -77,21 +77,31 @@ class Up:
                 self.kill()
 
 
+class Restarts:
+    """One data dir and port, planes started on it one after another, the trainer's gate."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.data = tmp_path / "data"
+        self.port = free_port()
+        self.gate = tmp_path / "gate"
+        self.planes: list[Up] = []
+        self.store = open_store((self.data / "store").resolve().as_uri())
+
+    def up(self) -> Up:
+        self.planes.append(Up(self.data, self.port, self.gate))
+        return self.planes[-1]
+
+    def job_dir(self, run_id: str) -> Path:
+        return self.data / "jobs" / run_id
+
+
 @pytest.fixture
-def restart(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """What the tests share: the data dir, a port kept across restarts, the trainer's gate,
-    the store, and the planes started (stopped at the end)."""
-    planes: list[Up] = []
-    ctx: dict[str, Any] = {"data": tmp_path / "data", "port": free_port(), "gate": tmp_path / "gate", "planes": planes}
-    ctx["up"] = lambda: planes.append(Up(ctx["data"], ctx["port"], ctx["gate"])) or planes[-1]
-    yield ctx
-    ctx["gate"].write_text("succeed")  # a trainer still waiting ends; the plane's stop would kill it anyway
-    for p in planes:
-        p.stop()
-
-
-def store_of(data_dir: Path) -> ObjectStore:
-    return open_store((data_dir / "store").resolve().as_uri())
+def restart(tmp_path: Path) -> Iterator[Restarts]:
+    r = Restarts(tmp_path)
+    yield r
+    r.gate.write_text("succeed")  # a trainer still waiting ends (the plane's stop would kill it anyway)
+    for plane in r.planes:
+        plane.stop()
 
 
 def state_of(store: ObjectStore, run_id: str) -> str:
@@ -106,59 +116,51 @@ def ended(store: ObjectStore, run_id: str) -> dict[str, Any]:
     return dict(runs.get_run(store, run_id))
 
 
-def started_running(ctx: dict[str, Any], event_id: str) -> tuple[Up, str, ObjectStore]:
-    first = ctx["up"]()
+def started_running(restart: Restarts, event_id: str) -> tuple[Up, str]:
+    """A plane whose trainer has reported progress and now waits at its gate; the run id."""
+    first = restart.up()
     event = bot_changed(event_id)
     assert post(first.url, event) == 202
     run_id = runs.run_id_for("train-pizza-bot", source=event.source, event_id=event.id)
-    store = store_of(ctx["data"])
-    wait_for(lambda: state_of(store, run_id) == "running", timeout=WAIT, what="the trainer's first progress")
-    return first, run_id, store
+    wait_for(lambda: state_of(restart.store, run_id) == "running", timeout=WAIT, what="the trainer's first progress")
+    return first, run_id
 
 
 @pytest.mark.slow
 def test_a_plane_killed_and_restarted_while_its_trainer_runs_adopts_it_and_the_run_ends_with_its_outcome(
-    restart: dict[str, Any],
+    restart: Restarts,
 ) -> None:
-    first, run_id, store = started_running(restart, "restart-1")
+    first, run_id = started_running(restart, "restart-1")
     first.kill()  # SIGKILL: no shutdown at all; the trainer lives on in its own session
 
-    second = restart["up"]()
+    second = restart.up()
     tick = ev.new_event("dev.knative.sources.ping", source="/tests/reconcile", data={"reconcile": "jobs"})
     headers, body = ev.to_http(tick)
-    answer = api_session(second).post(second.url + "/_functions/jobplane-reconciler", data=body, headers=headers, timeout=30)
+    answer = api(second).post(second.url + "/_functions/jobplane-reconciler", data=body, headers=headers, timeout=30)
     assert answer.status_code < 300, answer.text
-    assert state_of(store, run_id) == "running"  # the Job was adopted: never JobMissing
+    assert state_of(restart.store, run_id) == "running"  # the Job was adopted: never JobMissing
 
-    restart["gate"].write_text("succeed")
-    run = ended(store, run_id)
+    restart.gate.write_text("succeed")
+    run = ended(restart.store, run_id)
     assert run["state"] == "succeeded" and run["metrics"]["accuracy"] == 0.9, run
-    assert sorted(p.name for p in (restart["data"] / "jobs" / run_id).glob("attempt-*.log")) == ["attempt-1.log"]
+    assert sorted(p.name for p in restart.job_dir(run_id).glob("attempt-*.log")) == ["attempt-1.log"]
 
 
 @pytest.mark.slow
 def test_a_trainer_that_died_while_its_plane_was_down_is_retried_under_its_policy_after_the_restart(
-    restart: dict[str, Any],
+    restart: Restarts,
 ) -> None:
-    first, run_id, store = started_running(restart, "restart-2")
+    first, run_id = started_running(restart, "restart-2")
     first.kill()
-    restart["gate"].write_text("die-once")  # exits 1 without a word while no plane watches
-    exit_file = restart["data"] / "jobs" / run_id / "attempt-1.exit"
+    restart.gate.write_text("die-once")  # exits 1 without a word while no plane watches
+    exit_file = restart.job_dir(run_id) / "attempt-1.exit"
     wait_for(exit_file.exists, timeout=WAIT, what="the first attempt to end")
 
-    restart["up"]()
-    run = ended(store, run_id)
+    restart.up()
+    run = ended(restart.store, run_id)
     assert run["state"] == "succeeded", run
     assert exit_file.read_text().strip() == "1"
-    assert (restart["data"] / "jobs" / run_id / "attempt-2.log").exists()
-
-
-def api_session(plane: Up) -> requests.Session:
-    session = requests.Session()
-    token = plane.data_dir / "api.token"
-    if token.exists():
-        session.headers["Authorization"] = "Bearer " + token.read_text(encoding="utf-8").strip()
-    return session
+    assert (restart.job_dir(run_id) / "attempt-2.log").exists()
 
 
 # --- Replace storms: cancelling a superseded Job never blocks a launch ------------------------
