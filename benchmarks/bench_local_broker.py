@@ -1,7 +1,8 @@
 """What the embedded broker costs per event: throughput and publish→delivery latency through
 ``LocalBroker`` (HTTP ingress, filtering, a worker pool, binary-mode delivery), printed beside
 a baseline measured in the same run: the same clients POSTing the same events straight to the
-same subscriber server, with no broker in between.
+same subscriber server, with no broker in between. The broker keeps its journal on disk (a
+SQLite file in a temporary dir), as the embedded plane does.
 
     .venv/bin/python benchmarks/bench_local_broker.py [--events 2000] [--clients 4] [--workers 4]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -85,7 +87,9 @@ def main() -> None:
     with serve_wsgi(lambda e, s: sink(e, s)) as sink_url:
         trigger = Trigger(name="bench", subscriber={"ref": {"kind": "Service", "name": "sink"}}, attributes={"type": "bench.ping"})
         decoy = Trigger(name="decoy", subscriber={"uri": "http://127.0.0.1:1/"}, attributes={"type": "other"})
-        broker = LocalBroker([decoy, trigger], resolve=lambda d: sink_url + "/", workers=args.workers)
+        tmp = tempfile.TemporaryDirectory()
+        broker = LocalBroker([decoy, trigger], resolve=lambda d: sink_url + "/", workers=args.workers,
+                             db=Path(tmp.name) / "broker.db")
         with serve_wsgi(broker) as broker_url:
             print(f"{args.events} events, {args.clients} clients, {args.workers} broker workers")
             start = time.perf_counter()
@@ -97,6 +101,7 @@ def main() -> None:
             rate, _ = report("through LocalBroker", sink, sent, start)
             print(f"broker/baseline throughput: {rate / base_rate:.2f}")
         broker.close()
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -403,11 +403,155 @@ def test_trigger_with_bad_delivery_is_rejected_at_load(tmp_path: Path) -> None:
         load_triggers(tmp_path)
 
 
-def test_close_abandons_pending_retries(eventing_dir: Path) -> None:
+def test_close_leaves_pending_retries_in_the_journal_and_takes_no_more_events(eventing_dir: Path) -> None:
+    from jobplane.errors import UnavailableError
+
     trigger = Trigger(name="t", subscriber={"uri": "http://127.0.0.1:9/"}, attributes={"type": "test.a"})
     broker = LocalBroker([trigger], resolve=function_resolver("http://unused"), delivery=Delivery(retry=5, backoff_delay=60))
     broker.publish(ev("test.a"))
     assert not broker.flush(timeout=0.5)  # a retry is waiting a minute
+    assert broker.stats()["pending"] == 1
     broker.close()
     assert broker.flush(timeout=1)
-    assert broker.publish(ev("test.a")) == 1 and broker.flush(timeout=1)  # accepted, never sent
+    with pytest.raises(UnavailableError, match="shutting down"):
+        broker.publish(ev("test.a"))
+
+
+# --- durability: the journal across restarts ----------------------------------------------------
+
+
+def durable_broker(base: str, db: Path, *, delivery: Delivery | None = None) -> LocalBroker:
+    triggers = [
+        Trigger(name="to-a", subscriber={"ref": {"kind": "Service", "name": "a"}}, attributes={"type": "test.a"}),
+        Trigger(name="to-b", subscriber={"ref": {"kind": "Service", "name": "b"}}, attributes={"type": "test.b"}),
+    ]
+    delivery = delivery or Delivery(retry=2, backoff_delay=0.01, backoff_policy="linear",
+                                    dead_letter_sink={"ref": {"kind": "Service", "name": "dls"}})
+    return LocalBroker(triggers, resolve=function_resolver(base), delivery=delivery, db=db)
+
+
+@pytest.fixture
+def subs() -> Iterator[tuple[str, dict[str, Subscriber]]]:
+    found = {name: Subscriber() for name in ("a", "b", "dls")}
+
+    def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        return found[environ["PATH_INFO"].removeprefix("/_functions/")](environ, start_response)
+
+    with serve_wsgi(route) as base:
+        yield base, found
+
+
+def test_an_accepted_event_is_delivered_by_the_next_broker_on_the_same_journal(tmp_path: Path, subs: Any) -> None:
+    base, found = subs
+    found["a"].answer = lambda e, n: (503, {}, b"down")
+    first = durable_broker(base, tmp_path / "broker.db", delivery=Delivery(retry=3, backoff_delay=60))
+    event = ev("test.a", subject="kept")
+    url_ctx = serve_wsgi(first)
+    with url_ctx as url:
+        headers, body = to_http(event)
+        assert requests.post(url + "/default/default", data=body, headers=headers, timeout=10).status_code == 202
+    first.close(timeout=5)  # the retry waits a minute: not done, so it stays in the journal
+
+    found["a"].answer = lambda e, n: (204, {}, b"")
+    second = durable_broker(base, tmp_path / "broker.db")
+    try:
+        assert second.resume() == 1
+        assert second.flush(timeout=20)
+        assert [e.id for e in found["a"].events()][-1] == event.id and found["a"].events()[-1].subject == "kept"
+        assert second.stats()["pending"] == 0
+    finally:
+        second.close()
+    third = durable_broker(base, tmp_path / "broker.db")
+    assert third.resume() == 0  # delivered means gone from the journal
+    third.close()
+
+
+def test_a_reply_is_kept_before_its_parent_delivery_counts_as_done(tmp_path: Path, subs: Any) -> None:
+    base, found = subs
+
+    def reply(event: Event, n: int) -> Reply:
+        headers, body = to_http(new_event("test.b", source="/a", id="reply-1", data={"from": event.id}))
+        return 200, headers, body
+
+    found["a"].answer = reply
+    found["b"].answer = lambda e, n: (500, {}, b"")
+    first = durable_broker(base, tmp_path / "broker.db", delivery=Delivery(retry=3, backoff_delay=60))
+    first.publish(ev("test.a"))
+    assert not first.flush(timeout=1)
+    first.close(timeout=5)
+
+    found["b"].answer = lambda e, n: (204, {}, b"")
+    second = durable_broker(base, tmp_path / "broker.db")
+    try:
+        assert second.resume() == 1  # the reply's delivery, not its parent's
+        assert second.flush(timeout=20)
+    finally:
+        second.close()
+    assert len(found["a"].received) == 1 and found["b"].events()[-1].id == "reply-1"
+
+
+def test_an_event_the_dead_letter_sink_refuses_is_kept_dead_and_can_be_replayed(tmp_path: Path, subs: Any) -> None:
+    base, found = subs
+    found["a"].answer = lambda e, n: (400, {}, b"bad")
+    found["dls"].answer = lambda e, n: (503, {}, b"store down")
+    broker = durable_broker(base, tmp_path / "broker.db")
+    try:
+        event = ev("test.a")
+        broker.publish(event)
+        assert broker.flush(timeout=20)
+        (dead,) = broker.dead()
+        assert dead.event.id == event.id and dead.trigger == "to-a" and "HTTP 503" in (dead.detail or "")
+        assert len(found["dls"].received) == 3 and broker.stats()["dead"] == 1
+        assert [d["outcome"] for d in broker.deliveries()][-1] == "dead"
+
+        found["a"].answer = lambda e, n: (204, {}, b"")
+        assert broker.replay_dead(dead.id) and not broker.replay_dead(dead.id)  # once only
+        assert broker.flush(timeout=20)
+        replayed = found["a"].events()[-1]
+        assert (replayed.id, replayed.source) == (event.id, event.source)
+        assert not any(k.startswith("knativeerror") for k in replayed.extensions)
+        assert broker.dead() == [] and broker.stats()["dead"] == 0
+    finally:
+        broker.close()
+
+
+def test_dead_rows_survive_a_restart(tmp_path: Path, subs: Any) -> None:
+    base, found = subs
+    found["a"].answer = lambda e, n: (400, {}, b"bad")
+    broker = durable_broker(base, tmp_path / "broker.db", delivery=Delivery(retry=0))  # no sink
+    broker.publish(ev("test.a"))
+    assert broker.flush(timeout=20)
+    broker.close()
+    again = durable_broker(base, tmp_path / "broker.db")
+    try:
+        assert again.resume() == 0
+        assert [r.trigger for r in again.dead()] == ["to-a"] and "no deadLetterSink" in (again.dead()[0].detail or "")
+    finally:
+        again.close()
+
+
+def test_unmatched_events_are_counted_per_type_and_logged_once(tmp_path: Path, subs: Any, caplog: pytest.LogCaptureFixture) -> None:
+    base, _ = subs
+    broker = durable_broker(base, tmp_path / "broker.db")
+    try:
+        with caplog.at_level("WARNING", logger="jobplane.local.broker"):
+            assert [broker.publish(ev(t)) for t in ("test.x", "test.x", "test.y", "test.x")] == [0, 0, 0, 0]
+        assert broker.stats()["unmatched"] == {"test.x": 3, "test.y": 1}
+        logged = [r.getMessage() for r in caplog.records if "no Trigger matches" in r.getMessage()]
+        assert len(logged) == 2 and broker.stats()["pending"] == 0
+    finally:
+        broker.close()
+
+
+def test_the_ingress_answers_503_with_retry_after_once_intake_stops(tmp_path: Path, subs: Any) -> None:
+    base, found = subs
+    broker = durable_broker(base, tmp_path / "broker.db")
+    try:
+        with serve_wsgi(broker) as url:
+            broker.stop_intake()
+            headers, body = to_http(ev("test.a"))
+            r = requests.post(url + "/default/default", data=body, headers=headers, timeout=10)
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+        assert r.json()["error"]["code"] == "unavailable" and broker.stats()["pending"] == 0
+    finally:
+        broker.close()

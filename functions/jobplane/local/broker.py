@@ -14,7 +14,14 @@ real HTTP in binary mode from a pool of worker threads:
   reply: it re-enters the broker. 202 is never a reply (the data-plane spec).
 - Exhausted or non-retryable failures go to ``deadLetterSink`` with the ``knativeerrordest``,
   ``knativeerrorcode`` and ``knativeerrordata`` (base64 of the response body, at most 1024
-  characters) extensions; without one, the event is dropped and logged.
+  characters) extensions. Where Knative would drop the event (no sink, or the sink refused it
+  too) this broker keeps it in its journal as ``dead``, logged, listed and replayable.
+- Durable: every delivery is a row in the journal (``journal.py``, SQLite) before the ingress
+  answers 202 or ``publish`` returns, a reply is kept before its parent delivery counts as
+  done, and ``resume()`` picks up what a previous process left. At least once, best-effort
+  FIFO, as Knative: duplicates are possible and absorbed by the functions.
+- Events no Trigger matches are counted per type and logged once per type (Knative drops them
+  silently); ``stats()`` shows the counts.
 
 No deduplication: Knative does none; the functions do (same ``source`` + ``id``).
 """
@@ -26,19 +33,22 @@ import heapq
 import itertools
 import json
 import logging
+import sqlite3
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import requests
 
-from ..errors import JobplaneError, PermanentError, short
+from ..errors import JobplaneError, PermanentError, UnavailableError, short
 from ..events import Event, from_http, to_http
+from . import journal as jr
 from .eventing import (
     BrokerConfig,
     Delivery,
@@ -72,6 +82,10 @@ DISPATCH_ERROR_STATUS: Final = 500
 """Knative's error code when no response came back at all (connection refused, timeout)."""
 MAX_HOPS: Final = 255
 """Knative's default broker TTL: a reply chain longer than this is dropped."""
+RETRY_AFTER_S: Final = 5
+"""``Retry-After`` of the ingress's 503 while the broker is shutting down."""
+DRAIN_TIMEOUT_S: Final = 10.0
+"""How long ``close`` waits for deliveries under way; what is left stays in the journal."""
 
 def error_extensions(*, dest: str, code: int, body: bytes) -> dict[str, str]:
     """The extensions Knative adds to a dead-lettered event."""
@@ -92,6 +106,8 @@ class _Task:
     event: Event
     trigger: Trigger
     delivery: Delivery
+    row: int = 0
+    """The journal row this task delivers."""
     attempt: int = 1
     hops: int = 0
     dead_letter: bool = False
@@ -110,7 +126,8 @@ class LocalBroker:
 
     Call it as a WSGI app (the plane mounts it at ``/{namespace}/{broker}``), or ``publish``
     an event in-process. Deliveries run on ``workers`` threads; a retry waits on a timer,
-    not on a worker.
+    not on a worker. ``db`` is the journal's SQLite file (``":memory:"``: this process only);
+    ``resume()`` delivers what an earlier process left in it.
     """
 
     def __init__(
@@ -124,18 +141,23 @@ class LocalBroker:
         workers: int = 4,
         request_timeout: float = 30.0,
         log_size: int = 1000,
+        db: str | Path = ":memory:",
     ) -> None:
         self.name, self.namespace = name, namespace
         self.triggers = [t for t in triggers if t.broker == name and t.namespace == namespace]
         self.resolve = resolve
         self.delivery = delivery or Delivery()
         self.request_timeout = request_timeout
+        self.journal = jr.Journal(db)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"broker-{name}")
         self._cond = threading.Condition()
         self._timers: list[tuple[float, int, _Task]] = []
         self._seq = itertools.count()
         self._pending = 0
+        self._running = 0
+        self._accepting = True
         self._closed = False
+        self._unmatched: Counter[str] = Counter()
         self._local = threading.local()
         self._log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._scheduler = threading.Thread(target=self._run_timers, name=f"broker-{name}-timers", daemon=True)
@@ -149,25 +171,20 @@ class LocalBroker:
     # --- intake ---
 
     def publish(self, event: Event, *, hops: int = 0) -> int:
-        """Accept an event: schedule one delivery per matching Trigger; how many matched."""
-        if hops > MAX_HOPS:
-            self._record(event, None, None, 0, "dropped", f"reply chain longer than {MAX_HOPS} hops")
-            return 0
-        attrs = event.attributes()
-        matched = [t for t in self.triggers if t.matches(attrs)]
-        for trigger in matched:
-            delivery = Delivery.from_spec(trigger.delivery, base=self.delivery)
-            self._submit(_Task(event=event, trigger=trigger, delivery=delivery, hops=hops))
-        if not matched:
-            self._record(event, None, None, 0, "unmatched", "no Trigger matches")
-        return len(matched)
+        """Accept an event: keep one delivery per matching Trigger in the journal, then
+        schedule them; how many matched. ``UnavailableError`` once the broker is stopping."""
+        with self._cond:
+            if not self._accepting:
+                raise UnavailableError(f"broker {self.path} is shutting down: send again after a restart")
+        return self._accept(event, hops=hops)
 
     def send(self, event: Event) -> None:
         """``Runtime.send`` for the embedded plane: publish without an HTTP round trip."""
         self.publish(event)
 
     def __call__(self, environ: dict[str, Any], start_response: WSGIStartResponse) -> Iterable[bytes]:
-        """The ingress: POST a CloudEvent (binary or structured) → 202; malformed → 400."""
+        """The ingress: POST a CloudEvent (binary or structured) → 202 once kept; malformed → 400;
+        shutting down → 503 with ``Retry-After``."""
         path = (environ.get("PATH_INFO") or "/").rstrip("/")
         if path != self.path:
             err = JobplaneError(f"no broker at {path or '/'}: this is {self.path}")
@@ -178,9 +195,92 @@ class LocalBroker:
             event = from_http(_wsgi_headers(environ), _wsgi_body(environ))
         except PermanentError as e:
             return _respond(start_response, 400, e.code, e)
-        self.publish(event)
+        try:
+            self.publish(event)
+        except (UnavailableError, sqlite3.Error) as e:
+            err = e if isinstance(e, UnavailableError) else UnavailableError(f"broker journal: {e}")
+            return _respond(start_response, 503, "unavailable", err)
         start_response("202 Accepted", [("Content-Length", "0")])
         return [b""]
+
+    def _accept(self, event: Event, *, hops: int, finish: int | None = None) -> int:
+        """Journal one row per matching Trigger (and finish row ``finish`` in the same commit)."""
+        if hops > MAX_HOPS:
+            self._record(event, None, None, 0, "dropped", f"reply chain longer than {MAX_HOPS} hops")
+            matched: list[Trigger] = []
+        else:
+            matched = [t for t in self.triggers if t.matches(event.attributes())]
+        if not matched:
+            self._unmatched_event(event)
+            if finish is not None:
+                self.journal.finish(finish)
+            return 0
+        rows = self.journal.add([jr.NewRow(event, t.name, hops) for t in matched], finish=finish)
+        for trigger, row in zip(matched, rows, strict=True):
+            self._submit(_Task(event=event, trigger=trigger, delivery=self._delivery_of(trigger), row=row, hops=hops))
+        return len(matched)
+
+    def _delivery_of(self, trigger: Trigger) -> Delivery:
+        return Delivery.from_spec(trigger.delivery, base=self.delivery)
+
+    def _unmatched_event(self, event: Event) -> None:
+        with self._cond:
+            self._unmatched[event.type] += 1
+            first = self._unmatched[event.type] == 1
+        self._record(event, None, None, 0, "unmatched", "no Trigger matches")
+        if first:
+            log.warning("broker %s: no Trigger matches events of type %s (counted in stats(); logged once per type)",
+                        self.path, event.type)
+
+    # --- after a restart; dead rows ---
+
+    def resume(self) -> int:
+        """Schedule every delivery the journal holds unfinished (a previous process's), at once:
+        a retry's backoff waited for a subscriber that a restart brings back; how many."""
+        by_name = {t.name: t for t in self.triggers}
+        rows = self.journal.unfinished()
+        for row in rows:
+            trigger = by_name.get(row.trigger)
+            if trigger is None:
+                self.journal.bury(row.id, detail=f"no Trigger named {row.trigger!r} any more")
+                log.error("broker: delivery %d of %s %s kept dead: its Trigger %s is gone", row.id, row.event.type,
+                          row.event.id, row.trigger)
+                continue
+            self._submit(self._task_of(row, trigger))
+        if rows:
+            log.warning("broker %s: resuming %d unfinished deliveries from %s", self.path, len(rows), self.journal.path)
+        return len(rows)
+
+    def _task_of(self, row: jr.Row, trigger: Trigger) -> _Task:
+        return _Task(event=row.event, trigger=trigger, delivery=self._delivery_of(trigger), row=row.id,
+                     attempt=row.attempt, hops=row.hops, dead_letter=row.state == jr.DEAD_LETTER)
+
+    def dead(self, *, limit: int | None = None) -> list[jr.Row]:
+        """Deliveries the dead-letter sink would not take (or that had none), oldest first."""
+        return self.journal.dead(limit=limit)
+
+    def replay_dead(self, row: int) -> bool:
+        """Deliver a dead row again (attempt 1, the Trigger's policy anew); False when there is
+        no such dead row (already replayed, say)."""
+        revived = self.journal.revive(row)
+        if revived is None:
+            return False
+        trigger = next((t for t in self.triggers if t.name == revived.trigger), None)
+        if trigger is None:
+            self.journal.bury(row, detail=f"no Trigger named {revived.trigger!r} any more")
+            return False
+        event = replace(revived.event, extensions={
+            k: v for k, v in revived.event.extensions.items() if k not in (ERROR_DEST, ERROR_CODE, ERROR_DATA)})
+        self._submit(replace(self._task_of(revived, trigger), event=event))
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """Journal rows per state and the unmatched events per type."""
+        counts = self.journal.counts()
+        with self._cond:
+            unmatched = dict(self._unmatched)
+        return {"pending": counts.get(jr.PENDING, 0), "deadLettering": counts.get(jr.DEAD_LETTER, 0),
+                "dead": counts.get(jr.DEAD, 0), "unmatched": unmatched}
 
     # --- waiting and stopping ---
 
@@ -190,17 +290,30 @@ class LocalBroker:
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
-    def close(self) -> None:
-        """Stop: pending retries are abandoned, deliveries under way finish."""
+    def stop_intake(self) -> None:
+        """Take no more events: the ingress answers 503 + Retry-After, ``publish`` raises.
+        Deliveries go on (and their replies are still kept)."""
+        with self._cond:
+            self._accepting = False
+
+    def close(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Stop: take no more events, start no more deliveries, let those under way finish (up
+        to ``timeout``). Whatever is not done stays in the journal for ``resume``."""
+        self.stop_intake()
         with self._cond:
             self._closed = True
             self._timers.clear()
             self._cond.notify_all()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._cond:
+            drained = self._cond.wait_for(lambda: self._running == 0, timeout)
+        if not drained:
+            log.warning("broker %s: deliveries still under way after %gs; they stay in the journal", self.path, timeout)
         self._scheduler.join(timeout=5)
-        with self._cond:  # abandoned retries and cancelled deliveries will never finish
+        with self._cond:  # abandoned retries and cancelled deliveries will never finish here
             self._pending = 0
             self._cond.notify_all()
+        self.journal.close()
 
     def deliveries(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The delivery log, oldest first (bounded): one entry per attempt and outcome."""
@@ -250,14 +363,20 @@ class LocalBroker:
         return None
 
     def _run(self, task: _Task) -> None:
+        with self._cond:
+            self._running += 1
         try:
             if task.dead_letter:
                 self._send_dead_letter(task)
             else:
                 self._deliver(task)
+        except sqlite3.ProgrammingError:  # the journal closed under a delivery: it stays unfinished there
+            log.info("broker: %s to %s left for the next start", task.event.id, task.trigger.name)
         except Exception:  # a bug here must not wedge flush()
             log.exception("broker: delivering %s to %s failed", task.event.id, task.trigger.name)
         finally:
+            with self._cond:
+                self._running -= 1
             self._done()
 
     def _done(self) -> None:
@@ -273,9 +392,11 @@ class LocalBroker:
             reply, problem = parse_reply(resp)
             if problem is None:
                 self._record(task.event, task.trigger, url, task.attempt, "delivered", f"HTTP {resp.status}", resp.status)
-                if reply is not None:
-                    self._record(reply, task.trigger, url, task.attempt, "reply", f"reply {reply.type} re-enters the broker")
-                    self.publish(reply, hops=task.hops + 1)
+                if reply is None:
+                    self.journal.finish(task.row)
+                    return
+                self._record(reply, task.trigger, url, task.attempt, "reply", f"reply {reply.type} re-enters the broker")
+                self._accept(reply, hops=task.hops + 1, finish=task.row)
                 return
             resp = _Response(NON_EVENT_STATUS, resp.body, resp.headers)
             self._record(task.event, task.trigger, url, task.attempt, "failed", problem, resp.status)
@@ -290,6 +411,7 @@ class LocalBroker:
         delay = task.delivery.backoff(task.attempt)
         detail = f"HTTP {resp.status}: {short(resp.body, 120)}; retry {task.attempt} in {delay:g}s"
         self._record(task.event, task.trigger, url, task.attempt, "retry", detail, resp.status)
+        self.journal.retry(task.row, attempt=task.attempt + 1, due=time.time() + delay)
         self._submit(replace(task, attempt=task.attempt + 1), delay)
         return True
 
@@ -297,11 +419,12 @@ class LocalBroker:
         sink = task.delivery.dead_letter_sink
         detail = f"HTTP {resp.status}: {short(resp.body, 120)}"
         if not sink:
-            self._record(task.event, task.trigger, url, task.attempt, "dropped", detail + "; no deadLetterSink", resp.status)
+            self._bury(task, url, resp.status, detail + "; no deadLetterSink")
             return
         ext = error_extensions(dest=url, code=resp.status, body=resp.body)
         event = replace(task.event, extensions={**task.event.extensions, **ext})
         self._record(task.event, task.trigger, url, task.attempt, "dead-letter", detail, resp.status)
+        self.journal.to_dead_letter(task.row, event=event)
         self._submit(replace(task, event=event, attempt=1, dead_letter=True))
 
     def _send_dead_letter(self, task: _Task) -> None:
@@ -309,10 +432,16 @@ class LocalBroker:
         url, resp = self._dispatch(sink, task.event, prefer_reply=False, timeout=task.delivery.timeout)
         if 200 <= resp.status < 300:
             self._record(task.event, task.trigger, url, task.attempt, "dead-lettered", f"HTTP {resp.status}", resp.status)
+            self.journal.finish(task.row)
         elif not self._retry(task, url, resp):
-            detail = f"dead-letter sink answered HTTP {resp.status}: {short(resp.body, 120)}; event lost"
-            self._record(task.event, task.trigger, url, task.attempt, "lost", detail, resp.status)
-            log.error("broker: %s %s lost: %s", task.event.type, task.event.id, detail)
+            self._bury(task, url, resp.status, f"dead-letter sink answered HTTP {resp.status}: {short(resp.body, 120)}")
+
+    def _bury(self, task: _Task, url: str, status: int, detail: str) -> None:
+        """Where Knative would lose the event: keep it dead in the journal, replayable."""
+        self.journal.bury(task.row, detail=detail)
+        self._record(task.event, task.trigger, url, task.attempt, "dead", detail + "; kept in the journal", status)
+        log.error("broker: %s %s kept dead (replay it with `jobplane deadletter replay`): %s",
+                  task.event.type, task.event.id, detail)
 
     def _dispatch(self, dest: Mapping[str, Any], event: Event, *, prefer_reply: bool, timeout: float | None) -> tuple[str, _Response]:
         """POST ``event`` in binary mode; a missing response is Knative's 500 "dispatch error"."""
@@ -388,9 +517,11 @@ def _respond(start_response: WSGIStartResponse, status: int, code: str, err: Job
     body = err.to_body()
     body["error"]["code"] = code
     raw = json.dumps(body).encode()
-    reason = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}[status]
+    reason = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(raw)))]
     if status == 405:
         headers.append(("Allow", "POST"))
+    if status == 503:
+        headers.append(("Retry-After", str(RETRY_AFTER_S)))
     start_response(f"{status} {reason}", headers)
     return [raw]
