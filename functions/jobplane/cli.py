@@ -4,6 +4,7 @@
     jobplane demo                                      # train the sample bot end to end, exit
     jobplane render-pingsource spec.json               # the PingSource for a scheduled spec
     jobplane runs --url http://127.0.0.1:8080 --spec train-acme-bank-assistant
+    jobplane deadletter list|replay [ID ...]           # events the broker gave up on; send them again
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -45,7 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "runs":
             listing.add_argument("--spec", required=True, help="spec id")
             listing.add_argument("--limit", type=int, default=10)
+    _deadletter_args(sub.add_parser("deadletter", help="list dead letters, or replay them through the broker"))
     return parser
+
+
+def _deadletter_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("list", "replay"))
+    parser.add_argument("ids", nargs="*", help="replay: these ids (default: every one not replayed yet)")
+    parser.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the plane's URL")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="where api.token is (JOBPLANE_TOKEN wins when set)")
 
 
 def _plane_args(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +130,53 @@ def cmd_specs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deadletter(args: argparse.Namespace) -> int:
+    token = _api_token(args.data_dir)
+    if args.action == "list":
+        url = f"{args.url}/v1/deadletters?limit=100"
+        while url:
+            body = _call("GET", url, token=token)
+            for d in body["deadLetters"]:
+                state = f"replayed {d['replayedAt']}" if d.get("replayedAt") else "dead"
+                code = (d.get("error") or {}).get("code") or "-"
+                print(f"{d['id']:<50} {d.get('type') or '':<28} {code!s:<4} {state:<10} {d.get('receivedAt') or ''}")
+            token_next = body.get("nextPageToken")
+            url = f"{args.url}/v1/deadletters?limit=100&pageToken={token_next}" if token_next else ""
+        return 0
+    replayed = 0
+    for dead_id in args.ids:
+        replayed += len(_call("POST", f"{args.url}/v1/deadletters/{dead_id}:replay", token=token)["replayed"])
+    more = not args.ids
+    while more:
+        body = _call("POST", f"{args.url}/v1/deadletters:replay", token=token)
+        replayed, more = replayed + len(body["replayed"]), bool(body.get("more")) and bool(body["replayed"])
+    print(f"replayed {replayed} dead letter(s)")
+    return 0
+
+
+def _api_token(data_dir: Path) -> str | None:
+    """``JOBPLANE_TOKEN``, else ``{data-dir}/api.token`` when there is one."""
+    if os.environ.get("JOBPLANE_TOKEN"):
+        return os.environ["JOBPLANE_TOKEN"]
+    path = data_dir / "api.token"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
+def _call(method: str, url: str, *, token: str | None) -> Any:
+    """An API call with the bearer token; its JSON answer."""
+    from .errors import PermanentError, UnavailableError
+
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, method=method, headers=headers, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raise PermanentError(f"{method} {url}: HTTP {e.code}: {_error_message(e.read())}") from e
+    except urllib.error.URLError as e:
+        raise UnavailableError(f"{method} {url}: {e.reason} (is `jobplane up` running?)") from e
+
+
 def _get_list(url: str, key: str) -> Any:
     """The list under ``key`` in the JSON at ``url`` (or the body itself if it is not an object)."""
     body = _get_json(url)
@@ -153,6 +211,7 @@ COMMANDS = {
     "render-pingsource": cmd_render_pingsource,
     "runs": cmd_runs,
     "specs": cmd_specs,
+    "deadletter": cmd_deadletter,
 }
 
 

@@ -216,10 +216,41 @@ def _bot_paths() -> dict[str, Any]:
     }
 
 
+def _dead_letter_paths() -> dict[str, Any]:
+    item = {"type": "object", "properties": {
+        "id": {"type": "string", "description": "{date}.{name} (stored by the dead-letter function) or "
+                                                "broker-{row} (kept by the embedded broker: the sink refused it)"},
+        "where": {"enum": ["store", "broker"]}, "type": {"type": "string"}, "source": {"type": "string"},
+        "eventId": {"type": "string"}, "subject": {"type": ["string", "null"]},
+        "receivedAt": {"type": ["string", "null"]}, "error": {"type": ["object", "null"]},
+        "replayedAt": {"type": ["string", "null"]}, "trigger": {"type": "string"}}}
+    replayed = _json({"type": "object", "properties": {"replayed": {"type": "array", "items": {"type": "string"}},
+                                                         "more": {"type": "boolean"}}},
+                     "Sent to the broker again (source and id kept: a redelivery).")
+    dead_id = _param("deadLetterId", "path", "Dead letter id, as listed.", {"type": "string"})
+    return {
+        "/v1/deadletters": {"get": {
+            "operationId": "listDeadLetters", "summary": "Events the broker gave up on",
+            "parameters": [LIMIT, _param("pageToken", "query", "nextPageToken of the previous page.", {"type": "string"})],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "deadLetters": {"type": "array", "items": item}, "nextPageToken": {"type": ["string", "null"]}}},
+                "Dead letters."), **_errors(400, 503)}}},
+        "/v1/deadletters:replay": {"post": {
+            "operationId": "replayDeadLetters", "summary": "Replay every dead letter not replayed yet",
+            "responses": {"202": replayed, **_errors(503)}}},
+        "/v1/deadletters/{deadLetterId}:replay": {"parameters": [dead_id], "post": {
+            "operationId": "replayDeadLetter", "summary": "Replay one dead letter",
+            "responses": {"202": replayed, **_errors(404, 409, 503)}}},
+    }
+
+
 def _plain_paths() -> dict[str, Any]:
     return {
         "/healthz": {"get": {"operationId": "health", "summary": "Liveness", "responses": {
-            "200": _json({"type": "object", "properties": {"status": {"const": "ok"}}}, "Alive.")}}},
+            "200": _json({"type": "object", "properties": {"status": {"const": "ok"}, "broker": {
+                "type": "object", "description": "Embedded plane only: deliveries per state, unmatched events per type.",
+                "properties": {"pending": {"type": "integer"}, "deadLettering": {"type": "integer"},
+                               "dead": {"type": "integer"}, "unmatched": {"type": "object"}}}}}, "Alive.")}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "responses": {
             "200": _json({"type": "object"}, "OpenAPI 3.1 document.")}}},
         "/": {"get": {"operationId": "dashboard", "summary": "The dashboard page", "responses": {
@@ -233,6 +264,6 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "jobplane API", "version": VERSION,
                  "description": "Job specs, runs and models of the jobplane event-driven jobs plane."},
-        "paths": {**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths()},
+        "paths": {**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths(), **_dead_letter_paths()},
         "components": {"schemas": _schemas(), "responses": _responses()},
     })

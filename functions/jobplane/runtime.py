@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .settings import Settings
 
@@ -25,6 +25,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class BrokerAdmin(Protocol):
+    """What the api may ask of a broker running in this process (the embedded plane's)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Deliveries per state and unmatched events per type."""
+
+    def dead_letters(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Deliveries it keeps dead (the dead-letter sink refused them), oldest first."""
+
+    def replay_dead(self, row: int) -> bool:
+        """Deliver dead row ``row`` again; False when there is no such dead row."""
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -34,6 +47,8 @@ class Runtime:
     send: Callable[[Event], None]
     """Send a CloudEvent to the broker (``settings.sink``)."""
     clock: Callable[[], datetime] = utcnow
+    broker: BrokerAdmin | None = None
+    """The in-process broker (embedded plane); None where the broker is Knative's."""
     _launcher: Launcher | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -24,7 +24,7 @@ import flask
 
 from .. import conventions as c
 from .. import events as ev
-from .. import openapi, runs
+from .. import deadletters, openapi, runs
 from ..errors import (
     ConflictError,
     JobplaneError,
@@ -144,7 +144,8 @@ def dashboard(request: flask.Request, rt: Runtime, params: Params) -> flask.Resp
 
 
 def healthz(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
-    return json_response({"status": "ok"})
+    """Alive; with an in-process broker, its deliveries per state and unmatched events per type."""
+    return json_response({"status": "ok", **({"broker": rt.broker.stats()} if rt.broker is not None else {})})
 
 
 def openapi_json(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
@@ -349,6 +350,25 @@ def predict(request: flask.Request, rt: Runtime, params: Params) -> flask.Respon
     return json_response(fn(rt, bot_id, body.get("text")))
 
 
+# --- dead letters ------------------------------------------------------------------------------
+
+
+def list_dead_letters(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    page = deadletters.list_dead_letters(rt.store, broker=rt.broker, limit=_limit(request),
+                                         token=request.args.get("pageToken", ""))
+    return json_response({"deadLetters": page.items, "nextPageToken": page.next_token})
+
+
+def replay_dead_letter(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    deadletters.replay(rt.store, rt.send, params["dead_id"], broker=rt.broker, now=rt.clock())
+    return json_response({"replayed": [params["dead_id"]], "more": False}, status=202)
+
+
+def replay_dead_letters(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    done, more = deadletters.replay_all(rt.store, rt.send, broker=rt.broker, now=rt.clock())
+    return json_response({"replayed": done, "more": more}, status=202)
+
+
 ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/"), {"GET": dashboard}),
     Route(re.compile(r"/healthz"), {"GET": healthz}),
@@ -361,4 +381,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/model"), {"GET": get_model}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/runs"), {"GET": list_bot_runs}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):predict"), {"POST": predict}),
+    Route(re.compile(r"/v1/deadletters"), {"GET": list_dead_letters}),
+    Route(re.compile(r"/v1/deadletters:replay"), {"POST": replay_dead_letters}),
+    Route(re.compile(r"/v1/deadletters/(?P<dead_id>[^/:]+):replay"), {"POST": replay_dead_letter}),
 )

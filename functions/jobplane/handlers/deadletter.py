@@ -6,7 +6,9 @@ HTTP status), ``knativeerrordest`` (the subscriber's URL) and ``knativeerrordata
 its response body, base64). Each delivery becomes one object under
 ``deadletter/{date}/{source-hash}-{id}.json`` so an operator can see what was lost and replay
 it. The key derives from the event alone and the write is create-only, so a redelivered dead
-letter finds its record and succeeds (never 409 or 412, which the broker would retry).
+letter finds its record and succeeds (never 409 or 412, which the broker would retry); one
+that was replayed (``jobplane deadletter replay``, see ``deadletters.py``) and failed again
+replaces its record, replayable once more.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Final
 
 import flask
 
+from .. import deadletters
 from .. import events as ev
 from ..errors import PreconditionFailedError, short
 from ..runtime import Runtime
@@ -31,7 +34,7 @@ from .common import event_endpoint
 
 log = logging.getLogger(__name__)
 
-PREFIX: Final = "deadletter/"
+PREFIX: Final = deadletters.PREFIX
 ERROR_CODE: Final = "knativeerrorcode"
 ERROR_DATA: Final = "knativeerrordata"
 ERROR_DEST: Final = "knativeerrordest"
@@ -58,13 +61,26 @@ def record_dead_letter(store: ObjectStore, event: ev.Event, *, now: datetime) ->
     try:
         store.write(key, body, if_generation_match=0)
     except PreconditionFailedError:
-        log.info("dead letter %s already recorded", key)
-        return key, False
+        if not _replace_replayed(store, key, body):
+            log.info("dead letter %s already recorded", key)
+            return key, False
     log.warning(
         "dead letter: %s from %s (id %s) failed at %s with %s",
         event.type, event.source, event.id, event.extensions.get(ERROR_DEST), event.extensions.get(ERROR_CODE),
     )
     return key, True
+
+
+def _replace_replayed(store: ObjectStore, key: str, body: bytes) -> bool:
+    """Overwrite the record at ``key`` if it was replayed (the replay failed again)."""
+    blob = store.read(key)
+    if not json.loads(blob.data).get("replayedAt"):
+        return False
+    try:
+        store.write(key, body, if_generation_match=blob.generation)
+    except PreconditionFailedError:
+        return False
+    return True
 
 
 def dead_letter_key(event: ev.Event, *, now: datetime) -> str:

@@ -47,7 +47,7 @@ from typing import Any, Final
 import requests
 
 from ..errors import JobplaneError, PermanentError, UnavailableError, short
-from ..events import Event, from_http, to_http
+from ..events import Event, from_http, to_dict, to_http
 from . import journal as jr
 from .eventing import (
     BrokerConfig,
@@ -84,6 +84,8 @@ MAX_HOPS: Final = 255
 """Knative's default broker TTL: a reply chain longer than this is dropped."""
 RETRY_AFTER_S: Final = 5
 """``Retry-After`` of the ingress's 503 while the broker is shutting down."""
+DEAD_ID_PREFIX: Final = "broker-"
+"""Dead-letter ids of the journal's dead rows, as the api lists them."""
 DRAIN_TIMEOUT_S: Final = 10.0
 """How long ``close`` waits for deliveries under way; what is left stays in the journal."""
 
@@ -258,6 +260,14 @@ class LocalBroker:
     def dead(self, *, limit: int | None = None) -> list[jr.Row]:
         """Deliveries the dead-letter sink would not take (or that had none), oldest first."""
         return self.journal.dead(limit=limit)
+
+    def dead_letters(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """``dead()`` as the api lists dead letters (``id`` is ``broker-{row}``)."""
+        return [
+            {"id": f"{DEAD_ID_PREFIX}{r.id}", "where": "broker", "trigger": r.trigger, "event": to_dict(r.event),
+             "error": {"detail": r.detail}, "receivedAt": _rfc3339(r.created), "replayedAt": None}
+            for r in self.dead(limit=limit)
+        ]
 
     def replay_dead(self, row: int) -> bool:
         """Deliver a dead row again (attempt 1, the Trigger's policy anew); False when there is
@@ -495,6 +505,10 @@ def parse_reply(resp: _Response) -> tuple[Event | None, str | None]:
 
 def _now() -> float:
     return time.monotonic()
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _wsgi_headers(environ: Mapping[str, Any]) -> dict[str, str]:

@@ -47,6 +47,8 @@ REPORT_GRACE: Final = timedelta(seconds=60)
 """How long a succeeded Job's final callback may take through the local broker (longer than
 the Broker's whole retry schedule, so a callback still being retried is not judged missing)."""
 HOST: Final = "127.0.0.1"
+BROKER_DB: Final = "broker.db"
+"""The broker's journal in the data dir: accepted events until delivered (see local/journal.py)."""
 PASSED_TO_JOBS: Final = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT")
 """Environment the local Jobs inherit from the plane: what a pod gets from its node and
 Workload Identity (GCS access), which a local process can only get from here."""
@@ -161,8 +163,10 @@ class Plane:
         triggers = local_broker.load_triggers(self.eventing_dir, namespace=config.namespace)
         resolve = local_broker.function_resolver(self.url, namespace=config.namespace)
         self.broker = local_broker.LocalBroker(
-            triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace
+            triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace,
+            db=self.data_dir / BROKER_DB,
         )
+        self.runtime.broker = self.broker
         self._app = build_app(broker=self.broker)
         self.cron = self._cron(resolve, namespace=config.namespace, broker=config.name)
 
@@ -261,7 +265,8 @@ class Plane:
             self._recover_jobs()
             self._build()
             self._spawn("jobplane-http", self._server.serve_forever)
-            assert self.cron is not None
+            assert self.cron is not None and self.broker is not None
+            self.broker.resume()
             self.cron.start()
             self._spawn("jobplane-reconcile", self._reconcile_loop)
         except BaseException:
@@ -276,7 +281,9 @@ class Plane:
         self._threads.append(thread)
 
     def stop(self) -> None:
-        """Stop the cron, the Jobs, the broker and the server; idempotent."""
+        """Stop taking events, stop the cron, let deliveries under way finish (bounded; the rest
+        stays in the broker's journal for the next start), then stop the Jobs and the server;
+        idempotent."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -290,11 +297,13 @@ class Plane:
 
     def _closers(self) -> list[Callable[[], None]]:
         closers: list[Callable[[], None]] = []
+        if self.broker is not None:
+            closers.append(self.broker.stop_intake)
         if self.cron is not None:
             closers.append(self.cron.close)
-        closers.append(getattr(self.launcher, "close", lambda: None))
-        if self.broker is not None:
+        if self.broker is not None:  # its deliveries need the launcher and the server: before both
             closers.append(self.broker.close)
+        closers.append(getattr(self.launcher, "close", lambda: None))
         if self._threads:
             closers.append(self._server.shutdown)  # blocks unless serve_forever is running
         closers.append(self._server.server_close)
