@@ -94,7 +94,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name, when in sorted((plane.cron.next_fires() if plane.cron else {}).items()):
             print(f"  schedule        {name:<40} next {when:%Y-%m-%d %H:%M %Z}")
         print("Ctrl-C stops.", flush=True)
-        stop.wait()
+        while not stop.wait(timeout=0.5):  # a bare wait() may never see a signal another thread took
+            pass
         print("stopping…", flush=True)
     return 0
 

@@ -102,7 +102,7 @@ class Up:
     def start(self) -> Up:
         import os
 
-        env = {**os.environ, **standin_env(), "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, **standin_env(), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
         out = open(self.log, "a")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobplane.cli", "up", "--port", str(self.port), "--data-dir", str(self.data_dir)],
@@ -118,9 +118,15 @@ class Up:
             return False
 
     def signal(self, signum: int) -> int:
+        """Send ``signum``; the exit status (on a hang, every thread's stack goes to the log)."""
         assert self.proc is not None
         self.proc.send_signal(signum)
-        return self.proc.wait(timeout=60)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: the stacks, into the log
+            self.proc.wait(timeout=30)
+            raise AssertionError(f"jobplane up did not stop within 60 s:\n{self.log.read_text()[-8000:]}") from None
 
     def broker_idle(self) -> bool:
         stats = requests.get(self.url + "/healthz", timeout=5).json()["broker"]
