@@ -207,13 +207,12 @@ class LocalBroker:
 
     def _accept(self, event: Event, *, hops: int, finish: int | None = None) -> int:
         """Journal one row per matching Trigger (and finish row ``finish`` in the same commit)."""
+        matched = [t for t in self.triggers if t.matches(event.attributes())] if hops <= MAX_HOPS else []
         if hops > MAX_HOPS:
             self._record(event, None, None, 0, "dropped", f"reply chain longer than {MAX_HOPS} hops")
-            matched: list[Trigger] = []
-        else:
-            matched = [t for t in self.triggers if t.matches(event.attributes())]
-        if not matched:
+        elif not matched:
             self._unmatched_event(event)
+        if not matched:
             if finish is not None:
                 self.journal.finish(finish)
             return 0
