@@ -113,8 +113,8 @@ class Up:
 
     def _healthy(self) -> bool:
         try:
-            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(self.url + "/healthz", timeout=5).status_code == 200
+        except requests.RequestException:
             return False
 
     def signal(self, signum: int) -> int:
@@ -129,7 +129,10 @@ class Up:
             raise AssertionError(f"jobplane up did not stop within 60 s:\n{self.log.read_text()[-8000:]}") from None
 
     def broker_idle(self) -> bool:
-        stats = requests.get(self.url + "/healthz", timeout=5).json()["broker"]
+        try:
+            stats = requests.get(self.url + "/healthz", timeout=10).json()["broker"]
+        except requests.RequestException:
+            return False
         return stats["pending"] == 0 and stats["deadLettering"] == 0
 
     def stop(self) -> None:
