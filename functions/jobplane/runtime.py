@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .auth import Access
     from .events import Event
     from .launcher.base import Launcher
     from .store.base import ObjectStore
@@ -34,7 +35,10 @@ class Runtime:
     send: Callable[[Event], None]
     """Send a CloudEvent to the broker (``settings.sink``)."""
     clock: Callable[[], datetime] = utcnow
+    access_factory: Callable[[], Access] | None = None
+    """Who may call the API; None: the adapter ``settings.auth`` names (``auth.open_access``)."""
     _launcher: Launcher | None = field(default=None, repr=False)
+    _access: Access | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -43,6 +47,15 @@ class Runtime:
             if self._launcher is None:
                 self._launcher = self.launcher_factory()
             return self._launcher
+
+    @property
+    def access(self) -> Access:
+        with self._lock:
+            if self._access is None:
+                from .auth import open_access
+
+                self._access = self.access_factory() if self.access_factory else open_access(self.settings)
+            return self._access
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -26,10 +26,14 @@ def fake_broker(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     return [body]
 
 
+TOKEN = "dispatcher-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture(autouse=True)
 def installed_runtime(tmp_path: Path) -> None:
     store = open_store((tmp_path / "store").as_uri())
-    settings = Settings(store_url=store.url, callback_key=b"k" * 32)
+    settings = Settings(store_url=store.url, callback_key=b"k" * 32, auth="token", api_token=TOKEN)
     launcher = FakeLauncher()
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=lambda e: None))
 
@@ -51,7 +55,7 @@ def test_namespace_and_broker_paths_go_to_the_broker_ingress(url: str) -> None:
 
 @pytest.mark.parametrize("path", ["/healthz", "/v1/specs", "/openapi.json"])
 def test_api_paths_go_to_the_api_function(url: str, path: str) -> None:
-    assert requests.get(url + path, timeout=10).status_code == 200
+    assert requests.get(url + path, headers=AUTH, timeout=10).status_code == 200
 
 
 def test_each_knative_service_has_its_function_under_functions(url: str) -> None:

@@ -26,6 +26,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from .. import conventions as c
 from .. import events as ev
 from ..app import WSGIApp, build_app
+from ..auth.frontdoor import front_door_guard, function_headers
 from ..errors import JobplaneError, PermanentError, PreconditionFailedError, UnavailableError
 from ..launcher import Launcher, JobStatus, open_launcher
 from ..runtime import Runtime, install
@@ -160,19 +161,22 @@ class Plane:
         config = local_broker.load_broker(self.eventing_dir)
         triggers = local_broker.load_triggers(self.eventing_dir, namespace=config.namespace)
         resolve = local_broker.function_resolver(self.url, namespace=config.namespace)
+        headers_for = function_headers(self.url, self.settings)
         self.broker = local_broker.LocalBroker(
-            triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace
+            triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace,
+            headers_for=headers_for,
         )
-        self._app = build_app(broker=self.broker)
-        self.cron = self._cron(resolve, namespace=config.namespace, broker=config.name)
+        self._app = build_app(broker=self.broker, guard=front_door_guard(self.settings))
+        self.cron = self._cron(resolve, headers_for, namespace=config.namespace, broker=config.name)
 
-    def _cron(self, resolve: Callable[[Mapping[str, Any]], str], *, namespace: str, broker: str) -> LocalCron:
+    def _cron(self, resolve: Callable[[Mapping[str, Any]], str], headers_for: Callable[[str], dict[str, str]], *,
+              namespace: str, broker: str) -> LocalCron:
         from . import cron as local_cron
 
         return local_cron.LocalCron(
             local_cron.load_pingsources(self.eventing_dir, namespace=namespace),
             send=self._send,
-            send_direct=local_cron.sink_sender(resolve),
+            send_direct=local_cron.sink_sender(resolve, headers_for=headers_for),
             specs_with_schedule=self.scheduled_specs,
             clock=self.runtime.clock,
             namespace=namespace,
