@@ -4,6 +4,8 @@ the Host/Origin rules that close cross-site and DNS-rebinding paths. See ``base`
 
 from __future__ import annotations
 
+import logging
+
 from ..settings import Settings
 from .base import API_GROUP, Access, Identity, NoAccessControl, Permission, RefusedError, UnauthenticatedError
 from .guard import RequestView, admit, check_request, cookie_name, credential
@@ -16,10 +18,13 @@ __all__ = [
     "open_access", "required", "same_token",
 ]
 
+log = logging.getLogger(__name__)
+
 
 def open_access(settings: Settings) -> Access:
     """The adapter ``settings.auth`` names (the kubernetes client is imported only for it)."""
     if settings.auth == "none":
+        log.warning("JOBPLANE_AUTH=none: the API takes every request WITHOUT AUTHENTICATION")
         return NoAccessControl()
     if settings.auth == "token":
         return TokenAccess(settings.api_token)
