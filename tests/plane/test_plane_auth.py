@@ -55,6 +55,14 @@ def test_the_local_crons_direct_ping_reaches_the_reconciler_with_the_token(
     assert not refused
 
 
+def test_allowed_hosts_add_to_the_planes_loopback_names_its_jobs_call_back_on(tmp_path: Path) -> None:
+    with Plane(tmp_path / "data", env={"JOBPLANE_ALLOWED_HOSTS": "jobplane.lan"}).start() as plane:
+        http = api(plane)
+        assert http.get(f"{plane.url}/v1/specs", headers={"Host": "jobplane.lan"}, timeout=10).status_code == 200
+        assert http.get(f"{plane.url}/v1/specs", timeout=10).status_code == 200
+        assert http.get(f"{plane.url}/v1/specs", headers={"Host": "evil.example"}, timeout=10).status_code == 403
+
+
 def test_none_mode_serves_the_api_without_a_token(tmp_path: Path) -> None:
     with Plane(tmp_path / "data", env={"JOBPLANE_AUTH": "none"}).start() as plane:
         assert requests.get(f"{plane.url}/v1/specs", timeout=10).status_code == 200

@@ -30,7 +30,7 @@ from ..auth.frontdoor import front_door_guard, function_headers
 from ..errors import JobplaneError, PermanentError, PreconditionFailedError, UnavailableError
 from ..launcher import Launcher, JobStatus, open_launcher
 from ..runtime import Runtime, install
-from ..settings import Settings, embedded_defaults
+from ..settings import LOOPBACK_HOSTS, Settings, embedded_defaults
 from ..store import open_store
 from ..store.base import ObjectStore
 
@@ -94,8 +94,11 @@ def seed_specs(store: ObjectStore, directory: Path) -> list[str]:
 
 
 def plane_settings(data_dir: Path, *, port: int, env: Mapping[str, str]) -> Settings:
-    """The embedded defaults for ``data_dir``, overridden by ``JOBPLANE_*`` in ``env``."""
-    return Settings.from_env(env, defaults=embedded_defaults(data_dir, port=port))
+    """The embedded defaults for ``data_dir``, overridden by ``JOBPLANE_*`` in ``env``. The
+    plane listens on 127.0.0.1 only and its Jobs call back there, so its loopback names stay
+    allowed whatever ``JOBPLANE_ALLOWED_HOSTS`` adds (a name a reverse proxy sends, say)."""
+    settings = Settings.from_env(env, defaults=embedded_defaults(data_dir, port=port))
+    return settings.with_(allowed_hosts=tuple(dict.fromkeys((*LOOPBACK_HOSTS, *settings.allowed_hosts))))
 
 
 class Plane:
