@@ -85,6 +85,12 @@ def test_health_the_api_description_the_dashboard_shell_and_login_need_no_token(
     assert requests.get(serve() + path, timeout=10).status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/", "/login"])
+def test_the_pages_refuse_to_be_framed_by_another_site(serve: Serve, path: str) -> None:
+    headers = requests.get(serve() + path, timeout=10).headers
+    assert headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
 def test_login_sets_an_httponly_samesite_strict_session_cookie_that_the_data_calls_use(serve: Serve) -> None:
     url = serve()
     browser = requests.Session()

@@ -37,7 +37,7 @@ from ..errors import (
 from ..runtime import Runtime
 from ..spec import MAX_ID, merge_params, validate_spec
 from .common import MethodNotAllowedError, error_response, json_response, read_body
-from .login import login, login_page, logout
+from .login import PAGE_HEADERS, login, login_page, logout
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _dump(obj: Any) -> bytes:
 
 def dashboard(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     html = resources.files("jobplane").joinpath("static/dashboard.html").read_bytes()
-    return flask.Response(html, status=200, mimetype="text/html")
+    return flask.Response(html, status=200, mimetype="text/html", headers=PAGE_HEADERS)
 
 
 def healthz(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:

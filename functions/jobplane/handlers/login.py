@@ -24,11 +24,18 @@ if TYPE_CHECKING:
 
 MAX_LOGIN_BYTES: Final = 16 * 1024
 """A Kubernetes ServiceAccount token is 1–2 KiB."""
+PAGE_HEADERS: Final = {
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+"""The plane's HTML pages: never inside another site's frame (no clickjacking of Run/Cancel)."""
 
 
 def login_page(request: flask.Request, rt: Runtime, params: dict[str, str]) -> flask.Response:
     html = resources.files("jobplane").joinpath("static/login.html").read_bytes()
-    return flask.Response(html, status=200, mimetype="text/html", headers={"Cache-Control": "no-store"})
+    return flask.Response(html, status=200, mimetype="text/html", headers=PAGE_HEADERS)
 
 
 def login(request: flask.Request, rt: Runtime, params: dict[str, str]) -> flask.Response:
