@@ -8,12 +8,15 @@ Each function is the real functions-framework app of its target in ``functions/m
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
 
 from . import conventions as c
+from .errors import JobplaneError
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -48,15 +51,23 @@ def function_apps(*, source: Path | None = None) -> dict[str, WSGIApp]:
     return {service: create_function_app(target, source=source) for service, target in c.SERVICE_TARGETS.items()}
 
 
+Guard = Callable[[Mapping[str, Any]], JobplaneError | None]
+"""Checks a request before routing (``auth.frontdoor``): None lets it through."""
+
+
 class Dispatcher:
     """Routes a request by path to the broker ingress, a function, or the api."""
 
-    def __init__(self, *, broker: WSGIApp, functions: Mapping[str, WSGIApp]) -> None:
+    def __init__(self, *, broker: WSGIApp, functions: Mapping[str, WSGIApp], guard: Guard | None = None) -> None:
         self.broker = broker
         self.functions = dict(functions)
         self.api = self.functions[API_SERVICE]
+        self.guard = guard
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        refused = self.guard(environ) if self.guard else None
+        if refused is not None:
+            return _error(start_response, refused)
         path = environ.get("PATH_INFO") or "/"
         if path.startswith(FUNCTIONS_PREFIX):
             return self._function(environ, start_response, path)
@@ -78,6 +89,15 @@ class Dispatcher:
         return app(environ, start_response)
 
 
-def build_app(*, broker: WSGIApp, source: Path | None = None) -> Dispatcher:
-    """The embedded plane's WSGI app."""
-    return Dispatcher(broker=broker, functions=function_apps(source=source))
+def _error(start_response: Callable[..., Any], err: JobplaneError) -> Iterable[bytes]:
+    body = json.dumps(err.to_body()).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    headers += list(getattr(err, "headers", {}).items())
+    start_response(f"{err.status} {HTTPStatus(err.status).phrase}", headers)
+    return [body]
+
+
+def build_app(*, broker: WSGIApp, source: Path | None = None, guard: Guard | None = None) -> Dispatcher:
+    """The embedded plane's WSGI app; ``guard`` checks each request first (Host, Origin, the
+    functions' token)."""
+    return Dispatcher(broker=broker, functions=function_apps(source=source), guard=guard)

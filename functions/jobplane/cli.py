@@ -5,6 +5,9 @@
     jobplane render-pingsource spec.json               # the PingSource for a scheduled spec
     jobplane runs --url http://127.0.0.1:8080 --spec train-acme-bank-assistant
     jobplane deadletter list|replay [ID ...]           # events the broker gave up on; send them again
+
+The API commands send ``Authorization: Bearer`` with ``$JOBPLANE_TOKEN``, else the token the
+plane keeps in ``{--data-dir}/api.token``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
+
+from .settings import API_TOKEN_FILE
 
 DEFAULT_DATA_DIR: Final = Path(".jobplane")
 DEFAULT_PORT: Final = 8080
@@ -44,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("runs", "list a spec's runs, newest first"), ("specs", "list the job specs")):
         listing = sub.add_parser(name, help=help_text)
         listing.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the plane's URL")
+        listing.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                             help="where the plane keeps api.token (JOBPLANE_TOKEN overrides)")
         if name == "runs":
             listing.add_argument("--spec", required=True, help="spec id")
             listing.add_argument("--limit", type=int, default=10)
@@ -89,8 +96,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     with Plane(args.data_dir, port=args.port, eventing_dir=args.eventing_dir) as plane:
         print(f"jobplane up on {plane.url}")
         print(f"  broker ingress  {plane.url}/default/default   (POST CloudEvents here)")
-        print(f"  HTTP API        {plane.url}/v1/               dashboard {plane.url}/")
+        print(f"  HTTP API        {plane.url}/v1/               {_auth_line(plane)}")
+        print(f"  dashboard       {_login_url(plane)}")
         print(f"  data            {plane.data_dir}")
+        if plane.settings.auth == "none":
+            print(NO_AUTH_BANNER, file=sys.stderr, flush=True)
         for name, when in sorted((plane.cron.next_fires() if plane.cron else {}).items()):
             print(f"  schedule        {name:<40} next {when:%Y-%m-%d %H:%M %Z}")
         print("Ctrl-C stops.", flush=True)
@@ -98,6 +108,30 @@ def cmd_up(args: argparse.Namespace) -> int:
             pass
         print("stopping…", flush=True)
     return 0
+
+
+NO_AUTH_BANNER: Final = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! WARNING: JOBPLANE_AUTH=none: the API takes requests WITHOUT ANY AUTHENTICATION.       !!
+!! Every local process and user can create specs, launch Jobs and read every bot's data.  !!
+!! Unset JOBPLANE_AUTH to use the token in the data dir.                                  !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+
+
+def _auth_line(plane: Any) -> str:
+    mode = plane.settings.auth
+    if mode == "token":
+        return f"Authorization: Bearer $(cat {plane.data_dir / API_TOKEN_FILE})"
+    if mode == "kubernetes":
+        return "Authorization: Bearer <a Kubernetes token> (RBAC decides)"
+    return "NO AUTHENTICATION (JOBPLANE_AUTH=none)"
+
+
+def _login_url(plane: Any) -> str:
+    """The token rides in the fragment: never sent to the server, so never in a log."""
+    if plane.settings.auth == "token":
+        return f"{plane.url}/login#token={plane.settings.api_token}   (open to log this browser in)"
+    return f"{plane.url}/"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -120,19 +154,19 @@ def cmd_render_pingsource(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    for run in _get_list(f"{args.url}/v1/specs/{args.spec}/runs?limit={args.limit}", "runs"):
+    for run in _get_list(f"{args.url}/v1/specs/{args.spec}/runs?limit={args.limit}", "runs", token=_token(args)):
         print(f"{run['id']:<60} {run['state']:<11} {run.get('progress', 0):>3}%  {run.get('createdAt', '')}")
     return 0
 
 
 def cmd_specs(args: argparse.Namespace) -> int:
-    for spec in _get_list(f"{args.url}/v1/specs", "specs"):
+    for spec in _get_list(f"{args.url}/v1/specs", "specs", token=_token(args)):
         print(f"{spec['id']:<50} {spec.get('type', ''):<10} {spec.get('schedule') or '-'}")
     return 0
 
 
 def cmd_deadletter(args: argparse.Namespace) -> int:
-    token = _api_token(args.data_dir)
+    token = _token(args)
     if args.action == "list":
         url = f"{args.url}/v1/deadletters?limit=100"
         while url:
@@ -155,45 +189,35 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_token(data_dir: Path) -> str | None:
-    """``JOBPLANE_TOKEN``, else ``{data-dir}/api.token`` when there is one."""
-    if os.environ.get("JOBPLANE_TOKEN"):
-        return os.environ["JOBPLANE_TOKEN"]
-    path = data_dir / "api.token"
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
-
-
-def _call(method: str, url: str, *, token: str | None) -> Any:
+def _call(method: str, url: str, *, token: str) -> Any:
     """An API call with the bearer token; its JSON answer."""
     from .errors import PermanentError, UnavailableError
 
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    request = urllib.request.Request(url, method=method, headers=headers, data=b"" if method == "POST" else None)
+    request = urllib.request.Request(url, method=method, headers=headers, data=b"{}" if method == "POST" else None)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as e:
-        raise PermanentError(f"{method} {url}: HTTP {e.code}: {_error_message(e.read())}") from e
+        hint = " (no token: set JOBPLANE_TOKEN or --data-dir)" if e.code == 401 and not token else ""
+        raise PermanentError(f"{method} {url}: HTTP {e.code}: {_error_message(e.read())}{hint}") from e
     except urllib.error.URLError as e:
         raise UnavailableError(f"{method} {url}: {e.reason} (is `jobplane up` running?)") from e
 
 
-def _get_list(url: str, key: str) -> Any:
+def _token(args: argparse.Namespace) -> str:
+    """``$JOBPLANE_TOKEN``, else ``{--data-dir}/api.token``, else none (a plane without auth)."""
+    token = os.environ.get("JOBPLANE_TOKEN", "").strip()
+    path = Path(args.data_dir) / API_TOKEN_FILE
+    if not token and path.is_file():
+        token = path.read_text(encoding="utf-8").strip()
+    return token
+
+
+def _get_list(url: str, key: str, *, token: str = "") -> Any:
     """The list under ``key`` in the JSON at ``url`` (or the body itself if it is not an object)."""
-    body = _get_json(url)
+    body = _call("GET", url, token=token)
     return body.get(key, body) if isinstance(body, dict) else body
-
-
-def _get_json(url: str) -> Any:
-    from .errors import PermanentError, UnavailableError
-
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        raise PermanentError(f"GET {url}: HTTP {e.code}: {_error_message(e.read())}") from e
-    except urllib.error.URLError as e:
-        raise UnavailableError(f"GET {url}: {e.reason} (is `jobplane up` running?)") from e
 
 
 def _error_message(body: bytes) -> str:

@@ -66,12 +66,14 @@ def _drive(plane: Any, bot: Mapping[str, Any], *, timeout: float, out: TextIO) -
     started = time.monotonic()
     post_event(f"{plane.url}/default/default", event)
     say(out, f"posted {ev.BOT_CHANGED} (id {event.id}) to the broker → run {run_id}")
-    run = follow(plane.url, run_id, timeout=timeout, out=out, rejected=lambda: rejection(plane.store, event))
+    session = api_session(plane.settings.api_token)
+    run = follow(plane.url, run_id, timeout=timeout, out=out, rejected=lambda: rejection(plane.store, event),
+                 session=session)
     wall = time.monotonic() - started
     if run["state"] != "succeeded":
         raise DemoFailed(f"run {run_id} ended {run['state']}: {run.get('reason')} {run.get('message') or ''}".strip())
     report(plane, run, event=event, wall=wall, out=out)
-    classify(plane.url, str(bot["botId"]), bot.get("newUtterances") or [], out=out)
+    classify(plane.url, str(bot["botId"]), bot.get("newUtterances") or [], out=out, session=session)
     where(plane, run, out=out)
     return 0
 
@@ -83,6 +85,15 @@ def bot_changed_event(bot: Mapping[str, Any]) -> ev.Event:
     data = {"botId": bot["botId"], "revision": revision, "trainingData": {"examples": examples}}
     return ev.new_event(ev.BOT_CHANGED, source=DEMO_SOURCE, subject=str(bot["botId"]), data=data,
                         id=str(uuid.uuid4()), extensions={"requestedby": "jobplane-demo"})
+
+
+def api_session(token: str) -> requests.Session:
+    """A session for the plane's HTTP API: ``Authorization: Bearer`` with the plane's token
+    (``{data-dir}/api.token``); the broker ingress needs none."""
+    session = requests.Session()
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    return session
 
 
 def post_event(url: str, event: ev.Event) -> None:
@@ -108,15 +119,17 @@ def rejection(store: Any, event: ev.Event) -> str | None:
 
 
 def follow(
-    url: str, run_id: str, *, timeout: float, out: TextIO, rejected: Callable[[], str | None] = lambda: None
+    url: str, run_id: str, *, timeout: float, out: TextIO, rejected: Callable[[], str | None] = lambda: None,
+    session: requests.Session | None = None,
 ) -> dict[str, Any]:
     """Poll ``GET /v1/runs/{id}`` until the run is terminal, drawing a progress bar; fail
     early when the event was dead-lettered instead of starting a run."""
+    http = session or requests.Session()
     bar = ProgressBar(out)
     deadline = time.monotonic() + timeout
     run: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        response = requests.get(f"{url}/v1/runs/{run_id}", timeout=10)
+        response = http.get(f"{url}/v1/runs/{run_id}", timeout=10)
         if response.status_code == 200:
             run = response.json()
             bar.update(int(run.get("progress") or 0), str(run.get("phase") or run.get("state")), run.get("message"))
@@ -224,15 +237,19 @@ def format_matrix(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str
     return "\n".join([head, *rows])
 
 
-def classify(url: str, bot_id: str, texts: Sequence[str], *, out: TextIO, wait: float = 10.0) -> None:
+def classify(
+    url: str, bot_id: str, texts: Sequence[str], *, out: TextIO, wait: float = 10.0,
+    session: requests.Session | None = None,
+) -> None:
     """``POST /v1/bots/{botId}:predict`` for each text (waits briefly for the promoted model)."""
     if not texts:
         return
     say(out, "\nnew utterances, classified by the trained model:")
+    http = session or requests.Session()
     deadline = time.monotonic() + wait
     for text in texts:
         while True:
-            response = requests.post(f"{url}/v1/bots/{bot_id}:predict", json={"text": text}, timeout=10)
+            response = http.post(f"{url}/v1/bots/{bot_id}:predict", json={"text": text}, timeout=10)
             if response.status_code == 200 or time.monotonic() > deadline:
                 break
             time.sleep(POLL_SECONDS)

@@ -288,7 +288,7 @@ def _encode_body(event: Event) -> bytes:
 # --- sending --------------------------------------------------------------------------------
 
 
-def http_sender(url: str, *, timeout: float = 10.0) -> Callable[[Event], None]:
+def http_sender(url: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> Callable[[Event], None]:
     """A function that POSTs an event to ``url`` (the broker) in binary mode.
 
     Connection errors, timeouts, 5xx and 429 raise ``UnavailableError`` (retry later); any
@@ -301,10 +301,10 @@ def http_sender(url: str, *, timeout: float = 10.0) -> Callable[[Event], None]:
     def send(event: Event) -> None:
         if not url:
             raise UnavailableError("cannot send event: no broker URL configured (JOBPLANE_SINK)")
-        headers, body = to_http(event)
+        event_headers, body = to_http(event)
         session = getattr(local, "session", None) or _new_session(local)
         try:
-            response = session.post(url, data=body, headers=headers, timeout=timeout)
+            response = session.post(url, data=body, headers={**event_headers, **(headers or {})}, timeout=timeout)
         except requests.RequestException as e:
             raise UnavailableError(f"sending {event.type} to {url} failed: {short(str(e))}") from e
         _check_response(response.status_code, response.content, url=url, event=event)

@@ -148,6 +148,9 @@ def _responses() -> dict[str, Any]:
                404: "No such object or path.", 405: "Method not allowed on this path.",
                409: "Conflicts with the current state.", 412: "If-Match did not match.",
                413: "Request body too large.", 501: "Not available in this deployment.",
+               401: "No credential, or one that authenticates nobody (WWW-Authenticate: Bearer).",
+               403: "Refused: a Host or Origin this plane does not answer to, or RBAC denies the verb "
+                    "on the resource (kubernetes auth).",
                503: "A dependency is unavailable; retry with backoff."}
     return {f"E{status}": _json(_ref("Error"), text) for status, text in reasons.items()}
 
@@ -253,9 +256,52 @@ def _plain_paths() -> dict[str, Any]:
                                "dead": {"type": "integer"}, "unmatched": {"type": "object"}}}}}, "Alive.")}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "responses": {
             "200": _json({"type": "object"}, "OpenAPI 3.1 document.")}}},
-        "/": {"get": {"operationId": "dashboard", "summary": "The dashboard page", "responses": {
-            "200": {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/": {"get": {"operationId": "dashboard", "summary": "The dashboard page (its data calls need a credential)",
+                      "responses": {"200": HTML}}},
+        "/login": {
+            "get": {"operationId": "loginPage", "summary": "Log a browser in (open /login#token=… as printed by "
+                    "jobplane up)", "responses": {"200": HTML}},
+            "post": {"operationId": "login", "summary": "Exchange a token for the session cookie",
+                     "requestBody": {"required": True, "content": {JSON: {"schema": {
+                         "type": "object", "required": ["token"], "additionalProperties": False,
+                         "properties": {"token": {"type": "string"}}}}}},
+                     "responses": {"204": {"description": "Logged in: Set-Cookie jobplane_session… (HttpOnly, "
+                                                          "SameSite=Strict, Path=/)."}, **_errors(400, 401, 403)}},
+        },
+        "/logout": {"post": {"operationId": "logout", "summary": "Clear the session cookie",
+                             "responses": {"204": {"description": "Logged out."}}}},
     }
+
+
+HTML: Final = {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+OPEN: Final[list[dict[str, list[str]]]] = []
+"""``security`` of the paths served without a credential."""
+
+
+def _security_schemes() -> dict[str, Any]:
+    return {
+        "bearer": {"type": "http", "scheme": "bearer", "description": (
+            "JOBPLANE_AUTH=token: the plane's token ({data-dir}/api.token). JOBPLANE_AUTH=kubernetes: a "
+            "Kubernetes token (TokenReview), each request authorized by a SubjectAccessReview in API group "
+            "jobplane.dev (resources specs, runs, bots; subresources specs/runs, runs/cancel, bots/predict, "
+            "bots/search with verb create).")},
+        "session": {"type": "apiKey", "in": "cookie", "name": "jobplane_session",
+                    "description": "Set by POST /login (the name carries the port: jobplane_session_8080). "
+                                   "Changes made with it need an Origin header matching the Host."},
+    }
+
+
+def _open_paths(paths: dict[str, Any]) -> dict[str, Any]:
+    """Mark the paths served without a credential (``security: []``) and add 401/403 to the rest."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            if path in ("/", "/healthz", "/openapi.json", "/login", "/logout"):
+                operation["security"] = OPEN
+            else:
+                operation["responses"].update(_errors(401, 403))
+    return paths
 
 
 def document() -> dict[str, Any]:
@@ -264,6 +310,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "jobplane API", "version": VERSION,
                  "description": "Job specs, runs and models of the jobplane event-driven jobs plane."},
-        "paths": {**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths(), **_dead_letter_paths()},
-        "components": {"schemas": _schemas(), "responses": _responses()},
+        "paths": _open_paths({**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths(), **_dead_letter_paths()}),
+        "components": {"schemas": _schemas(), "responses": _responses(), "securitySchemes": _security_schemes()},
+        "security": [{"bearer": []}, {"session": []}],
     })

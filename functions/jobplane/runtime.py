@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .auth import Access
     from .events import Event
     from .launcher.base import Launcher
     from .store.base import ObjectStore
@@ -49,7 +50,10 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     broker: BrokerAdmin | None = None
     """The in-process broker (embedded plane); None where the broker is Knative's."""
+    access_factory: Callable[[], Access] | None = None
+    """Who may call the API; None: the adapter ``settings.auth`` names (``auth.open_access``)."""
     _launcher: Launcher | None = field(default=None, repr=False)
+    _access: Access | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -58,6 +62,15 @@ class Runtime:
             if self._launcher is None:
                 self._launcher = self.launcher_factory()
             return self._launcher
+
+    @property
+    def access(self) -> Access:
+        with self._lock:
+            if self._access is None:
+                from .auth import open_access
+
+                self._access = self.access_factory() if self.access_factory else open_access(self.settings)
+            return self._access
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

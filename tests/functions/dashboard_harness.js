@@ -1,5 +1,6 @@
 // Runs the dashboard's script against a minimal DOM and a canned API; prints what it rendered.
-// Usage: node dashboard_harness.js SCRIPT.js  (test_dashboard.py extracts SCRIPT.js from the page)
+// Usage: node dashboard_harness.js SCRIPT.js [logged-out]  (test_dashboard.py extracts SCRIPT.js from the page)
+// "logged-out": every API call answers 401, as without the session cookie.
 "use strict";
 class Node { constructor(tag) { this.tag = tag; this.children = []; this.textContent = ""; this.style = {}; this.listeners = {}; }
   appendChild(c) { this.children.push(c); return c; } addEventListener(t, f) { this.listeners[t] = f; } }
@@ -19,8 +20,10 @@ const canned = {
   "v1/runs/train-a-1:cancel": { id: "train-a-1", state: "cancelled" },
 };
 const calls = [];
+const loggedOut = process.argv[3] === "logged-out";
 global.fetch = async (url, options) => {
-  calls.push(((options && options.method) || "GET") + " " + url);
+  calls.push(((options && options.method) || "GET") + " " + url + (options && options.body ? " " + options.body : ""));
+  if (loggedOut) return { ok: false, status: 401, statusText: "Unauthorized", json: async () => ({ error: { message: "authentication required" } }) };
   const body = url.startsWith(prefix) ? canned[url.slice(prefix.length)] : undefined;
   return { ok: !!body, status: body ? 200 : 404, statusText: "Not Found", json: async () => body || { error: { message: "no " + url } } };
 };
@@ -32,6 +35,7 @@ const text = n => n.children.length ? n.children.map(text).join("|") : String(n.
 (async () => {
   require(require("path").resolve(process.argv[2]));
   for (let i = 0; i < 5; i++) await settle();
+  if (loggedOut) { console.log(JSON.stringify({ calls, href: location.href, error: els.error.textContent })); return; }
   const first = { specs: els.specs.children.map(text), runs: els.runs.children.map(text), nextPoll,
     bar: els.runs.children[0].children[3].children[0].children[0].style.width, error: els.error.textContent,
     openapi: els.openapi.href };

@@ -47,11 +47,15 @@ class Api:
         return self.client.post(f"/v1/specs/{spec_id}/runs", json=body)
 
 
+API_TOKEN = "test-api-token"
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Api]:
     store = FileStore(tmp_path / "store", fsync=False)
     launcher = FakeLauncher()
-    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/x", callback_key=b"k" * 32, command=("true",))
+    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/x", callback_key=b"k" * 32, command=("true",),
+                        auth="token", api_token=API_TOKEN)
     holder: dict[str, Api] = {}
 
     def send(event: ev.Event) -> None:
@@ -62,7 +66,9 @@ def env(tmp_path: Path) -> Iterator[Api]:
     rt = Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=send)
     runtime.install(rt)
     app = create_function_app("api")
-    holder["api"] = Api(client=app.test_client(), rt=rt, store=store, launcher=launcher)  # type: ignore[attr-defined]
+    client = app.test_client()  # type: ignore[attr-defined]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_TOKEN}"
+    holder["api"] = Api(client=client, rt=rt, store=store, launcher=launcher)
     yield holder["api"]
 
 
@@ -455,11 +461,13 @@ def test_unexpected_errors_are_500_without_internals(env: Api, tmp_path: Path) -
 
 def test_over_real_http(env: Api) -> None:
     app = create_function_app("api")
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {API_TOKEN}"
     with serve_wsgi(app) as url:
-        created = requests.post(f"{url}/v1/specs", json=make_spec(), timeout=10)
+        created = http.post(f"{url}/v1/specs", json=make_spec(), timeout=10)
         assert created.status_code == 201
-        accepted = requests.post(f"{url}/v1/specs/train-test-bot/runs", timeout=10)
+        accepted = http.post(f"{url}/v1/specs/train-test-bot/runs", timeout=10)
         assert accepted.status_code == 202
-        assert requests.get(f"{url}{accepted.headers['Location']}", timeout=10).status_code == 404
+        assert http.get(f"{url}{accepted.headers['Location']}", timeout=10).status_code == 404
         run_through_launch(env, env.sent[-1])
-        assert requests.get(f"{url}{accepted.headers['Location']}", timeout=10).json()["state"] == "launched"
+        assert http.get(f"{url}{accepted.headers['Location']}", timeout=10).json()["state"] == "launched"

@@ -21,6 +21,7 @@ from jobplane.settings import Settings
 from jobplane.store.files import FileStore
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+API_TOKEN = "test-api-token"
 
 
 @dataclass
@@ -52,10 +53,13 @@ def env(tmp_path: Path) -> Iterator[Env]:
             raise holder["env"].send_error
         holder["env"].sent.append(event)
 
-    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/x", callback_key=b"k" * 32)
+    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/x", callback_key=b"k" * 32,
+                        auth="token", api_token=API_TOKEN)
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: None, send=send,  # type: ignore[arg-type,return-value]
                             clock=lambda: NOW))
-    holder["env"] = Env(client=create_function_app("api").test_client(), store=store)  # type: ignore[attr-defined]
+    client = create_function_app("api").test_client()  # type: ignore[attr-defined]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_TOKEN}"
+    holder["env"] = Env(client=client, store=store)
     yield holder["env"]
 
 

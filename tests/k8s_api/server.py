@@ -1,7 +1,8 @@
 """A small stateful Kubernetes API server over real HTTP on 127.0.0.1, for testing the
 launcher through the official client: batch/v1 Jobs, core/v1 Pods and Namespaces with
 create/get/list/replace/patch/delete/watch, Status bodies, resourceVersions, label selectors,
-delete propagation, injected faults and controller hooks (see ``state.ClusterState``)."""
+delete propagation, injected faults and controller hooks (see ``state.ClusterState``); and
+TokenReview/SubjectAccessReview from a table of tokens and grants (``reviews.Reviews``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .reviews import ACCESS_REVIEWS, TOKEN_REVIEWS, Reviews
 from .selectors import SelectorError
 from .state import RESOURCES, ClusterState, Obj, merge_patch
 from .status import ApiError, status_body
@@ -78,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if url.path == "/version":
                 return self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0-jobplane-fake"})
+            if method == "POST" and url.path in (TOKEN_REVIEWS, ACCESS_REVIEWS):
+                return self._send(201, self.server.reviews.answer(url.path, self._json(body)) or {})
             plural, ns, name, sub = route(url.path)
             fault = self.state.take_fault(method, plural)
             if fault:
@@ -196,6 +200,7 @@ class FakeHTTPServer(ThreadingHTTPServer):
     def __init__(self, state: ClusterState) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.state = state
+        self.reviews = Reviews()
 
 
 class FakeKubeApi:
@@ -205,6 +210,12 @@ class FakeKubeApi:
         self.state = ClusterState(auto_pods=auto_pods)
         self._server = FakeHTTPServer(self.state)
         self._thread = threading.Thread(target=lambda: self._server.serve_forever(poll_interval=0.02), name="fake-kube-api", daemon=True)
+
+    @property
+    def reviews(self) -> Reviews:
+        """TokenReview/SubjectAccessReview answers: ``reviews.add_user(token, name)``,
+        ``reviews.grant(name, verb, resource)``."""
+        return self._server.reviews
 
     @property
     def url(self) -> str:
@@ -236,4 +247,4 @@ class FakeKubeApi:
         return client.ApiClient(config)
 
 
-__all__ = ["FakeKubeApi", "merge_patch"]
+__all__ = ["FakeKubeApi", "Reviews", "merge_patch"]

@@ -131,3 +131,25 @@ def test_watch_streams_events_after_a_resource_version_through_the_official_clie
             w.stop()
     assert seen[0] == ("ADDED", "") and seen[-1] == ("DELETED", "Complete")
     assert ("MODIFIED", "Complete") in seen
+
+
+def test_token_and_access_reviews_answer_from_the_table_of_users_and_grants(api: FakeKubeApi) -> None:
+    api.reviews.add_user("t-alice", "alice", groups=("devs",))
+    api.reviews.grant("group:devs", "create", "specs/runs", namespace="bots")
+    authn = client.AuthenticationV1Api(api.api_client())
+    authz = client.AuthorizationV1Api(api.api_client())
+
+    known = authn.create_token_review(client.V1TokenReview(spec=client.V1TokenReviewSpec(token="t-alice")))
+    unknown = authn.create_token_review(client.V1TokenReview(spec=client.V1TokenReviewSpec(token="nope")))
+    assert known.status.authenticated and known.status.user.username == "alice"
+    assert "devs" in known.status.user.groups and not unknown.status.authenticated
+
+    def may(verb: str, subresource: str | None, namespace: str) -> bool:
+        attrs = client.V1ResourceAttributes(namespace=namespace, group="jobplane.dev", verb=verb, resource="specs",
+                                            subresource=subresource)
+        spec = client.V1SubjectAccessReviewSpec(user="alice", groups=["devs"], resource_attributes=attrs)
+        return bool(authz.create_subject_access_review(client.V1SubjectAccessReview(spec=spec)).status.allowed)
+
+    assert may("create", "runs", "bots")
+    assert not may("create", None, "bots") and not may("create", "runs", "other") and not may("delete", "runs", "bots")
+    assert api.reviews.token_reviews == 2 and len(api.reviews.access_reviews) == 4

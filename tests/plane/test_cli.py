@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from support.plane import api
 from support.servers import free_port
 from support.specs import make_spec
 
@@ -103,10 +104,12 @@ def test_specs_and_runs_list_what_the_api_of_a_running_plane_holds(tmp_path: Pat
     from jobplane.local.plane import Plane
 
     with Plane(tmp_path / "data", env={}).start() as plane:
-        assert requests.post(f"{plane.url}/v1/specs", json=make_spec(schedule="0 3 * * *"), timeout=10).status_code == 201
-        assert main(["specs", "--url", plane.url]) == 0
-        assert main(["runs", "--url", plane.url, "--spec", "train-test-bot"]) == 0
-        assert main(["runs", "--url", plane.url, "--spec", "nope"]) == 2
+        created = api(plane).post(f"{plane.url}/v1/specs", json=make_spec(schedule="0 3 * * *"), timeout=10)
+        assert created.status_code == 201
+        data_dir = str(plane.data_dir)
+        assert main(["specs", "--url", plane.url, "--data-dir", data_dir]) == 0
+        assert main(["runs", "--url", plane.url, "--spec", "train-test-bot", "--data-dir", data_dir]) == 0
+        assert main(["runs", "--url", plane.url, "--spec", "nope", "--data-dir", data_dir]) == 2
     out, err = capsys.readouterr()
     assert "train-test-bot" in out and "0 3 * * *" in out
     assert "HTTP 404" in err

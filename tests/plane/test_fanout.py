@@ -79,8 +79,8 @@ def test_retrain_all_runs_each_bots_own_training_spec_again(trained: Plane) -> N
 @pytest.mark.slow
 def test_one_bots_test_through_the_api_below_min_accuracy_fails_once_with_the_reason(trained: Plane) -> None:
     wrong = [{"text": e["text"], "expectedIntent": "bye"} for e in TRAINING_EXAMPLES if e["intent"] == "greet"]
-    response = requests.post(f"{trained.url}/v1/specs/nightly-bot-tests/runs", timeout=10,
-                             json={"params": {"botId": "pizza-bot", "tests": wrong, "minAccuracy": 0.9}})
+    response = support_plane.api(trained).post(f"{trained.url}/v1/specs/nightly-bot-tests/runs", timeout=10,
+                                               json={"params": {"botId": "pizza-bot", "tests": wrong, "minAccuracy": 0.9}})
     assert response.status_code == 202, response.text
 
     run = final_run(trained, response.json()["runId"])
@@ -92,7 +92,7 @@ def test_one_bots_test_through_the_api_below_min_accuracy_fails_once_with_the_re
 
 @pytest.mark.slow
 def test_a_fan_out_run_through_the_api_answers_a_run_id_that_resolves_to_the_sweep(trained: Plane) -> None:
-    response = requests.post(f"{trained.url}/v1/specs/retrain-all/runs", json={}, timeout=10)
+    response = support_plane.api(trained).post(f"{trained.url}/v1/specs/retrain-all/runs", json={}, timeout=10)
     assert response.status_code == 202, response.text
 
     summary = final_run(trained, response.json()["runId"])

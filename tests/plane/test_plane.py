@@ -41,7 +41,7 @@ def plane(tmp_path: Path) -> Iterator[Plane]:
 
 def post(plane: Plane, event: ev.Event, *, path: str = "/default/default", structured: bool = False) -> requests.Response:
     headers, body = ev.to_http(event, structured=structured)
-    return requests.post(plane.url + path, data=body, headers=headers, timeout=10)
+    return support_plane.api(plane).post(plane.url + path, data=body, headers=headers, timeout=10)
 
 
 def bot_changed(*, id: str = "evt-1", bot: str = "pizza-bot") -> ev.Event:
@@ -158,20 +158,21 @@ def test_a_trainer_that_crashes_once_and_then_succeeds_on_the_retry_leaves_its_r
 @pytest.mark.slow
 def test_a_run_triggered_through_the_api_goes_through_the_broker_and_succeeds(plane: Plane) -> None:
     spec = make_spec(params={"trainingData": {"examples": TRAINING_EXAMPLES}})
-    assert requests.post(f"{plane.url}/v1/specs", json=spec, timeout=10).status_code == 201
+    http = support_plane.api(plane)
+    assert http.post(f"{plane.url}/v1/specs", json=spec, timeout=10).status_code == 201
 
-    response = requests.post(f"{plane.url}/v1/specs/{spec['id']}/runs", json={}, timeout=10)
+    response = http.post(f"{plane.url}/v1/specs/{spec['id']}/runs", json={}, timeout=10)
     assert response.status_code == 202, response.text
     run = final_run(plane, response.json()["runId"])
     assert run["state"] == "succeeded" and run["trigger"]["type"] == ev.RUN_REQUESTED
-    listed = requests.get(f"{plane.url}/v1/specs/{spec['id']}/runs", timeout=10).json()["runs"]
+    listed = http.get(f"{plane.url}/v1/specs/{spec['id']}/runs", timeout=10).json()["runs"]
     assert [r["id"] for r in listed] == [run["id"]]
 
 
 @pytest.mark.slow
 def test_a_spec_with_a_schedule_is_run_by_the_local_cron_as_a_ping(plane: Plane) -> None:
     spec = make_spec(id="train-nightly", schedule="30 2 * * *")
-    assert requests.post(f"{plane.url}/v1/specs", json=spec, timeout=10).status_code == 201
+    assert support_plane.api(plane).post(f"{plane.url}/v1/specs", json=spec, timeout=10).status_code == 201
 
     plane.cron.run_pending(datetime(2026, 3, 1, 2, 29, 30, tzinfo=UTC))
     fired = plane.cron.run_pending(datetime(2026, 3, 1, 2, 30, 5, tzinfo=UTC))

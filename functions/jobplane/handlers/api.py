@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import flask
 
+from .. import auth
 from .. import conventions as c
 from .. import events as ev
 from .. import deadletters, openapi, runs
@@ -36,6 +37,7 @@ from ..errors import (
 from ..runtime import Runtime
 from ..spec import MAX_ID, merge_params, validate_spec
 from .common import MethodNotAllowedError, error_response, json_response, read_body
+from .login import PAGE_HEADERS, login, login_page, logout
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ class Route:
 
 
 def handle(request: flask.Request, rt: Runtime) -> flask.Response:
-    """Route by path and method; map every error to the API's JSON error shape."""
+    """Admit (Host, Origin, credential), route by path and method, authorize; map every error
+    to the API's JSON error shape."""
     try:
+        who = auth.admit(auth.RequestView.from_environ(request.environ), settings=rt.settings, access=rt.access)
         route, params = _route(request.path)
         method = "GET" if request.method == "HEAD" else request.method
         handler = route.methods.get(method)
@@ -74,11 +78,15 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
             response = error_response(MethodNotAllowedError(f"{request.method} {request.path}: allowed are {allowed}"))
             response.headers["Allow"] = allowed
             return response
+        if who is not None:
+            rt.access.authorize(who, auth.required(request.method, request.path))
         return handler(request, rt, params)
     except JobplaneError as e:
         if e.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, e)
-        return error_response(e)
+        response = error_response(e)
+        response.headers.update(getattr(e, "headers", {}))
+        return response
     except Exception as e:  # noqa: BLE001 - the client gets a generic 500, the log the details
         log.exception("%s %s failed", request.method, request.path)
         return error_response(e)
@@ -140,7 +148,7 @@ def _dump(obj: Any) -> bytes:
 
 def dashboard(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     html = resources.files("jobplane").joinpath("static/dashboard.html").read_bytes()
-    return flask.Response(html, status=200, mimetype="text/html")
+    return flask.Response(html, status=200, mimetype="text/html", headers=PAGE_HEADERS)
 
 
 def healthz(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
@@ -373,6 +381,8 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/"), {"GET": dashboard}),
     Route(re.compile(r"/healthz"), {"GET": healthz}),
     Route(re.compile(r"/openapi\.json"), {"GET": openapi_json}),
+    Route(re.compile(r"/login"), {"GET": login_page, "POST": login}),
+    Route(re.compile(r"/logout"), {"POST": logout}),
     Route(re.compile(r"/v1/specs"), {"GET": list_specs, "POST": create_spec}),
     Route(re.compile(r"/v1/specs/(?P<spec_id>[^/:]+)"), {"GET": get_spec, "PUT": put_spec, "DELETE": delete_spec}),
     Route(re.compile(r"/v1/specs/(?P<spec_id>[^/:]+)/runs"), {"GET": list_spec_runs, "POST": trigger_run}),

@@ -144,8 +144,10 @@ class LocalBroker:
         request_timeout: float = 30.0,
         log_size: int = 1000,
         db: str | Path = ":memory:",
+        headers_for: Callable[[str], Mapping[str, str]] = lambda url: {},
     ) -> None:
         self.name, self.namespace = name, namespace
+        self.headers_for = headers_for  # extra headers per URL: the embedded plane's token for its functions
         self.triggers = [t for t in triggers if t.broker == name and t.namespace == namespace]
         self.resolve = resolve
         self.delivery = delivery or Delivery()
@@ -459,6 +461,7 @@ class LocalBroker:
         except Exception as e:
             return str(dest), _Response(DISPATCH_ERROR_STATUS, f"dispatch error: {e}".encode(), {})
         headers, body = to_http(event)
+        headers.update(self.headers_for(url))
         if prefer_reply:
             headers["Prefer"] = "reply"
         try:

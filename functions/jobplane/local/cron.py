@@ -140,12 +140,19 @@ Send = Callable[[Event], None]
 SendDirect = Callable[[Event, Mapping[str, Any]], None]
 
 
-def sink_sender(resolve: Callable[[Mapping[str, Any]], str], *, timeout: float = 10.0) -> SendDirect:
-    """Send to a PingSource's own sink (a Service, a URI) over HTTP, binary mode."""
+def sink_sender(
+    resolve: Callable[[Mapping[str, Any]], str],
+    *,
+    timeout: float = 10.0,
+    headers_for: Callable[[str], Mapping[str, str]] = lambda url: {},
+) -> SendDirect:
+    """Send to a PingSource's own sink (a Service, a URI) over HTTP, binary mode, with
+    ``headers_for(url)`` (the plane's token for its own functions)."""
     from ..events import http_sender
 
     def send(event: Event, sink: Mapping[str, Any]) -> None:
-        http_sender(resolve(sink), timeout=timeout)(event)
+        url = resolve(sink)
+        http_sender(url, timeout=timeout, headers=headers_for(url))(event)
 
     return send
 

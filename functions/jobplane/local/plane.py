@@ -26,10 +26,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from .. import conventions as c
 from .. import events as ev
 from ..app import WSGIApp, build_app
+from ..auth.frontdoor import front_door_guard, function_headers
 from ..errors import JobplaneError, PermanentError, PreconditionFailedError, UnavailableError
 from ..launcher import Launcher, JobStatus, open_launcher
 from ..runtime import Runtime, install
-from ..settings import Settings, embedded_defaults
+from ..settings import LOOPBACK_HOSTS, Settings, embedded_defaults
 from ..store import open_store
 from ..store.base import ObjectStore
 
@@ -95,8 +96,11 @@ def seed_specs(store: ObjectStore, directory: Path) -> list[str]:
 
 
 def plane_settings(data_dir: Path, *, port: int, env: Mapping[str, str]) -> Settings:
-    """The embedded defaults for ``data_dir``, overridden by ``JOBPLANE_*`` in ``env``."""
-    return Settings.from_env(env, defaults=embedded_defaults(data_dir, port=port))
+    """The embedded defaults for ``data_dir``, overridden by ``JOBPLANE_*`` in ``env``. The
+    plane listens on 127.0.0.1 only and its Jobs call back there, so its loopback names stay
+    allowed whatever ``JOBPLANE_ALLOWED_HOSTS`` adds (a name a reverse proxy sends, say)."""
+    settings = Settings.from_env(env, defaults=embedded_defaults(data_dir, port=port))
+    return settings.with_(allowed_hosts=tuple(dict.fromkeys((*LOOPBACK_HOSTS, *settings.allowed_hosts))))
 
 
 class Plane:
@@ -162,21 +166,24 @@ class Plane:
         config = local_broker.load_broker(self.eventing_dir)
         triggers = local_broker.load_triggers(self.eventing_dir, namespace=config.namespace)
         resolve = local_broker.function_resolver(self.url, namespace=config.namespace)
+        headers_for = function_headers(self.url, self.settings)
         self.broker = local_broker.LocalBroker(
             triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace,
             db=self.data_dir / BROKER_DB,
+            headers_for=headers_for,
         )
         self.runtime.broker = self.broker
-        self._app = build_app(broker=self.broker)
-        self.cron = self._cron(resolve, namespace=config.namespace, broker=config.name)
+        self._app = build_app(broker=self.broker, guard=front_door_guard(self.settings))
+        self.cron = self._cron(resolve, headers_for, namespace=config.namespace, broker=config.name)
 
-    def _cron(self, resolve: Callable[[Mapping[str, Any]], str], *, namespace: str, broker: str) -> LocalCron:
+    def _cron(self, resolve: Callable[[Mapping[str, Any]], str], headers_for: Callable[[str], dict[str, str]], *,
+              namespace: str, broker: str) -> LocalCron:
         from . import cron as local_cron
 
         return local_cron.LocalCron(
             local_cron.load_pingsources(self.eventing_dir, namespace=namespace),
             send=self._send,
-            send_direct=local_cron.sink_sender(resolve),
+            send_direct=local_cron.sink_sender(resolve, headers_for=headers_for),
             specs_with_schedule=self.scheduled_specs,
             clock=self.runtime.clock,
             namespace=namespace,
