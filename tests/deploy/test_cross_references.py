@@ -233,7 +233,7 @@ def test_role_is_bound_to_the_services_that_call_the_kubernetes_api(base: list[k
     [subject] = binding["subjects"]
     callers = {n for n, s in services(base).items() if s["spec"]["template"]["spec"]["serviceAccountName"] == subject["name"]}
     assert {"jobplane-launch", "jobplane-reconciler"} <= callers
-    assert not callers & {"jobplane-status", "jobplane-predict", "jobplane-deadletter"}
+    assert not callers & {"jobplane-api", "jobplane-status", "jobplane-predict", "jobplane-deadletter"}
 
 
 def test_every_service_account_named_exists(base: list[kube.Resource]) -> None:
