@@ -317,9 +317,14 @@ def test_the_cluster_roles_grant_every_permission_the_api_asks_rbac_for(base: li
     permissions = pytest.importorskip("jobplane.auth.permissions", reason="JOBPLANE_AUTH=kubernetes not written yet")
     asked = {(r.resource + (f"/{r.subresource}" if r.subresource else ""), r.verb) for r in permissions.RULES}
     roles = kube.by_kind(base, "ClusterRole")
-    assert asked == cluster_role_grants(roles["jobplane-editor"]), "the editor may do every action the API has"
-    reads = {(res, verb) for res, verb in asked if verb in ("get", "list")}
-    assert reads == cluster_role_grants(roles["jobplane-viewer"])
+    editor, viewer = (cluster_role_grants(roles[n]) for n in ("jobplane-editor", "jobplane-viewer"))
+    assert asked <= editor, "the editor may do every action the API has"
+    assert {(res, verb) for res, verb in asked if verb in ("get", "list")} <= viewer
+    assert editor - asked <= RESERVED, f"grants no route asks for: {sorted(editor - asked - RESERVED)}"
+
+
+RESERVED: frozenset[Grant] = frozenset({("bots", "list")})
+"""Granted because DESIGN.md's resource model has it, though no route asks for it yet."""
 
 
 # --- cloud identities ----------------------------------------------------------------------
