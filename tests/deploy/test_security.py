@@ -201,6 +201,13 @@ def test_every_function_runs_restricted_with_a_read_only_root_filesystem(base: l
     assert "emptyDir" in volumes[tmp["name"]], "the writable /tmp is an emptyDir"
 
 
+def test_the_functions_image_puts_gunicorns_control_socket_on_the_writable_tmp() -> None:
+    from .test_images import FUNCTIONS, final_stage
+
+    env = " ".join(args for keyword, args in final_stage(FUNCTIONS) if keyword == "ENV")
+    assert re.search(r"\bXDG_RUNTIME_DIR=/tmp(\s|$)", env), "else gunicorn writes under HOME, on the read-only root"
+
+
 @pytest.mark.parametrize(("gpus", "kueue_on"), [(0, False), (1, False), (1, True)], ids=["cpu", "gpu", "gpu-kueue"])
 def test_the_trainer_job_passes_the_restricted_profile(base: list[kube.Resource], gpus: int, kueue_on: bool) -> None:
     job = job_from_deployed_settings(base, kueue_on=kueue_on, resources={"gpus": gpus})
