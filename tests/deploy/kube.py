@@ -30,6 +30,7 @@ KUBERNETES_VERSION = "1.31.0"
 """Oldest cluster the manifests target: podFailurePolicy is GA from 1.31."""
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CLUSTER_SCOPED_CRDS = frozenset({"ClusterQueue", "ResourceFlavor", "WorkloadPriorityClass"})
+CLUSTER_SCOPED = frozenset({"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding", *CLUSTER_SCOPED_CRDS})
 
 Resource = dict[str, Any]
 

@@ -233,7 +233,7 @@ def test_role_is_bound_to_the_services_that_call_the_kubernetes_api(base: list[k
     [subject] = binding["subjects"]
     callers = {n for n, s in services(base).items() if s["spec"]["template"]["spec"]["serviceAccountName"] == subject["name"]}
     assert {"jobplane-launch", "jobplane-reconciler"} <= callers
-    assert not callers & {"jobplane-status", "jobplane-predict", "jobplane-deadletter"}
+    assert not callers & {"jobplane-api", "jobplane-status", "jobplane-predict", "jobplane-deadletter"}
 
 
 def test_every_service_account_named_exists(base: list[kube.Resource]) -> None:
@@ -339,7 +339,8 @@ def job_from_deployed_settings(base: list[kube.Resource], *, kueue_on: bool, **s
     data = dict(kube.by_kind(base, "ConfigMap")["jobplane-settings"]["data"])
     data["JOBPLANE_KUEUE"] = "true" if kueue_on else "false"
     settings = Settings.from_env({**data, "JOBPLANE_CALLBACK_KEY": "k" * 64})
-    return manifests.build_job(make_spec(**spec), {"id": "train-test-bot-0123abcd"}, settings=settings)
+    run = {"id": "train-test-bot-0123abcd", "createdAt": "2026-01-01T00:00:00Z"}
+    return manifests.build_job(make_spec(**spec), run, settings=settings)
 
 
 @pytest.mark.parametrize("priority", specs.PRIORITIES)

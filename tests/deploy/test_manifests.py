@@ -46,10 +46,12 @@ def test_overlay_puts_every_namespaced_resource_in_one_namespace(overlay: Path) 
     namespace = kube.by_kind(resources, "Namespace")
     assert len(namespace) == 1
     ns = next(iter(namespace))
-    cluster_scoped = {"Namespace", "PriorityClass", *kube.CLUSTER_SCOPED_CRDS}
-    assert {r["metadata"].get("namespace") for r in resources if r["kind"] not in cluster_scoped} == {ns}
-    binding = kube.by_kind(resources, "RoleBinding")["jobplane-launcher"]
-    assert {s["namespace"] for s in binding["subjects"]} == {ns}
+    assert {r["metadata"].get("namespace") for r in resources if r["kind"] not in kube.CLUSTER_SCOPED} == {ns}
+    bindings = [*kube.by_kind(resources, "RoleBinding").values(), *kube.by_kind(resources, "ClusterRoleBinding").values()]
+    assert {"jobplane-launcher", "jobplane-api"} <= {b["metadata"]["name"] for b in bindings}
+    assert {s["namespace"] for b in bindings for s in b["subjects"] if s["kind"] == "ServiceAccount"} == {ns}
+    for name in kube.by_kind(resources, "ClusterRoleBinding"):
+        assert name.startswith(f"{ns}-"), f"{name}: cluster-wide, so named after {ns} or another overlay rebinds it"
     settings = kube.by_kind(resources, "ConfigMap")["jobplane-settings"]["data"]
     assert settings["JOBPLANE_NAMESPACE"] == ns
     assert settings["JOBPLANE_SINK"].endswith(f"/{ns}/default"), "the Jobs' sink is this namespace's Broker"
@@ -59,7 +61,10 @@ def test_overlay_puts_every_namespaced_resource_in_one_namespace(overlay: Path) 
 @pytest.mark.parametrize("overlay", kube.OVERLAYS, ids=lambda p: p.name)
 def test_overlay_only_patches_the_base(overlay: Path) -> None:
     def names(resources: list[kube.Resource]) -> set[tuple[str, str]]:
-        return {(r["kind"], r["metadata"]["name"]) for r in resources if r["kind"] != "Namespace"}
+        """A ClusterRoleBinding's name without its namespace prefix (overlays rename it)."""
+        [ns] = kube.by_kind(resources, "Namespace")
+        return {(r["kind"], r["metadata"]["name"].removeprefix(f"{ns}-") if r["kind"] == "ClusterRoleBinding"
+                 else r["metadata"]["name"]) for r in resources if r["kind"] != "Namespace"}
 
     assert names(kube.build(overlay)) == names(kube.build(kube.REPO / "knative" / "base"))
 
