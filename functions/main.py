@@ -11,6 +11,7 @@ import importlib
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from jobplane import runtime
 
@@ -19,6 +20,28 @@ def _handle(name: str, request: flask.Request) -> flask.Response:
     module = importlib.import_module(f"jobplane.handlers.{name}")
     response: flask.Response = module.handle(request, runtime.current())
     return response
+
+
+def _configure_door(app: flask.Flask) -> None:
+    """What every function's app refuses before a handler runs, and how it says so: bodies
+    over ``Settings.max_event_bytes`` (413 unread on ``Content-Length``; a chunked body ends
+    for the app one byte past the limit), and every error Flask or Werkzeug answers itself
+    (404, 405, 500) as JSON in the API's error shape, never HTML."""
+    from jobplane.app import guard_body
+    from jobplane.errors import JobplaneError
+    from jobplane.handlers.common import http_error_response
+    from jobplane.limits import DEFAULT_MAX_EVENT_BYTES
+
+    try:
+        limit = runtime.current_settings().max_event_bytes
+    except JobplaneError:  # bad settings: every request says why (runtime.current raises them)
+        limit = DEFAULT_MAX_EVENT_BYTES
+    app.wsgi_app = guard_body(app.wsgi_app, limit)  # type: ignore[method-assign,assignment]
+    app.register_error_handler(HTTPException, http_error_response)
+    app.register_error_handler(Exception, http_error_response)
+
+
+_configure_door(flask.current_app)  # functions-framework runs this file inside its app's context
 
 
 @functions_framework.http

@@ -1,14 +1,19 @@
 """Cron schedules as Knative's PingSource reads them (robfig/cron's standard parser), and when
-they fire in a time zone. Pure: spec validation rejects a bad ``schedule`` with a precise reason
-before a PingSource ever sees it, and the embedded cron (``local/cron.py``) fires by the same rules.
+they fire in a time zone. Spec validation rejects a bad ``schedule`` with a precise reason before
+a PingSource ever sees it, and the embedded cron (``local/cron.py``) fires by the same rules.
 
-Five fields (minute, hour, day of month, month, day of week) with ``*``, ``?``, ranges ``a-b``,
-steps ``*/n``, ``a-b/n`` and ``a/n`` (= ``a-max/n``), lists, case-insensitive month and weekday
-names (``JAN``, ``MON``), weekday ``7`` = Sunday, and the macros ``@yearly``/``@annually``/
-``@monthly``/``@weekly``/``@daily``/``@midnight``/``@hourly``. A ``CRON_TZ=Zone`` prefix is
-accepted only where PingSource manifests are read; a spec keeps its zone in ``timezone``.
-When both day fields are restricted a day matches if either does; a field is unrestricted when
-an item is ``*`` or ``?`` with no step above 1 (robfig/cron's star bit).
+Fields are read by croniter (a well-kept cron library); this module holds only where
+PingSource's dialect differs from croniter's and what croniter cannot know:
+
+- exactly five fields (minute, hour, day of month, month, day of week), or one of the macros
+  ``@yearly``/``@annually``/``@monthly``/``@weekly``/``@daily``/``@midnight``/``@hourly``;
+  ``?`` means ``*`` in any field; croniter's extensions (``L``, ``W``, ``#``, seconds, years)
+  and wrapping ranges (``10-5``) are refused, as robfig/cron refuses them;
+- a ``CRON_TZ=Zone`` (or ``TZ=Zone``) prefix, accepted only where PingSource manifests are
+  read; a spec keeps its zone in ``timezone``;
+- when both day fields are restricted a day matches if either does; a field is unrestricted
+  when an item is ``*`` or ``?`` with no step above 1 (robfig/cron's star bit);
+- a schedule that can never fire (``0 0 30 2 *``) is an error, not a search that gives up.
 
 Time zones follow the wall clock: on a spring-forward day the skipped local times never fire;
 on a fall-back day the repeated hour fires again only for schedules whose hour field covers
@@ -24,6 +29,8 @@ from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import CroniterError, croniter
+
 from .errors import PermanentError
 
 MACROS: Final[dict[str, str]] = {
@@ -35,35 +42,22 @@ MACROS: Final[dict[str, str]] = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+"""robfig/cron's macros, as PingSource reads them."""
+FIELD_NAMES: Final = ("minute", "hour", "day of month", "month", "day of week")
+RANGES: Final = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 MONTHS: Final = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 WEEKDAYS: Final = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+DAYS_IN_MONTH: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 ZONE_PREFIXES: Final = ("CRON_TZ=", "TZ=")
 SEARCH_DAYS: Final = 366 * 8 + 2
 """How far ``next_fire`` looks (covers Feb 29 on a given weekday)."""
-
-
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    low: int
-    high: int
-    names: tuple[str, ...] = ()
-    names_from: int = 0
-
-
-FIELDS: Final = (
-    _Field("minute", 0, 59),
-    _Field("hour", 0, 23),
-    _Field("day of month", 1, 31),
-    _Field("month", 1, 12, MONTHS, 1),
-    _Field("day of week", 0, 7, WEEKDAYS, 0),
-)
+_NAMED: Final = (False, False, False, True, True)
+_ITEM: Final = re.compile(r"(?P<range>[*?]|(?P<a>[0-9]+|[A-Za-z]+)(?:-(?P<b>[0-9]+|[A-Za-z]+))?)(?:/(?P<step>[0-9]+))?")
 _STAR: Final = re.compile(r"[*?](/0*1)?")
-_ITEM: Final = re.compile(r"(?P<range>\*|\?|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>[0-9]+))?")
 
 
 class CronError(PermanentError, ValueError):
-    """A schedule that does not parse, or a zone that does not exist; the message says why."""
+    """A schedule that does not parse or never fires, or a zone that does not exist; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +88,13 @@ class CronSchedule:
         """Whether the schedule fires in ``moment``'s minute, read as wall time (folds ignored)."""
         return moment.minute in self.minutes and moment.hour in self.hours and self.day_matches(moment.date())
 
+    def ever_fires(self) -> bool:
+        """Whether some calendar day matches (with only the day of month restricted, some
+        allowed month must have an allowed day: February has 29 in leap years)."""
+        if self.days_star or not self.weekdays_star:
+            return True  # every month has every weekday
+        return any(day <= DAYS_IN_MONTH[month - 1] for month in self.months for day in self.days)
+
 
 Cron = CronSchedule
 """The name spec validation used."""
@@ -108,21 +109,25 @@ def parse(expr: str, *, zone_prefix: bool = False) -> CronSchedule:
     if zone_prefix and text.startswith(ZONE_PREFIXES):
         prefix, _, text = text.partition(" ")
         timezone = prefix.split("=", 1)[1]
+    if text.upper().startswith(ZONE_PREFIXES):
+        raise CronError("put the timezone in the spec's timezone field, not in the schedule")
     if text.startswith("@"):
         if text.lower() not in MACROS:
             raise CronError(f"unknown macro {text!r}: expected one of {', '.join(MACROS)}")
         text = MACROS[text.lower()]
-    if text.upper().startswith(ZONE_PREFIXES):
-        raise CronError("put the timezone in the spec's timezone field, not in the schedule")
     parts = text.split(" ") if text else []
-    if len(parts) != len(FIELDS):
+    if len(parts) != len(FIELD_NAMES):
         raise CronError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}")
-    values = [_parse_field(part, field) for part, field in zip(parts, FIELDS, strict=True)]
-    return CronSchedule(
-        minutes=values[0], hours=values[1], days=values[2], months=values[3],
-        weekdays=frozenset(v % 7 for v in values[4]),
+    for index, part in enumerate(parts):
+        _check_dialect(part, index)
+    values = _expand(parts)
+    schedule = CronSchedule(
+        minutes=values[0], hours=values[1], days=values[2], months=values[3], weekdays=values[4],
         days_star=_unrestricted(parts[2]), weekdays_star=_unrestricted(parts[4]), timezone=timezone,
     )
+    if not schedule.ever_fires():
+        raise CronError(f"never fires: no month among {parts[3]!r} has day {parts[2]!r}")
+    return schedule
 
 
 @lru_cache(maxsize=512)
@@ -134,50 +139,65 @@ def parse_schedule(text: str) -> CronSchedule:
         raise CronError(f"schedule {text!r}: {e}") from e
 
 
+def _check_dialect(part: str, index: int) -> None:
+    """Refuse what robfig/cron refuses and croniter would read (``L``, ``W``, ``#``, names in
+    number fields, wrapping ranges)."""
+    name = FIELD_NAMES[index]
+    for item in part.split(","):
+        match = _ITEM.fullmatch(item)
+        if not match:
+            raise CronError(f"{name}: cannot parse {item!r}")
+        ends = [end for end in (match["a"], match["b"]) if end]
+        if any(not end.isdigit() for end in ends) and not _NAMED[index]:
+            raise CronError(f"{name}: {item!r} is not a number")
+        if match["step"] is not None and int(match["step"]) < 1:
+            raise CronError(f"{name}: step must be at least 1, got {match['step']}")
+        if len(ends) == 2 and _ordinal(ends[0], index) > _ordinal(ends[1], index):
+            raise CronError(f"{name}: range {item!r} starts after it ends")
+
+
+def _ordinal(end: str, index: int) -> int:
+    """A range end's number (a month or weekday name's position; an unknown name is croniter's to refuse)."""
+    if end.isdigit():
+        return int(end)
+    names = MONTHS if index == 3 else WEEKDAYS
+    first = 1 if index == 3 else 0
+    return names.index(end.upper()) + first if end.upper() in names else -1
+
+
+def _expand(parts: list[str]) -> list[frozenset[int]]:
+    """Each field's allowed values, as croniter reads them (``?`` is ``*``; 7 is Sunday)."""
+    text = " ".join(part.replace("?", "*") for part in parts)
+    try:
+        fields = croniter.expand(text)[0]
+    except CroniterError as e:
+        raise CronError(_field_problem(parts, e)) from None
+    out = []
+    for index, values in enumerate(fields[:5]):
+        low, high = RANGES[index]
+        out.append(frozenset(range(low, high + 1)) if values == ["*"] else frozenset(int(v) % 7 if index == 4 else int(v) for v in values))
+    return out
+
+
+def _field_problem(parts: list[str], err: CroniterError) -> str:
+    """croniter's message names the whole expression: find the field it is about."""
+    for index, part in enumerate(parts):
+        probe = ["*"] * len(parts)
+        probe[index] = part.replace("?", "*")
+        try:
+            croniter.expand(" ".join(probe))
+        except CroniterError as e:
+            low, high = RANGES[index]
+            if "range" in str(e):
+                return f"{FIELD_NAMES[index]}: {part} is out of range {low}-{7 if index == 4 else high}"
+            names = ", ".join(MONTHS if index == 3 else WEEKDAYS)
+            return f"{FIELD_NAMES[index]}: {part!r} is not a number or one of {names}"
+    return f"cannot read the schedule: {err}"
+
+
 def _unrestricted(text: str) -> bool:
     """robfig/cron's star bit: some item is ``*`` or ``?`` with no step above 1."""
     return any(_STAR.fullmatch(item) for item in text.split(","))
-
-
-def _parse_field(text: str, field: _Field) -> frozenset[int]:
-    allowed: set[int] = set()
-    for item in text.split(","):
-        allowed |= _parse_item(item, field)
-    return frozenset(allowed)
-
-
-def _parse_item(item: str, field: _Field) -> set[int]:
-    match = _ITEM.fullmatch(item)
-    if not match:
-        raise CronError(f"{field.name}: cannot parse {item!r}")
-    span, step_text = match["range"], match["step"]
-    step = int(step_text) if step_text is not None else 1
-    if step < 1:
-        raise CronError(f"{field.name}: step must be at least 1, got {step}")
-    if span in ("*", "?"):
-        low, high = field.low, field.high
-    elif "-" in span:
-        first, last = span.split("-", 1)
-        low, high = _value(first, field), _value(last, field)
-        if low > high:
-            raise CronError(f"{field.name}: range {item!r} starts after it ends")
-    else:
-        low = _value(span, field)
-        high = field.high if step_text is not None else low
-    return set(range(low, high + 1, step))
-
-
-def _value(text: str, field: _Field) -> int:
-    upper = text.upper()
-    if upper in field.names:
-        return field.names.index(upper) + field.names_from
-    if not text.isdigit():
-        hint = f" or one of {', '.join(field.names)}" if field.names else ""
-        raise CronError(f"{field.name}: {text!r} is not a number{hint}")
-    value = int(text)
-    if not field.low <= value <= field.high:
-        raise CronError(f"{field.name}: {value} is out of range {field.low}-{field.high}")
-    return value
 
 
 # --- when a schedule fires ---------------------------------------------------------------------

@@ -8,7 +8,10 @@ down or busy: event endpoints answer 5xx/429 and the broker retries with backoff
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+RETRY_AFTER_SECONDS: Final = 5
+"""What a 503 tells a client (and Knative's broker, which also backs off) to wait before a retry."""
 
 
 @dataclass(frozen=True)
@@ -110,3 +113,17 @@ def short(text: str | bytes, limit: int = 300) -> str:
         text = text.decode("utf-8", "replace")
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class PayloadTooLargeError(PermanentError):
+    """The request body is over the door's size limit (413); nothing of it was kept."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaTypeError(PermanentError):
+    """The body's content type is not one this door reads (415)."""
+
+    status = 415
+    code = "unsupported_media_type"

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
-from .errors import PermanentError, UnavailableError, short
+from .errors import PermanentError, UnavailableError, UnsupportedMediaTypeError, short
+from .limits import check_depth, too_deep
 
 BOT_CHANGED: Final = "dev.jobplane.bot.changed"
 PING: Final = "dev.knative.sources.ping"
@@ -130,7 +131,7 @@ def from_http(headers: Mapping[str, str], body: bytes) -> Event:
     if media == STRUCTURED or (media.startswith("application/cloudevents") and media.endswith("+json")):
         return _from_structured(body)
     if not any(k.startswith("ce-") for k in lowered):
-        raise PermanentError(
+        raise UnsupportedMediaTypeError(
             "not a CloudEvent: no ce-* headers (binary mode) and content type "
             f"{media or 'missing'!r} is not {STRUCTURED} (structured mode)"
         )
@@ -156,6 +157,8 @@ def _decode_body(body: bytes, content_type: str | None) -> Any:
     if is_json(content_type):
         return _loads(body, "data")
     if content_type is None:
+        if too_deep(body):
+            return body  # read as JSON only where nesting is sane; else it stays bytes
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -169,6 +172,7 @@ def _decode_body(body: bytes, content_type: str | None) -> Any:
 
 
 def _loads(raw: bytes | str, what: str) -> Any:
+    check_depth(raw, what)
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

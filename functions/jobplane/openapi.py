@@ -147,11 +147,12 @@ def _responses() -> dict[str, Any]:
     reasons = {400: "Invalid request; details list every problem with its field path.",
                404: "No such object or path.", 405: "Method not allowed on this path.",
                409: "Conflicts with the current state.", 412: "If-Match did not match.",
-               413: "Request body too large.", 501: "Not available in this deployment.",
+               413: "Request body over JOBPLANE_MAX_EVENT_BYTES.", 415: "The body is not application/json.",
+               501: "Not available in this deployment.",
                401: "No credential, or one that authenticates nobody (WWW-Authenticate: Bearer).",
                403: "Refused: a Host or Origin this plane does not answer to, or RBAC denies the verb "
                     "on the resource (kubernetes auth).",
-               503: "A dependency is unavailable; retry with backoff."}
+               503: "A dependency is unavailable; retry after the Retry-After header's seconds."}
     return {f"E{status}": _json(_ref("Error"), text) for status, text in reasons.items()}
 
 
@@ -166,7 +167,7 @@ def _spec_paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("SpecList"), "Specs by id."), **_errors(400)}},
             "post": {"operationId": "createSpec", "summary": "Create a job spec", "requestBody": body,
                      "responses": {"201": {**spec, "headers": {**ETAG, "Location": {"schema": {"type": "string"}}}},
-                                   **_errors(400, 409, 413, 503)}},
+                                   **_errors(400, 409, 413, 415, 503)}},
         },
         "/v1/specs/{specId}": {
             "parameters": [SPEC_ID],
@@ -174,7 +175,7 @@ def _spec_paths() -> dict[str, Any]:
                     "responses": {"200": spec, **_errors(404)}},
             "put": {"operationId": "replaceSpec", "summary": "Replace a job spec", "requestBody": body,
                     "parameters": [_param("If-Match", "header", "ETag of the spec read.", {"type": "string"})],
-                    "responses": {"200": spec, **_errors(400, 404, 409, 412, 413)}},
+                    "responses": {"200": spec, **_errors(400, 404, 409, 412, 413, 415, 503)}},
             "delete": {"operationId": "deleteSpec", "summary": "Delete a job spec (its runs stay)",
                        "responses": {"204": {"description": "Deleted."}, **_errors(404)}},
         },
@@ -190,7 +191,7 @@ def _run_paths() -> dict[str, Any]:
             "parameters": [SPEC_ID],
             "post": {"operationId": "triggerRun", "summary": "Trigger a run of the spec",
                      "requestBody": {"required": False, "content": {JSON: {"schema": _ref("RunRequest")}}},
-                     "responses": {"202": accepted, **_errors(400, 404, 413, 503)}},
+                     "responses": {"202": accepted, **_errors(400, 404, 413, 415, 503)}},
             "get": {"operationId": "listSpecRuns", "summary": "The spec's runs, newest first", "parameters": [LIMIT],
                     "responses": {"200": _json(_ref("RunList"), "Runs, newest first."), **_errors(400, 404)}},
         },
@@ -215,7 +216,7 @@ def _bot_paths() -> dict[str, Any]:
             "operationId": "predict", "summary": "Classify an utterance with the bot's model",
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref("PredictRequest")}}},
             "responses": {"200": _json(_ref("Prediction"), "Intent, confidence, entities."),
-                          **_errors(400, 404, 501)}}},
+                          **_errors(400, 404, 413, 415, 501)}}},
     }
 
 

@@ -104,3 +104,12 @@ def current() -> Runtime:
         if _current is None:
             _current = Runtime.from_settings(Settings.from_env(os.environ))
         return _current
+
+
+def current_settings() -> Settings:
+    """The installed runtime's settings, else the environment's, without opening a store or a
+    launcher (what a function's app reads when it is created)."""
+    with _current_lock:
+        if _current is not None:
+            return _current.settings
+    return Settings.from_env(os.environ)

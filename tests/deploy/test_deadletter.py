@@ -132,8 +132,15 @@ def test_event_without_knative_error_attributes_is_still_recorded(dead: DeadLett
     assert record["error"] == {"code": None, "destination": None, "response": None}
 
 
-def test_malformed_event_is_rejected_with_400_and_nothing_written(dead: DeadLetter) -> None:
+def test_a_body_that_is_not_a_cloudevent_is_rejected_with_415_and_nothing_written(dead: DeadLetter) -> None:
     response = requests.post(dead.url, data=b"{}", headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 415
+    assert dead.records() == {}
+
+
+def test_malformed_event_is_rejected_with_400_and_nothing_written(dead: DeadLetter) -> None:
+    headers = {"ce-specversion": "1.0", "ce-source": "/s", "ce-type": "t", "Content-Type": "application/json"}  # no id
+    response = requests.post(dead.url, data=b"{}", headers=headers, timeout=10)
     assert response.status_code == 400
     assert dead.records() == {}
 

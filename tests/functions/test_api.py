@@ -154,11 +154,52 @@ def test_malformed_bodies_are_400(env: Api, body: bytes) -> None:
     assert error_of(response)["details"]
 
 
-def test_oversized_body_is_413(env: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "MAX_BODY_BYTES", 1000)
-    response = env.client.post("/v1/specs", json=make_spec(description="x" * 2000))
+def test_oversized_body_is_413_at_the_configured_limit(env: Api) -> None:
+    runtime.install(Runtime(settings=env.rt.settings.with_(max_event_bytes=2000), store=env.store,
+                            launcher_factory=lambda: env.launcher, send=env.sent.append))
+    client = create_function_app("api").test_client()  # type: ignore[attr-defined]
+    response = client.post("/v1/specs", json=make_spec(description="x" * 3000))
     assert response.status_code == 413
     assert error_of(response)["code"] == "too_large"
+    assert "JOBPLANE_MAX_EVENT_BYTES" in error_of(response)["message"]
+    assert client.post("/v1/specs", json=make_spec(description="x" * 100)).status_code == 201
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_body_that_is_not_json_is_415(env: Api, content_type: str) -> None:
+    response = env.client.post("/v1/specs", data=json.dumps(make_spec()), content_type=content_type)
+    assert response.status_code == 415
+    assert error_of(response)["code"] == "unsupported_media_type"
+    assert list(env.store.list("specs/")) == []
+
+
+def test_deeply_nested_json_is_400_naming_the_body(env: Api) -> None:
+    response = env.client.post("/v1/specs", data=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert error_of(response)["details"] == [{"field": "body", "problem": "JSON nested deeper than 64 levels"}]
+
+
+def test_a_schedule_that_can_never_fire_is_refused_at_create_and_update(env: Api) -> None:
+    created = env.client.post("/v1/specs", json=make_spec(id="leap", schedule="0 0 30 2 *"))
+    assert created.status_code == 400
+    assert [d["field"] for d in error_of(created)["details"]] == ["spec.schedule"]
+    assert "never fires" in error_of(created)["details"][0]["problem"]
+    env.create(make_spec(id="leap", schedule="0 0 29 2 *"))
+    updated = env.client.put("/v1/specs/leap", json=make_spec(id="leap", schedule="0 0 31 4 *"))
+    assert updated.status_code == 400 and error_of(updated)["details"][0]["field"] == "spec.schedule"
+    assert env.client.get("/v1/specs/leap").get_json()["schedule"] == "0 0 29 2 *"
+
+
+def test_an_unreadable_store_is_503_with_retry_after(env: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(FileStore, "_stage", refuse)
+    response = env.client.post("/v1/specs", json=make_spec())
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert error_of(response)["code"] == "unavailable"
+    assert str(env.store.url) not in response.get_data(as_text=True)
 
 
 def test_inline_training_examples_are_stored_and_the_spec_keeps_a_uri(env: Api) -> None:

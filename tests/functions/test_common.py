@@ -81,6 +81,7 @@ def test_errors_map_to_statuses_the_broker_understands(err: BaseException, statu
     body = response.get_json()
     assert body["error"]["code"] == code
     assert "secret internals" not in response.get_data(as_text=True)
+    assert ("Retry-After" in response.headers) is (status == 503)
 
 
 def test_validation_details_carry_field_paths() -> None:
@@ -91,7 +92,6 @@ def test_validation_details_carry_field_paths() -> None:
 
 
 MALFORMED: list[tuple[str, dict[str, str], bytes]] = [
-    ("plain json", {"Content-Type": "application/json"}, b'{"a": 1}'),
     ("missing id", {"ce-specversion": "1.0", "ce-source": "/s", "ce-type": "t"}, b""),
     ("bad specversion", {"ce-specversion": "0.1", "ce-id": "1", "ce-source": "/s", "ce-type": "t"}, b""),
     ("structured not json", {"Content-Type": "application/cloudevents+json"}, b"{"),
@@ -113,6 +113,43 @@ def test_oversized_event_is_rejected_with_413(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(common, "MAX_EVENT_BYTES", 100)
     response = post(client_for(lambda e: None), make_event(data={"blob": "x" * 200}))
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "text/plain", "application/x-www-form-urlencoded", None],
+)
+def test_a_body_that_is_neither_binary_nor_structured_mode_is_415(content_type: str | None) -> None:
+    called: list[Event] = []
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client_for(called.append).post("/", headers=headers, data=b'{"a": 1}')
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert called == []
+
+
+def test_binary_mode_takes_any_data_content_type() -> None:
+    seen: list[Event] = []
+    event = make_event(data=b"\x00\x01", datacontenttype="application/octet-stream")
+    assert post(client_for(seen.append), event).status_code == 204
+    assert seen[0].data == b"\x00\x01"
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["binary", "structured"])
+def test_deeply_nested_json_is_400_not_a_recursion_error(structured: bool) -> None:
+    called: list[Event] = []
+    if structured:
+        headers = {"Content-Type": events.STRUCTURED}
+        body = b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":' + DEEP + b"}"
+    else:
+        headers, _ = to_http(make_event())
+        body = DEEP
+    response = client_for(called.append).post("/", headers=headers, data=body)
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in response.get_json()["error"]["message"]
+    assert called == []
 
 
 def test_get_on_an_event_endpoint_is_405() -> None:

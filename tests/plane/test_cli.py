@@ -55,6 +55,29 @@ def test_up_serves_the_plane_until_interrupted_and_stops_cleanly(tmp_path: Path)
     assert f"http://127.0.0.1:{port}/default/default" in out and "stopping" in out
 
 
+@pytest.mark.slow
+def test_up_starts_with_a_stored_spec_that_can_never_fire_and_logs_it(tmp_path: Path) -> None:
+    from jobplane.store.files import FileStore
+
+    store = FileStore(tmp_path / "data" / "store")
+    never = {**make_spec(id="leap-day-only"), "schedule": "0 0 30 2 *", "timezone": "UTC"}  # stored before it was refused
+    store.write("specs/leap-day-only.json", json.dumps(never).encode())
+    store.write("specs/nightly.json", json.dumps(make_spec(id="nightly", schedule="0 3 * * *", timezone="UTC")).encode())
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobplane.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert _healthy(f"http://127.0.0.1:{port}/healthz"), "jobplane up did not start"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert proc.returncode == 0, out
+    assert "jobplane-spec-nightly" in out and "jobplane-spec-leap-day-only" in out and "never fires" in out
+
+
 def _healthy(url: str, *, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

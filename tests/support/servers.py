@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import http.client
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.serving import make_server
 
@@ -30,3 +33,23 @@ def serve_wsgi(app: Callable[..., Any], *, port: int = 0) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def raw_request(
+    url: str, path: str, headers: dict[str, str], parts: Iterable[bytes], *, chunked: bool = False,
+    declared: int | None = None, method: str = "POST",
+) -> tuple[int, dict[str, str], bytes]:
+    """Send a request whose body may never end, then read the answer (10 s at most)."""
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {where.netloc}", *(f"{k}: {v}" for k, v in headers.items())]
+        lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {declared}")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        try:
+            for part in parts:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+        except OSError as e:  # the server answered and closed while we were still sending
+            assert e.errno in (errno.EPIPE, errno.ECONNRESET), e
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()

@@ -52,8 +52,23 @@ NEXT_FIRE_CASES = [
     # a step restricts the field (robfig/cron): days 1,11,21,31 or Mondays
     ("0 0 */10 * MON", "UTC", "2026-01-01T00:00:00+00:00", "2026-01-05T00:00:00+00:00"),
     ("0 0 29 2 *", "UTC", "2026-03-01T00:00:00+00:00", "2028-02-29T00:00:00+00:00"),
-    # CRON_TZ prefix wins over the tz argument
+    # CRON_TZ (or TZ) prefix wins over the tz argument (a PingSource's spec.timezone)
     ("CRON_TZ=Asia/Tokyo 0 9 * * *", None, "2026-01-01T00:00:00+00:00", "2026-01-02T09:00:00+09:00"),
+    ("CRON_TZ=Asia/Tokyo 0 9 * * *", "Europe/Berlin", "2026-01-01T00:00:00+00:00", "2026-01-02T09:00:00+09:00"),
+    ("TZ=America/New_York 0 9 * * *", "UTC", "2026-01-01T00:00:00+00:00", "2026-01-01T09:00:00-05:00"),
+    # the macros are robfig/cron's: @midnight is @daily, @annually is @yearly, @weekly is Sunday
+    ("@midnight", "UTC", "2026-01-01T10:00:00+00:00", "2026-01-02T00:00:00+00:00"),
+    ("@annually", "UTC", "2026-06-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00"),
+    # ? is * in any field; 7 and SUN are Sunday; a dow range 0-7 still restricts (OR with the 13th)
+    ("? ? ? ? ?", "UTC", "2026-01-01T10:00:30+00:00", "2026-01-01T10:01:00+00:00"),
+    ("0 0 13 * 1-5", "UTC", "2026-01-10T00:00:00+00:00", "2026-01-12T00:00:00+00:00"),
+    ("0 0 13 * 0-7", "UTC", "2026-01-10T00:00:00+00:00", "2026-01-11T00:00:00+00:00"),
+    # */1 is unrestricted (AND with Friday), */2 is not (OR)
+    ("0 0 */1 * FRI", "UTC", "2026-01-10T00:00:00+00:00", "2026-01-16T00:00:00+00:00"),
+    ("0 0 */2 * FRI", "UTC", "2026-01-10T00:00:00+00:00", "2026-01-11T00:00:00+00:00"),
+    # a day of month that exists in one allowed month only fires there
+    ("0 0 31 2,3 *", "UTC", "2026-01-01T00:00:00+00:00", "2026-03-31T00:00:00+00:00"),
+    ("0 0 30 2 MON", "UTC", "2026-02-01T00:00:00+00:00", "2026-02-02T00:00:00+00:00"),
     # DST spring forward: 02:30 does not exist on 29 Mar 2026 in Berlin, 8 Mar 2026 in New York
     ("30 2 * * *", "Europe/Berlin", "2026-03-28T01:30:00+00:00", "2026-03-30T02:30:00+02:00"),
     ("30 2 * * *", "America/New_York", "2026-03-07T07:30:00+00:00", "2026-03-09T02:30:00-04:00"),
@@ -100,6 +115,19 @@ def test_next_fire_is_strictly_after_and_minute_aligned() -> None:
         ("5-1 * * * *", "starts after it ends"),
         ("* * * FOO *", "not a number or one of JAN"),
         ("@every 5m", "unknown macro"),
+        ("@reboot", "unknown macro"),
+        # croniter reads these; PingSource (robfig/cron) does not
+        ("0 0 L * *", "day of month: 'L' is not a number"),
+        ("0 0 1W * *", "cannot parse '1W'"),
+        ("0 0 * * 5#2", "cannot parse '5#2'"),
+        ("0 0 * * 5L", "cannot parse '5L'"),
+        ("0 0 * * * 2026", "expected 5 fields"),
+        ("10-5 * * * *", "starts after it ends"),
+        ("* * * DEC-JAN *", "starts after it ends"),
+        ("* * * * SAT-SUN", "starts after it ends"),
+        # a schedule that can never fire is refused, not searched for years
+        ("0 0 30 2 *", "never fires"),
+        ("0 0 31 2,4,6,9,11 *", "never fires"),
     ],
 )
 def test_rejects_bad_schedules_naming_the_field(schedule: str, problem: str) -> None:
@@ -108,7 +136,7 @@ def test_rejects_bad_schedules_naming_the_field(schedule: str, problem: str) -> 
 
 
 def test_schedule_that_never_fires_and_unknown_zone_are_errors() -> None:
-    with pytest.raises(PermanentError, match="never fires"):
+    with pytest.raises(PermanentError, match="never fires: no month among '2' has day '31'"):
         next_fire("0 0 31 2 *", "UTC", at("2026-01-01T00:00:00+00:00"))
     with pytest.raises(PermanentError, match="unknown time zone"):
         next_fire("* * * * *", "Mars/Olympus", at("2026-01-01T00:00:00+00:00"))

@@ -92,7 +92,6 @@ def test_structured_data_base64_decodes_to_bytes() -> None:
 
 
 MALFORMED: list[tuple[str, dict[str, str], bytes, str]] = [
-    ("no ce headers, plain json", {"Content-Type": "application/json"}, b"{}", "not a CloudEvent"),
     ("binary missing id", without(BINARY, "ce-id"), b"{}", "missing required attribute(s): id"),
     ("binary missing source and type", without(without(BINARY, "ce-source"), "ce-type"), b"{}", "source, type"),
     ("binary missing specversion", without(BINARY, "ce-specversion"), b"{}", "specversion"),
@@ -125,6 +124,24 @@ def test_rejects_malformed_events_with_a_reason(headers: dict[str, str], body: b
         from_http(headers, body)
     assert info.value.status == 400
     assert reason in info.value.message
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", ""])
+def test_a_body_without_ce_headers_or_the_structured_media_type_is_unsupported_415(content_type: str) -> None:
+    with pytest.raises(PermanentError, match="not a CloudEvent") as info:
+        from_http({"Content-Type": content_type} if content_type else {}, b"{}")
+    assert info.value.status == 415
+
+
+def test_deeply_nested_data_is_refused_in_both_modes_and_kept_as_bytes_without_a_content_type() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(PermanentError, match="nested deeper than 64 levels"):
+        from_http(BINARY, deep)
+    with pytest.raises(PermanentError, match="nested deeper than 64 levels"):
+        from_http({"Content-Type": "application/cloudevents+json"}, b'{"data":' + deep + b"}")
+    untyped = without(BINARY, "Content-Type")
+    assert from_http(untyped, deep).data == deep
+    assert from_http(untyped, b'{"a": [[1]]}').data == {"a": [[1]]}
 
 
 # --- writing and round trips ---------------------------------------------------------------

@@ -32,8 +32,10 @@ from ..errors import (
     NotFoundError,
     PreconditionFailedError,
     Problem,
+    UnsupportedMediaTypeError,
     ValidationError,
 )
+from ..limits import MAX_JSON_DEPTH, too_deep
 from ..runtime import Runtime
 from ..spec import MAX_ID, merge_params, validate_spec
 from .common import MethodNotAllowedError, error_response, json_response, read_body
@@ -42,8 +44,6 @@ from .login import PAGE_HEADERS, login, login_page, logout
 log = logging.getLogger(__name__)
 
 SOURCE: Final = "/jobplane/api"
-MAX_BODY_BYTES: Final = 5 * 1024 * 1024
-"""Largest request body (a spec with a small bot's inline training data fits)."""
 DEFAULT_LIMIT: Final = 10
 MAX_LIMIT: Final = 100
 _ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -105,11 +105,20 @@ def _route(path: str) -> tuple[Route, Params]:
 
 
 def _json_body(request: flask.Request, *, required: bool = True) -> Any:
-    raw = read_body(request, limit=MAX_BODY_BYTES)
+    """The body as JSON: ``application/json`` (or ``…+json``, or no content type), within the
+    size limit (413) and the nesting limit (400); any other content type is a 415."""
+    raw = read_body(request)
     if not raw.strip():
         if required:
             raise ValidationError([Problem("body", "required: a JSON object")], what="request")
         return {}
+    if request.content_type and not ev.is_json(request.content_type):
+        raise UnsupportedMediaTypeError(
+            f"the body must be application/json, got {request.content_type!r}",
+            details=[Problem("body", "content type must be application/json")],
+        )
+    if too_deep(raw):
+        raise ValidationError([Problem("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")], what="request")
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

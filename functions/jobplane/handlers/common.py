@@ -14,14 +14,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import flask
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import JobplaneError, PermanentError, PreconditionFailedError, TransientError
+from ..errors import RETRY_AFTER_SECONDS, JobplaneError, PermanentError, PreconditionFailedError, TransientError
 from ..events import Event, from_http, to_http
+from ..limits import BODY_LIMIT_KEY, DEFAULT_MAX_EVENT_BYTES, read_capped, too_large
 
 log = logging.getLogger(__name__)
 
-MAX_EVENT_BYTES: Final = 10 * 1024 * 1024
-"""Largest event body accepted (inline training data of a small bot fits well under it)."""
+MAX_EVENT_BYTES: Final = DEFAULT_MAX_EVENT_BYTES
+"""Largest body where no door set one (``functions/main.py`` guards every function's app
+with ``Settings.max_event_bytes``)."""
 BROKER_RETRIES: Final = frozenset({404, 408, 409, 429})
 """4xx statuses Knative's broker retries; a permanent error must not answer them."""
 
@@ -31,13 +34,6 @@ class MethodNotAllowedError(PermanentError):
 
     status = 405
     code = "method_not_allowed"
-
-
-class PayloadTooLargeError(PermanentError):
-    """The request body is over the endpoint's limit (413)."""
-
-    status = 413
-    code = "too_large"
 
 
 def event_endpoint(request: flask.Request, fn: Callable[[Event], Event | None]) -> flask.Response:
@@ -64,15 +60,13 @@ def event_endpoint(request: flask.Request, fn: Callable[[Event], Event | None]) 
 
 
 def read_body(request: flask.Request, *, limit: int | None = None) -> bytes:
-    """The request body; ``PayloadTooLargeError`` when over ``limit`` (default ``MAX_EVENT_BYTES``)."""
-    limit = MAX_EVENT_BYTES if limit is None else limit
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLargeError(f"request body of {length} bytes exceeds the limit of {limit}")
-    body = request.get_data()
-    if len(body) > limit:
-        raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
-    return body
+    """The request body, read at most ``limit + 1`` bytes far (``Content-Length`` or chunked);
+    ``PayloadTooLargeError`` when over ``limit`` (default: the door's, ``app.guard_body``)."""
+    limit = limit or request.environ.get(BODY_LIMIT_KEY) or MAX_EVENT_BYTES
+    try:
+        return read_capped(request.stream, limit, declared=request.content_length)
+    except RequestEntityTooLarge:
+        raise too_large(limit, request.content_length) from None
 
 
 def event_status(err: BaseException) -> int:
@@ -108,12 +102,41 @@ def json_response(
 
 
 def error_response(err: BaseException, *, status: int | None = None) -> flask.Response:
-    """The API's error shape ``{"error": {"code", "message", "details"}}`` for ``err``.
+    """The API's error shape ``{"error": {"code", "message", "details"}}`` for ``err``; a 503
+    (a retry can fix it) carries ``Retry-After``.
 
     Unexpected exceptions answer 500 with a generic message: their text may hold internals.
     """
     if isinstance(err, JobplaneError):
-        return json_response(err.to_body(), status or err.status)
-    body = {"error": {"code": "internal", "message": "internal error", "details": []}}
-    return json_response(body, status or 500)
+        response = json_response(err.to_body(), status or err.status)
+    else:
+        body = {"error": {"code": "internal", "message": "internal error", "details": []}}
+        response = json_response(body, status or 500)
+    if response.status_code == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
+
+
+HTTP_CODES: Final = {
+    400: "invalid", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+}
+
+
+def http_error_response(err: Exception) -> flask.Response:
+    """Werkzeug's own errors (no route, wrong method, body over ``MAX_CONTENT_LENGTH``) and
+    anything no handler caught, in the API's JSON error shape instead of an HTML page."""
+    if not isinstance(err, HTTPException):
+        log.error("unhandled error in %s %s", flask.request.method, flask.request.path, exc_info=err)
+        return error_response(err)
+    status = err.code or 500
+    message = err.description or err.name if status < 500 else "internal error"
+    body = {"error": {"code": HTTP_CODES.get(status, "internal" if status >= 500 else "invalid"),
+                      "message": message, "details": []}}
+    response = json_response(body, status)
+    for name, value in err.get_headers():
+        if name.lower() in ("allow", "retry-after"):
+            response.headers[name] = value
+    if status == 503:
+        response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    return response

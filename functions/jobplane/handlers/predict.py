@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import conventions
-from ..errors import NotFoundError, PermanentError, Problem, ValidationError
+from ..errors import NotFoundError, PermanentError, Problem, UnsupportedMediaTypeError, ValidationError
 from ..events import MODEL_READY
 from ..inference import Model
 from ..store import resolve_uri
@@ -100,12 +100,17 @@ def on_event(rt: Runtime, event: Event) -> None:
 
 def handle(request: flask.Request, rt: Runtime) -> flask.Response:
     """CloudEvents (binary or structured) → cache refresh; JSON ``{"botId","text"}`` → answer."""
-    from .common import error_response, event_endpoint, json_response
+    from ..events import is_json
+    from ..limits import loads
+    from .common import error_response, event_endpoint, json_response, read_body
 
     if request.headers.get("ce-type") or request.mimetype == "application/cloudevents+json":
         return event_endpoint(request, lambda ev: on_event(rt, ev))
     try:
-        body = request.get_json(silent=True)
+        if not is_json(request.content_type):
+            raise UnsupportedMediaTypeError(
+                f"expected a CloudEvent or an application/json body, got {request.content_type or 'no content type'!r}")
+        body = loads(read_body(request), "body")
         if not isinstance(body, dict) or not isinstance(body.get("botId"), str):
             raise ValidationError([Problem("botId", "required string")], what="predict request")
         return json_response(predict(rt, body["botId"], str(body.get("text") or "")), 200)

@@ -48,6 +48,7 @@ import requests
 
 from ..errors import JobplaneError, PermanentError, UnavailableError, short
 from ..events import Event, from_http, to_dict, to_http
+from ..limits import DEFAULT_MAX_EVENT_BYTES, read_capped
 from . import journal as jr
 from .eventing import (
     BrokerConfig,
@@ -145,9 +146,11 @@ class LocalBroker:
         log_size: int = 1000,
         db: str | Path = ":memory:",
         headers_for: Callable[[str], Mapping[str, str]] = lambda url: {},
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.name, self.namespace = name, namespace
         self.headers_for = headers_for  # extra headers per URL: the embedded plane's token for its functions
+        self.max_event_bytes = max_event_bytes
         self.triggers = [t for t in triggers if t.broker == name and t.namespace == namespace]
         self.resolve = resolve
         self.delivery = delivery or Delivery()
@@ -187,8 +190,9 @@ class LocalBroker:
         self.publish(event)
 
     def __call__(self, environ: dict[str, Any], start_response: WSGIStartResponse) -> Iterable[bytes]:
-        """The ingress: POST a CloudEvent (binary or structured) → 202 once kept; malformed → 400;
-        shutting down → 503 with ``Retry-After``."""
+        """The ingress: POST a CloudEvent (binary or structured) → 202 once kept; malformed → 400,
+        over ``max_event_bytes`` → 413 (unread), not a CloudEvent → 415; shutting down or a
+        journal that cannot keep it now → 503 with ``Retry-After``."""
         path = (environ.get("PATH_INFO") or "/").rstrip("/")
         if path != self.path:
             err = JobplaneError(f"no broker at {path or '/'}: this is {self.path}")
@@ -196,9 +200,9 @@ class LocalBroker:
         if environ.get("REQUEST_METHOD") != "POST":
             return _respond(start_response, 405, "method_not_allowed", JobplaneError("the broker ingress takes POST"))
         try:
-            event = from_http(_wsgi_headers(environ), _wsgi_body(environ))
+            event = from_http(_wsgi_headers(environ), _wsgi_body(environ, self.max_event_bytes))
         except PermanentError as e:
-            return _respond(start_response, 400, e.code, e)
+            return _respond(start_response, _refusal_status(e), e.code, e)
         try:
             self.publish(event)
         except (UnavailableError, sqlite3.Error) as e:
@@ -520,20 +524,36 @@ def _wsgi_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _wsgi_body(environ: Mapping[str, Any]) -> bytes:
+def _wsgi_body(environ: Mapping[str, Any], limit: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
+    """The request body, never read past ``limit + 1`` bytes: by ``Content-Length`` (over the
+    limit: refused unread), or to the end of a chunked body the server dechunks
+    (``wsgi.input_terminated``); ``PayloadTooLargeError`` when over ``limit``."""
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        declared: int | None = int(environ.get("CONTENT_LENGTH") or "")
     except ValueError:
-        length = 0
+        declared = None
     stream = environ.get("wsgi.input")
-    return stream.read(length) if stream is not None and length > 0 else b""
+    if stream is None or (declared is None and not environ.get("wsgi.input_terminated")):
+        return b""
+    return read_capped(stream, limit, declared=declared)
+
+
+def _refusal_status(err: PermanentError) -> int:
+    """What the ingress answers for an event it will never accept."""
+    return err.status if err.status in (413, 415) else 400
+
+
+_REASONS: Final = {
+    400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
+    415: "Unsupported Media Type", 503: "Service Unavailable",
+}
 
 
 def _respond(start_response: WSGIStartResponse, status: int, code: str, err: JobplaneError) -> list[bytes]:
     body = err.to_body()
     body["error"]["code"] = code
     raw = json.dumps(body).encode()
-    reason = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
+    reason = _REASONS[status]
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(raw)))]
     if status == 405:
         headers.append(("Allow", "POST"))

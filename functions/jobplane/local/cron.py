@@ -5,7 +5,7 @@ embedded plane from a cluster.
 Two kinds of sources fire: the PingSource manifests in ``eventing/`` and, for every stored spec
 with a ``schedule``, the PingSource a cluster would run for it (``jobplane.schedules`` names
 and fills it: ``jobplane-spec-{specId}``, data ``{"specId": ...}``, sink the broker).
-Schedules, time zones and DST are ``jobplane.cronexpr``'s; a PingSource without ``timezone`` runs in
+Schedules, time zones and DST are ``jobplane.cronexpr``'s (croniter reads them); a PingSource without ``timezone`` runs in
 UTC (the ping adapter pod's zone). A spec whose PingSource is already among the manifests (the
 built-in ``retrain-all``, rendered into ``eventing/``) fires once, as the manifest says, as a
 cluster runs the committed manifest and not the stored spec; a differing schedule is logged.
@@ -218,12 +218,16 @@ class LocalCron:
             return fired
 
     def next_fires(self, after: datetime | None = None) -> dict[str, datetime]:
-        """When each source fires next (for ``jobplane`` to show)."""
+        """When each source fires next (for ``jobplane`` to show); a source whose schedule
+        cannot fire (a bad stored spec) is logged once and left out, never an error."""
         after = after or self.clock()
         out = {}
         for s in self._all_sources():
-            sched = parse_schedule(s.schedule)
-            out[s.name] = next_fire(sched, sched.timezone or s.timezone, after)
+            try:
+                sched = parse_schedule(s.schedule)
+                out[s.name] = next_fire(sched, sched.timezone or s.timezone, after)
+            except PermanentError as e:
+                self._warn_once(s.source, f"PingSource {s.name} never fires: {e.message}")
         return out
 
     def _advance(self, now: datetime) -> list[datetime]:

@@ -25,7 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from .. import conventions as c
 from .. import events as ev
-from ..app import WSGIApp, build_app
+from ..app import WSGIApp, build_app, json_error
 from ..auth.frontdoor import front_door_guard, function_headers
 from ..errors import JobplaneError, PermanentError, PreconditionFailedError, UnavailableError
 from ..launcher import Launcher, JobStatus, open_launcher
@@ -169,11 +169,13 @@ class Plane:
         headers_for = function_headers(self.url, self.settings)
         self.broker = local_broker.LocalBroker(
             triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace,
-            db=self.data_dir / BROKER_DB,
+            db=self.data_dir / BROKER_DB, max_event_bytes=self.settings.max_event_bytes,
             headers_for=headers_for,
         )
         self.runtime.broker = self.broker
-        self._app = build_app(broker=self.broker, guard=front_door_guard(self.settings))
+        self._app = build_app(
+            broker=self.broker, guard=front_door_guard(self.settings), max_body_bytes=self.settings.max_event_bytes
+        )
         self.cron = self._cron(resolve, headers_for, namespace=config.namespace, broker=config.name)
 
     def _cron(self, resolve: Callable[[Mapping[str, Any]], str], headers_for: Callable[[str], dict[str, str]], *,
@@ -210,8 +212,8 @@ class Plane:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if self._app is None:
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")])
-            return [b"jobplane is starting\n"]
+            body = {"error": {"code": "unavailable", "message": "jobplane is starting; retry shortly", "details": []}}
+            return json_error(start_response, "503 Service Unavailable", body, [("Retry-After", "1")])
         return self._app(environ, start_response)
 
     # --- reconciling ---

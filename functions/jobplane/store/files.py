@@ -25,10 +25,11 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
-from typing import Final
+from typing import Final, ParamSpec, TypeVar
 
 from ..errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError
 from .base import Blob
@@ -41,6 +42,25 @@ LOCK_STRIPES: Final = 256
 _GEN_WIDTH: Final = 20
 _TMP_SEQ: Final = itertools.count()
 """Temporary file names: pid and sequence, no random bytes (a syscall) per write."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _io(method: Callable[P, R]) -> Callable[P, R]:
+    """An I/O failure the method does not map itself (disk full, permission denied, EIO, a
+    vanished mount) is ``UnavailableError``: the store may come back, so a retry can help
+    (503 with Retry-After, or the broker's backoff). The message names no path."""
+
+    @wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except OSError as e:
+            raise UnavailableError(f"the object store failed: {e.strerror or type(e).__name__}") from e
+
+    return call
 
 
 class FileStore:
@@ -59,6 +79,7 @@ class FileStore:
         return f"FileStore({str(self.root)!r})"
 
     # --- reads ------------------------------------------------------------------------------
+    @_io
     def read(self, key: str) -> Blob:
         try:
             with open(self._path(key), "rb") as f:
@@ -67,10 +88,12 @@ class FileStore:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFoundError(f"no object {key!r} in {self.url}") from None
 
+    @_io
     def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
         keys = sorted(k for k in self._walk(prefix) if k.startswith(prefix) and k > start_after)
         return iter(keys if limit is None else keys[:limit])
 
+    @_io
     def download_file(self, key: str, path: Path) -> None:
         try:
             source = open(self._path(key), "rb")
@@ -89,6 +112,7 @@ class FileStore:
         return self._path(key).as_uri()
 
     # --- writes -----------------------------------------------------------------------------
+    @_io
     def write(
         self,
         key: str,
@@ -103,12 +127,14 @@ class FileStore:
             raise _precondition(key, 0, _generation_of(path))
         return self._place(key, path, self._stage(data, durable=durable), if_generation_match=if_generation_match)
 
+    @_io
     def sync(self, key: str) -> None:
         try:
             self._sync(self._path(key))
         except (FileNotFoundError, NotADirectoryError):
             pass  # nothing written (or deleted since): nothing to make durable
 
+    @_io
     def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
         target = self._path(key)
         tmp = self._new_tmp()
@@ -116,6 +142,7 @@ class FileStore:
         self._sync(tmp)
         return self._place(key, target, tmp, if_generation_match=None)
 
+    @_io
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
         path = self._path(key)
         with self._locked(key):
