@@ -158,6 +158,7 @@ def test_oversized_body_is_413_at_the_configured_limit(env: Api) -> None:
     runtime.install(Runtime(settings=env.rt.settings.with_(max_event_bytes=2000), store=env.store,
                             launcher_factory=lambda: env.launcher, send=env.sent.append))
     client = create_function_app("api").test_client()  # type: ignore[attr-defined]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_TOKEN}"
     response = client.post("/v1/specs", json=make_spec(description="x" * 3000))
     assert response.status_code == 413
     assert error_of(response)["code"] == "too_large"

@@ -24,7 +24,8 @@ from jobplane.settings import Settings
 from jobplane.store.files import FileStore
 
 LIMIT = 8 * 1024
-BINARY = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "/s", "ce-type": "dev.jobplane.bot.changed",
+TOKEN = "t" * 32
+BINARY = {"Authorization": f"Bearer {TOKEN}", "ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "/s", "ce-type": "dev.jobplane.bot.changed",
           "Content-Type": "application/json"}
 TARGETS = sorted(c.SERVICE_TARGETS.values())
 
@@ -32,7 +33,7 @@ TARGETS = sorted(c.SERVICE_TARGETS.values())
 @pytest.fixture(scope="module")
 def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     store = FileStore(tmp_path_factory.mktemp("main") / "store", fsync=False)
-    settings = Settings(store_url=store.url, callback_key=b"k" * 32, max_event_bytes=LIMIT)
+    settings = Settings(store_url=store.url, callback_key=b"k" * 32, max_event_bytes=LIMIT, auth="token", api_token=TOKEN)
     launcher = FakeLauncher()
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=lambda e: None))
     with ExitStack() as stack:
@@ -66,7 +67,7 @@ def test_a_chunked_body_over_the_limit_is_413_without_reading_to_its_end(urls: d
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize(("path", "status"), [("/robots.txt", 404), ("/favicon.ico", 404)])
 def test_functions_frameworks_own_routes_answer_json(urls: dict[str, str], target: str, path: str, status: int) -> None:
-    response = requests.get(urls[target] + path, timeout=10)
+    response = requests.get(urls[target] + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert response.status_code == status
     json_error(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
 
@@ -80,7 +81,7 @@ def test_an_error_no_handler_caught_is_a_json_500_without_internals(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(api, "handle", broken)
-    response = requests.get(urls["api"] + "/healthz", timeout=10)
+    response = requests.get(urls["api"] + "/healthz", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert response.status_code == 500
     error = json_error(500, {k.lower(): v for k, v in response.headers.items()}, response.content)
     assert error["code"] == "internal" and "secret internals" not in response.text
