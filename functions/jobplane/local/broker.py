@@ -46,7 +46,7 @@ from typing import Any, Final
 
 import requests
 
-from ..errors import JobplaneError, PermanentError, UnavailableError, short
+from ..errors import RETRY_AFTER_SECONDS, JobplaneError, PermanentError, UnavailableError, short
 from ..events import Event, from_http, to_dict, to_http
 from ..limits import DEFAULT_MAX_EVENT_BYTES, read_capped
 from . import journal as jr
@@ -83,8 +83,6 @@ DISPATCH_ERROR_STATUS: Final = 500
 """Knative's error code when no response came back at all (connection refused, timeout)."""
 MAX_HOPS: Final = 255
 """Knative's default broker TTL: a reply chain longer than this is dropped."""
-RETRY_AFTER_S: Final = 5
-"""``Retry-After`` of the ingress's 503 while the broker is shutting down."""
 DEAD_ID_PREFIX: Final = "broker-"
 """Dead-letter ids of the journal's dead rows, as the api lists them."""
 DRAIN_TIMEOUT_S: Final = 10.0
@@ -558,6 +556,6 @@ def _respond(start_response: WSGIStartResponse, status: int, code: str, err: Job
     if status == 405:
         headers.append(("Allow", "POST"))
     if status == 503:
-        headers.append(("Retry-After", str(RETRY_AFTER_S)))
+        headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
     start_response(f"{status} {reason}", headers)
     return [raw]
