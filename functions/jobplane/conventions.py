@@ -32,6 +32,10 @@ ENV_SCRATCH: Final = "JOBPLANE_SCRATCH"
 SCRATCH_PATH: Final = "/scratch"
 ENV_FINAL_RETRY: Final = "JOBPLANE_FINAL_RETRY_SECONDS"
 """How long the trainer retries its final event (default 180 s: longer than a plane restart)."""
+ENV_DATA_PREFIXES: Final = "JOBPLANE_DATA_PREFIXES"
+"""Store URI prefixes the run may read data from besides its bot's ``bots/{botId}/``."""
+ENV_MAX_DATA_BYTES: Final = "JOBPLANE_MAX_DATA_BYTES"
+"""Largest data object the trainer reads."""
 
 # --- trainer exit codes -------------------------------------------------------------------
 EXIT_OK: Final = 0

@@ -247,6 +247,23 @@ def _build(attrs: Mapping[str, str], data: Any, content_type: str | None) -> Eve
     )
 
 
+# --- secrets --------------------------------------------------------------------------------
+
+SECRET_EXTENSION: Final = re.compile(r"token|auth|secret|passw|credential|signature|apikey|cookie|session")
+"""Extension names whose values are secrets (the callback token ``jobplanetoken``, anything
+like an Authorization header): never stored or logged."""
+REDACTED: Final = "[redacted]"
+
+
+def redacted(event: Event) -> Event:
+    """``event`` with every secret-looking extension's value replaced by ``REDACTED``."""
+    if not any(SECRET_EXTENSION.search(name) for name in event.extensions):
+        return event
+    exts = {k: REDACTED if SECRET_EXTENSION.search(k) else v for k, v in event.extensions.items()}
+    return Event(type=event.type, source=event.source, id=event.id, data=event.data, subject=event.subject,
+                 time=event.time, datacontenttype=event.datacontenttype, extensions=exts)
+
+
 # --- writing --------------------------------------------------------------------------------
 
 

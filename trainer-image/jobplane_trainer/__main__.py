@@ -65,7 +65,7 @@ def cmd_run() -> int:
         return c.EXIT_FAILED
     reporter.progress(Progress("done", 100.0, "model trained"), force=True)
     reporter.succeeded(data)
-    log.info("succeeded: %s promoted=%s", {k: v for k, v in data["metrics"].items() if not isinstance(v, dict)}, data["promoted"])
+    log.info("succeeded: %s promotion requested=%s", {k: v for k, v in data["metrics"].items() if not isinstance(v, dict)}, data.get("promote"))
     return c.EXIT_OK
 
 

@@ -15,10 +15,13 @@ from typing import Any
 
 from jobplane import conventions as c
 from jobplane import inference
-from jobplane.errors import NotFoundError, Problem
-from jobplane.store import ObjectStore, open_store, resolve_uri
+from jobplane.errors import ForbiddenError, NotFoundError, Problem
+from jobplane.settings import DEFAULT_MAX_DATA_BYTES
+from jobplane.store import ObjectStore, split_uri
+from jobplane.store.scoped import ScopedStore
 
 from .data import BadDataError, Example, from_project, parse
+from .inputs import read_data, run_store
 from .metrics import evaluate
 
 DEFAULT_MIN_ACCURACY = 0.8
@@ -30,10 +33,12 @@ class BelowMinAccuracy(BadDataError):
 
 def execute(env: Any, *, store: ObjectStore | None = None) -> dict[str, Any]:
     """Test the bot named by ``env`` (a ``job.JobEnv``); the succeeded event's data."""
-    store = store or open_store(env.store_url)
+    store = store or run_store(env.store_url, run_id=env.run_id, bot_id=env.bot_id)
     pointer = _pointer(store, env.bot_id)
+    if isinstance(store, ScopedStore) and isinstance(pointer.get("runId"), str):
+        store.allow_reads(c.run_artifacts_prefix(pointer["runId"]))  # the tested model is an input too
     model = inference.Model.from_bytes(_read(store, pointer["modelUri"], what="the promoted model"))
-    cases, source = test_cases(store, env.params, pointer)
+    cases, source = test_cases(store, env.params, pointer, env=env)
     report, entities, confusion = evaluate(model, cases, labels=model.labels)
     minimum = float(env.params.get("minAccuracy", DEFAULT_MIN_ACCURACY))
     figures = {k: v for k, v in report.items()} | {"evaluatedOn": source, "minAccuracy": minimum,
@@ -47,7 +52,8 @@ def execute(env: Any, *, store: ObjectStore | None = None) -> dict[str, Any]:
     return {"metrics": figures, "artifacts": {"botTest": store.uri(key)}, "promoted": False, "botId": env.bot_id}
 
 
-def test_cases(store: ObjectStore, params: Mapping[str, Any], pointer: Mapping[str, Any]) -> tuple[list[Example], str]:
+def test_cases(store: ObjectStore, params: Mapping[str, Any], pointer: Mapping[str, Any], *,
+               env: Any = None) -> tuple[list[Example], str]:
     """The examples to score and where they came from."""
     if isinstance(params.get("tests"), list):
         return [Example(str(t["text"]), str(t["expectedIntent"])) for t in params["tests"]], "tests"
@@ -55,8 +61,10 @@ def test_cases(store: ObjectStore, params: Mapping[str, Any], pointer: Mapping[s
     if isinstance(data, Mapping) and "examples" in data:
         return from_project(data, name="testData"), "testData"
     if isinstance(data, Mapping) and isinstance(data.get("uri"), str):
-        raw = _read(store, data["uri"], what="params.testData.uri")
-        return parse(raw, name=data["uri"].rsplit("/", 1)[-1]), "testData"
+        raw, name = read_data(store, data["uri"], field="params.testData.uri", bot_id=_bot(params, env),
+                              prefixes=getattr(env, "data_prefixes", ()),
+                              limit=getattr(env, "max_data_bytes", DEFAULT_MAX_DATA_BYTES))
+        return parse(raw, name=name), "testData"
     if not pointer.get("validationUri"):
         raise BadDataError([Problem("params", "no tests or testData, and the promoted model has no saved validation examples")])
     examples = from_project(json.loads(_read(store, pointer["validationUri"], what="the saved validation examples")))
@@ -72,9 +80,16 @@ def _pointer(store: ObjectStore, bot_id: str) -> dict[str, Any]:
         raise BadDataError([Problem("botId", f"bot {bot_id!r} has no promoted model to test")]) from e
 
 
+def _bot(params: Mapping[str, Any], env: Any) -> str:
+    return str(getattr(env, "bot_id", "") or params.get("botId", ""))
+
+
 def _read(store: ObjectStore, uri: str, *, what: str) -> bytes:
-    where, key = resolve_uri(uri, store=store)
+    """An artifact the pointer names: in the plane's store, within the Job's read scope."""
+    url, key = split_uri(uri, base_url=store.url)
+    if url != store.url:
+        raise BadDataError([Problem(what, "must be an object in the plane's store")])
     try:
-        return where.read(key).data
-    except NotFoundError as e:
-        raise BadDataError([Problem(what, f"no object at {uri}")]) from e
+        return store.read(key).data
+    except (NotFoundError, ForbiddenError) as e:
+        raise BadDataError([Problem(what, f"no readable object {key!r}")]) from e

@@ -1,5 +1,6 @@
-"""The trainer as a Job of the plane: env in, data from the store, artifacts and the promoted
-model pointer back to the store, CloudEvents to ``$K_SINK``, and the exit code the Job's
+"""The trainer as a Job of the plane: env in, data from the store (confined to its bot and
+capped in size), artifacts back to the store under its own run only (the status function
+promotes the model once the run's record says succeeded), CloudEvents to ``$K_SINK``, and the exit code the Job's
 podFailurePolicy reads (bad data → no retries; SIGTERM → checkpoint, a retry resumes).
 """
 
@@ -15,17 +16,17 @@ from typing import Any
 
 from jobplane import conventions as c
 from jobplane import inference
-from jobplane.errors import NotFoundError, PreconditionFailedError, Problem
-from jobplane.store import ObjectStore, open_store, resolve_uri
+from jobplane.errors import NotFoundError, Problem
+from jobplane.settings import DEFAULT_MAX_DATA_BYTES, data_prefixes
+from jobplane.store import ObjectStore
 
 from . import __version__, metrics
 from .data import BadDataError, data_hash, parse, to_project, validate
+from .inputs import read_data, run_store
 from .report import FINAL_RETRY_SECONDS, Reporter
 from .train import Hooks, Progress, TrainConfig, TrainResult, train
 
 log = logging.getLogger("jobplane_trainer")
-DEFAULT_MARGIN = 0.02
-"""A new model is promoted unless its macro-F1 is worse than the current one's by more."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class JobEnv:
     params: dict[str, Any]
     final_retry_s: float = FINAL_RETRY_SECONDS
     """How long the final event is retried (``JOBPLANE_FINAL_RETRY_SECONDS``)."""
+    data_prefixes: tuple[str, ...] = ()
+    """Store URI prefixes, besides ``bots/{botId}/``, the run may read data from."""
+    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
+    """Largest data object the run reads."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobEnv:
@@ -56,11 +61,18 @@ class JobEnv:
             final_retry_s = float(env.get(c.ENV_FINAL_RETRY) or FINAL_RETRY_SECONDS)
         except ValueError as e:
             raise BadDataError([Problem(c.ENV_FINAL_RETRY, "must be a number of seconds")], what="job environment") from e
+        problems: list[Problem] = []
+        prefixes = data_prefixes(env.get(c.ENV_DATA_PREFIXES, ""), problems)
+        raw_max = env.get(c.ENV_MAX_DATA_BYTES, "")
+        max_data = int(raw_max) if raw_max.isdigit() and int(raw_max) > 0 else DEFAULT_MAX_DATA_BYTES
+        if problems:
+            raise BadDataError(problems, what="job environment")
         return cls(
             run_id=env[c.ENV_RUN_ID], spec_id=env.get(c.ENV_SPEC_ID, ""),
             bot_id=env.get(c.ENV_BOT_ID) or str(params.get("botId", "")), job_type=env.get(c.ENV_JOB_TYPE, "training"),
             sink=env.get(c.ENV_SINK, ""), token=env.get(c.ENV_TOKEN, ""), store_url=env[c.ENV_STORE], params=params,
             final_retry_s=final_retry_s,
+            data_prefixes=prefixes, max_data_bytes=max_data,
         )
 
 
@@ -68,26 +80,27 @@ def checkpoint_key(run_id: str) -> str:
     return f"runs/{run_id}/checkpoint/train.ckpt"
 
 
-def read_training_data(store: ObjectStore, params: Mapping[str, Any]) -> list[Any]:
-    """The examples named by ``params.trainingData.uri``, parsed and validated."""
+def read_training_data(store: ObjectStore, params: Mapping[str, Any], *, bot_id: str = "",
+                       prefixes: tuple[str, ...] = (), limit: int = DEFAULT_MAX_DATA_BYTES) -> list[Any]:
+    """The examples named by ``params.trainingData.uri`` (confined, size-capped), parsed and validated."""
     uri = (params.get("trainingData") or {}).get("uri") if isinstance(params.get("trainingData"), Mapping) else None
     if not isinstance(uri, str) or not uri:
         raise BadDataError([Problem("params.trainingData.uri", "must name the training data in the store")])
-    data_store, key = resolve_uri(uri, store=store)
-    try:
-        raw = data_store.read(key).data
-    except NotFoundError as e:
-        raise BadDataError([Problem("params.trainingData.uri", f"no object at {uri}")]) from e
-    examples = parse(raw, name=key.rsplit("/", 1)[-1])
+    bot = bot_id or str(params.get("botId", ""))
+    raw, name = read_data(store, uri, field="params.trainingData.uri", bot_id=bot, prefixes=prefixes, limit=limit)
+    examples = parse(raw, name=name)
     validate(examples)
     return examples
 
 
 def execute(env: JobEnv, reporter: Reporter, *, stop: threading.Event) -> dict[str, Any]:
-    """Train the bot named by ``env``, write artifacts, gate and promote; the succeeded event's data."""
-    store = open_store(env.store_url)
+    """Train the bot named by ``env`` and write its artifacts under its run; the succeeded
+    event's data. The trainer never promotes: the status function does, once the run's record
+    says ``succeeded`` (``jobplane.promotion``); ``model`` tells it what the pointer carries."""
+    store = run_store(env.store_url, run_id=env.run_id, bot_id=env.bot_id)
     reporter.progress(Progress("prepare", 0.5, "reading training data"), force=True)
-    examples = read_training_data(store, env.params)
+    examples = read_training_data(store, env.params, bot_id=env.bot_id, prefixes=env.data_prefixes,
+                                  limit=env.max_data_bytes)
     hooks = Hooks(
         progress=reporter.progress,
         should_stop=stop.is_set,
@@ -96,11 +109,13 @@ def execute(env: JobEnv, reporter: Reporter, *, stop: threading.Event) -> dict[s
     )
     result = train(examples, cfg=TrainConfig.from_params(env.params), hooks=hooks)
     reporter.progress(Progress("upload", 97.0, "writing artifacts"), force=True)
-    artifacts = write_artifacts(store, env, result, dhash=data_hash(examples))
-    margin = float(env.params.get("promotionMargin", DEFAULT_MARGIN))
-    promoted, gate = promote(store, env=env, result=result, artifacts=artifacts, margin=margin, dhash=data_hash(examples))
+    dhash = data_hash(examples)
+    artifacts = write_artifacts(store, env, result, dhash=dhash)
+    model = {"format": inference.FORMAT, "threshold": result.meta["threshold"], "trainingDataHash": f"sha256:{dhash}",
+             "trainerVersion": __version__}
     return {"metrics": result.summary | {"threshold": result.meta["threshold"]}, "artifacts": artifacts,
-            "promoted": promoted, "gate": gate, "modelUri": artifacts["model"], "botId": env.bot_id, "timings": result.timings}
+            "promote": env.params.get("promote") is not False, "model": model, "botId": env.bot_id,
+            "timings": result.timings}
 
 
 def _maybe_read(store: ObjectStore, key: str) -> bytes | None:
@@ -137,40 +152,6 @@ def model_card(env: JobEnv, result: TrainResult, *, dhash: str) -> dict[str, Any
         "metrics": result.summary, "evaluatedOn": result.metrics["evaluatedOn"], "timings": result.timings,
         "createdAt": _now(),
     }
-
-
-def promote(store: ObjectStore, *, env: JobEnv, result: TrainResult, artifacts: Mapping[str, str], margin: float,
-            dhash: str) -> tuple[bool, dict[str, Any]]:
-    """Compare-and-swap ``bots/{botId}/model.json`` to this model unless it is worse than the
-    current one by more than ``margin`` (macro-F1)."""
-    key = c.bot_model_key(env.bot_id)
-    new = result.summary["macro_f1"]
-    for _ in range(10):
-        current, generation = _current_pointer(store, key)
-        old = float(current["metrics"].get("macro_f1", 0.0)) if current else None
-        gate = {"metric": "macro_f1", "candidate": new, "current": old, "margin": margin}
-        if current and current.get("runId") == env.run_id:
-            return True, gate | {"decision": "already promoted"}
-        if old is not None and new < old - margin:
-            return False, gate | {"decision": "kept current: candidate worse by more than the margin"}
-        pointer = {"botId": env.bot_id, "runId": env.run_id, "specId": env.spec_id, "modelUri": artifacts["model"],
-                   "validationUri": artifacts.get("validation"),
-                   "format": inference.FORMAT, "metrics": result.summary, "threshold": result.meta["threshold"],
-                   "trainingDataHash": f"sha256:{dhash}", "trainerVersion": __version__, "promotedAt": _now()}
-        try:
-            store.write(key, _json(pointer), if_generation_match=generation)
-            return True, gate | {"decision": "promoted"}
-        except PreconditionFailedError:
-            continue  # another run promoted meanwhile: judge against it
-    return False, {"metric": "macro_f1", "decision": "not promoted: model.json kept changing"}
-
-
-def _current_pointer(store: ObjectStore, key: str) -> tuple[dict[str, Any] | None, int]:
-    try:
-        blob = store.read(key)
-    except NotFoundError:
-        return None, 0
-    return json.loads(blob.data), blob.generation
 
 
 def _json(obj: Any) -> bytes:

@@ -25,7 +25,7 @@ import flask
 from .. import auth
 from .. import conventions as c
 from .. import events as ev
-from .. import deadletters, openapi, runs
+from .. import datauris, deadletters, openapi, runs
 from ..errors import (
     ConflictError,
     JobplaneError,
@@ -257,17 +257,8 @@ def _stored_form(spec: dict[str, Any], *, rt: Runtime) -> dict[str, Any]:
 
 
 def _check_local_uris(params: Mapping[str, Any], *, rt: Runtime) -> None:
-    """With a cloud store, ``file:///`` URIs would name files inside the Job's pod: refuse them."""
-    if rt.store.url.startswith("file:"):
-        return
-    found = [(f"spec.params.{name}.uri", params[name].get("uri")) for name in ("trainingData", "testData")
-             if isinstance(params.get(name), Mapping)]
-    found += [(f"spec.params.articles[{i}].uri", a.get("uri")) for i, a in enumerate(params.get("articles") or [])
-              if isinstance(a, Mapping)]
-    problems = [Problem(path, f"must be a gs:// URI when the plane stores data in {rt.store.url}, got {uri!r}")
-                for path, uri in found if isinstance(uri, str) and uri.startswith("file:")]
-    if problems:
-        raise ValidationError(problems, what="job spec")
+    """Data URIs must lie under the bot's own ``bots/{botId}/`` or an allowed prefix (``datauris``)."""
+    datauris.check_params(params, store_url=rt.store.url, prefixes=rt.settings.data_prefixes)
 
 
 # --- runs ----------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ it. The key derives from the event alone and the write is create-only, so a rede
 letter finds its record and succeeds (never 409 or 412, which the broker would retry); one
 that was replayed (``jobplane deadletter replay``, see ``deadletters.py``) and failed again
 replaces its record, replayable once more.
+Secret extensions (``jobplanetoken``, anything like Authorization) are redacted before the write,
+and the filesystem store writes every object mode 0600.
 """
 
 from __future__ import annotations
@@ -94,11 +96,12 @@ def dead_letter_key(event: ev.Event, *, now: datetime) -> str:
 
 
 def dead_letter_record(event: ev.Event, *, now: datetime) -> dict[str, Any]:
-    """What was lost and why: the whole event (replayable as is) and the decoded error."""
+    """What was lost and why: the whole event, its secrets redacted (a callback's token:
+    a replayed callback is refused, as a forged one), and the decoded error."""
     return {
         "receivedAt": ev.now_rfc3339(now),
         "error": error_of(event.extensions),
-        "event": ev.to_dict(event),
+        "event": ev.to_dict(ev.redacted(event)),
     }
 
 

@@ -37,7 +37,7 @@ import flask
 
 from .. import conventions as c
 from .. import events as ev
-from .. import checks, concurrency, manifests, runs, slots, workers, spec as specs
+from .. import checks, concurrency, datauris, manifests, runs, slots, workers, spec as specs
 from ..errors import (
     JobplaneError,
     NotFoundError,
@@ -89,6 +89,7 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
 def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     """Plan, store, decide concurrency, launch; the reply is ``run.launched`` (or nothing)."""
     plan = plan_for(event, rt=rt)
+    datauris.check_spec(plan.spec, store_url=rt.store.url, prefixes=rt.settings.data_prefixes)
     for key, data in plan.writes:
         _create_only(rt, key, data)
     if plan.spec_data is not None:

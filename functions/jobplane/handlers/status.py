@@ -1,5 +1,7 @@
 """The status function: callbacks from Jobs (run.progress, run.succeeded, run.failed) into
-run records, and a ``dev.jobplane.model.ready`` reply when a run promoted a model.
+run records; for a succeeded training run, the promotion of its model (``jobplane.promotion``:
+only here, after the stored record says ``succeeded``, never by the trainer) and a
+``dev.jobplane.model.ready`` reply when the pointer moved.
 
 Thin by design: the token check, the append-only log and the coalesced record writes live in
 ``jobplane.progress``; this module only picks the path by event type and builds the reply.
@@ -13,7 +15,7 @@ from typing import Any, Final
 import flask
 
 from .. import events as ev
-from .. import progress
+from .. import progress, promotion
 from ..errors import PermanentError
 from ..runtime import Runtime
 from .common import event_endpoint
@@ -34,7 +36,12 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     run_id = progress.run_id_of(event)
     progress.authorize(event, run_id, key=rt.settings.callback_key, store=rt.store, now=rt.clock())
     final = progress.ingest(event, run_id, store=rt.store, now=rt.clock())
-    return model_ready(final) if final is not None else None
+    if final is None:
+        return None
+    if event.type == ev.RUN_SUCCEEDED:
+        data = event.data if isinstance(event.data, Mapping) else {}
+        final = promotion.promote(rt.store, final, data=data, now=rt.clock())
+    return model_ready(final)
 
 
 def model_ready(run: Mapping[str, Any]) -> ev.Event | None:

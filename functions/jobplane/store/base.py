@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from ..errors import PermanentError
+
 
 @dataclass(frozen=True)
 class Blob:
@@ -21,6 +23,32 @@ class Blob:
     key: str
     data: bytes
     generation: int
+
+
+class DataTooLargeError(PermanentError):
+    """An object is larger than the reader's limit; it was not read beyond it."""
+
+    code = "too_large"
+
+
+@runtime_checkable
+class LimitedReader(Protocol):
+    """A store that can read an object without reading more than a limit."""
+
+    def read_limited(self, key: str, limit: int) -> Blob:
+        """At most ``limit`` bytes; ``DataTooLargeError`` when the object is larger."""
+        ...
+
+
+def read_capped(store: ObjectStore, key: str, limit: int) -> Blob:
+    """``key``'s object, never reading more than ``limit`` bytes where the store can stop early
+    (both adapters can); ``DataTooLargeError`` when it is larger."""
+    if isinstance(store, LimitedReader):
+        return store.read_limited(key, limit)
+    blob = store.read(key)
+    if len(blob.data) > limit:
+        raise DataTooLargeError(f"object {key!r} is larger than the limit of {limit} bytes")
+    return blob
 
 
 @runtime_checkable

@@ -32,13 +32,16 @@ from pathlib import Path
 from typing import Final, ParamSpec, TypeVar
 
 from ..errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError
-from .base import Blob
+from .base import Blob, DataTooLargeError
 from .keys import RESERVED_PREFIX, check_key
 
 META_DIR: Final = RESERVED_PREFIX
 """Top-level directory for lock and temporary files; ``check_key`` keeps keys out of it."""
 LOCK_STRIPES: Final = 256
 """Lock files keys hash onto: bounded, however many objects there are."""
+FILE_MODE: Final = 0o600
+"""Objects are readable by the plane's user only (dead letters, run records, models)."""
+DIR_MODE: Final = 0o700
 _GEN_WIDTH: Final = 20
 _TMP_SEQ: Final = itertools.count()
 """Temporary file names: pid and sequence, no random bytes (a syscall) per write."""
@@ -86,7 +89,25 @@ class FileStore:
                 generation = os.fstat(f.fileno()).st_mtime_ns // 1000
                 return Blob(key=key, data=f.read(), generation=generation)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFoundError(f"no object {key!r} in {self.url}") from None
+            raise NotFoundError(f"no object {key!r}") from None
+
+    def read_limited(self, key: str, limit: int) -> Blob:
+        """At most ``limit`` bytes of the object (``DataTooLargeError`` beyond), a regular file
+        only (a symlink to ``/dev/zero`` or a FIFO is refused, never read)."""
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFoundError(f"no object {key!r}") from None
+        except OSError:  # ELOOP: the key's file is a symbolic link, which the store never makes
+            raise PermanentError(f"object {key!r} is not a plain object") from None
+        with open(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise PermanentError(f"object {key!r} is not a plain object")
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise DataTooLargeError(f"object {key!r} is larger than the limit of {limit} bytes")
+        return Blob(key=key, data=data, generation=st.st_mtime_ns // 1000)
 
     @_io
     def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
@@ -98,7 +119,7 @@ class FileStore:
         try:
             source = open(self._path(key), "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFoundError(f"no object {key!r} in {self.url}") from None
+            raise NotFoundError(f"no object {key!r}") from None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
         try:
@@ -138,7 +159,8 @@ class FileStore:
     def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
         target = self._path(key)
         tmp = self._new_tmp()
-        shutil.copyfile(path, tmp)
+        with open(path, "rb") as source, open(_open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
         self._sync(tmp)
         return self._place(key, target, tmp, if_generation_match=None)
 
@@ -148,7 +170,7 @@ class FileStore:
         with self._locked(key):
             current = _generation_of(path)
             if current == 0:
-                raise NotFoundError(f"no object {key!r} in {self.url}")
+                raise NotFoundError(f"no object {key!r}")
             _check(key, current, if_generation_match)
             path.unlink()
 
@@ -163,7 +185,7 @@ class FileStore:
                 generation = max(time.time_ns() // 1000, _read_counter(lock_fd) + 1, current + 1)
                 _stamp(tmp, generation)
                 if not self._stamps_checked:  # a property of the filesystem: once per store
-                    _check_stamp(tmp, generation, where=self.url)
+                    _check_stamp(tmp, generation)
                     self._stamps_checked = True
                 self._land(tmp, path, key)
                 landed = True
@@ -185,7 +207,7 @@ class FileStore:
             try:
                 fd = _open_creating_dir(self._locks / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as e:
-                raise UnavailableError(f"cannot open a lock file in {self.url}: {e}") from e
+                raise UnavailableError(f"the object store cannot open a lock file: {e.strerror}") from e
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield fd
@@ -193,16 +215,15 @@ class FileStore:
                 os.close(fd)  # closing releases the flock
 
     def _new_tmp(self) -> Path:
-        self._tmp.mkdir(parents=True, exist_ok=True)
         return self._tmp / uuid.uuid4().hex
 
     def _stage(self, data: bytes, *, durable: bool = True) -> Path:
         tmp = self._tmp / f"{os.getpid()}-{next(_TMP_SEQ)}"
         try:
-            fd = _open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = _open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:  # left by a crashed process that had this pid
             tmp = self._tmp / uuid.uuid4().hex
-            fd = _open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = _open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with open(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -223,10 +244,10 @@ class FileStore:
             try:
                 os.replace(tmp, path)
             except FileNotFoundError:  # the key's first object in its directory
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _make_dirs(path.parent)
                 os.replace(tmp, path)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:
-            raise PermanentError(f"object key {key!r} clashes with another key's path in {self.url}") from e
+            raise PermanentError(f"object key {key!r} clashes with another key's path") from e
 
     def _walk(self, prefix: str) -> Iterator[str]:
         """Keys that may start with ``prefix``: only directories that can hold one are read."""
@@ -247,8 +268,20 @@ def _open_creating_dir(path: Path, flags: int, mode: int) -> int:
     try:
         return os.open(path, flags, mode)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path.parent)
         return os.open(path, flags, mode)
+
+
+def _make_dirs(directory: Path) -> None:
+    """``mkdir -p`` with every directory it creates ``DIR_MODE`` (``Path.mkdir`` gives the
+    parents it creates the default mode)."""
+    if directory.is_dir():
+        return
+    _make_dirs(directory.parent)
+    try:
+        directory.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        pass
 
 
 def _may_hold(directory: str, prefix: str) -> bool:
@@ -261,10 +294,10 @@ def _stamp(tmp: Path, generation: int) -> None:
     os.utime(tmp, ns=(generation * 1000, generation * 1000))
 
 
-def _check_stamp(tmp: Path, generation: int, *, where: str) -> None:
+def _check_stamp(tmp: Path, generation: int) -> None:
     """Check the filesystem kept ``generation`` as the modification time to the microsecond."""
     if os.stat(tmp).st_mtime_ns != generation * 1000:
-        raise UnavailableError(f"{where}: the filesystem does not keep microsecond modification times")
+        raise UnavailableError("the object store's filesystem does not keep microsecond modification times")
 
 
 def _generation_of(path: Path) -> int:

@@ -12,6 +12,7 @@ the emulator (fake-gcs-server in tests, ``jobplane up`` against a local bucket).
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -27,7 +28,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from ..errors import NotFoundError, PermanentError, PreconditionFailedError, UnavailableError, short
-from .base import Blob
+from .base import Blob, DataTooLargeError
 from .keys import check_key
 
 RESUMABLE_THRESHOLD = 8 * 1024 * 1024
@@ -40,6 +41,7 @@ POOL_SIZE = 64
 """HTTP connections kept per client (a status pod runs up to 50 request threads)."""
 _LIST_PAGE_SIZE = 1000
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def default_client(env: Mapping[str, str] | None = None) -> storage.Client:
@@ -100,12 +102,21 @@ class GcsStore:
     @property
     def bucket(self) -> storage.Bucket:
         if self._bucket is None:  # lazily: building a client may look up credentials
-            self._bucket = _call(self.url, lambda: self._client_factory().bucket(self._bucket_name))
+            self._bucket = _call(_BUCKET, lambda: self._client_factory().bucket(self._bucket_name))
         return self._bucket
 
     def read(self, key: str) -> Blob:
         blob = self.bucket.blob(self._name(key))
-        data = _call(self.uri(key), lambda: blob.download_as_bytes(timeout=self._timeout, retry=self._retry))
+        data = _call(repr(key), lambda: blob.download_as_bytes(timeout=self._timeout, retry=self._retry))
+        return Blob(key=key, data=data, generation=int(blob.generation or 0))
+
+    def read_limited(self, key: str, limit: int) -> Blob:
+        """At most ``limit`` bytes (a ranged download of ``limit + 1``); ``DataTooLargeError`` beyond."""
+        blob = self.bucket.blob(self._name(key))
+        data = _call(repr(key), lambda: blob.download_as_bytes(
+            start=0, end=limit, timeout=self._timeout, retry=self._retry))
+        if len(data) > limit:
+            raise DataTooLargeError(f"object {key!r} is larger than the limit of {limit} bytes")
         return Blob(key=key, data=data, generation=int(blob.generation or 0))
 
     def write(
@@ -118,7 +129,7 @@ class GcsStore:
         durable: bool = True,
     ) -> int:
         blob = self.bucket.blob(self._name(key))
-        _call(self.uri(key), lambda: blob.upload_from_string(
+        _call(repr(key), lambda: blob.upload_from_string(
             data, content_type=content_type, if_generation_match=if_generation_match,
             timeout=self._timeout, retry=self._retry))
         return int(blob.generation or 0)
@@ -128,7 +139,7 @@ class GcsStore:
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> None:
         blob = self.bucket.blob(self._name(key))
-        _call(self.uri(key), lambda: blob.delete(
+        _call(repr(key), lambda: blob.delete(
             if_generation_match=if_generation_match, timeout=self._timeout, retry=self._retry))
 
     def list(self, prefix: str, *, start_after: str = "", limit: int | None = None) -> Iterator[str]:
@@ -137,7 +148,7 @@ class GcsStore:
     def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
         large = path.stat().st_size > RESUMABLE_THRESHOLD
         blob = self.bucket.blob(self._name(key), chunk_size=RESUMABLE_THRESHOLD if large else None)
-        _call(self.uri(key), lambda: blob.upload_from_filename(
+        _call(repr(key), lambda: blob.upload_from_filename(
             str(path), content_type=content_type, timeout=self._timeout, retry=self._retry))
         return int(blob.generation or 0)
 
@@ -146,7 +157,7 @@ class GcsStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
         try:
-            _call(self.uri(key), lambda: blob.download_to_filename(
+            _call(repr(key), lambda: blob.download_to_filename(
                 str(tmp), timeout=self._timeout, retry=self._retry))
             os.replace(tmp, path)
         finally:
@@ -165,12 +176,12 @@ class GcsStore:
         full_prefix = self._prefix + prefix
         offset = self._prefix + start_after if start_after > prefix else None
         page_size = min(limit, _LIST_PAGE_SIZE) if limit else _LIST_PAGE_SIZE
-        blobs = _call(self.url, lambda: iter(self.bucket.client.list_blobs(
+        blobs = _call(_BUCKET, lambda: iter(self.bucket.client.list_blobs(
             self.bucket, prefix=full_prefix, start_offset=offset, page_size=page_size,
             timeout=self._timeout, retry=self._retry)))
         count = 0
         while True:
-            item = _call(self.url, lambda: next(blobs, None))
+            item = _call(_BUCKET, lambda: next(blobs, None))
             if item is None:
                 return
             key = item.name[len(self._prefix):]
@@ -192,19 +203,31 @@ def _parse_url(url: str) -> tuple[str, str]:
 
 
 def _call(where: str, fn: Callable[[], T]) -> T:
-    """Run one client call, mapping its failures onto the plane's errors."""
+    """Run one client call, mapping its failures onto the plane's errors. ``where`` names the
+    object by key (or ``"the bucket"``): messages reach API clients, so they never carry the
+    bucket or the client's URL; the client's own text goes to the log only."""
     try:
         return fn()
     except gexc.NotFound as e:
-        raise NotFoundError(f"not found: {where}") from e
+        raise NotFoundError(f"no object {where}" if where != _BUCKET else "the object store's bucket is missing") from e
     except gexc.PreconditionFailed as e:
         raise PreconditionFailedError(f"precondition failed on {where}: the generation moved") from e
     except (gexc.TooManyRequests, gexc.ServerError, gexc.RetryError) as e:
-        raise UnavailableError(f"GCS unavailable for {where}: {short(str(e))}") from e
+        raise UnavailableError(f"the object store is unavailable for {where}{_logged(e)}") from e
     except (gexc.Forbidden, gexc.Unauthorized) as e:
         # Our credentials or IAM are wrong, not the event: let the broker retry once fixed.
-        raise UnavailableError(f"GCS denied access to {where}: {short(str(e))}") from e
+        raise UnavailableError(f"the object store denied access to {where}{_logged(e)}") from e
     except gexc.GoogleAPICallError as e:
-        raise PermanentError(f"GCS rejected the request for {where}: {short(str(e))}") from e
+        raise PermanentError(f"the object store rejected the request for {where}{_logged(e)}") from e
     except (requests.RequestException, auth_exc.GoogleAuthError, ConnectionError, TimeoutError) as e:
-        raise UnavailableError(f"GCS unreachable for {where}: {short(str(e))}") from e
+        raise UnavailableError(f"the object store is unreachable for {where}{_logged(e)}") from e
+
+
+_BUCKET = "the bucket"
+
+
+def _logged(e: BaseException) -> str:
+    """Log the client's text (it names the bucket and URL); the message gets its kind only."""
+    log.warning("GCS: %s", short(str(e)))
+    code = getattr(e, "code", None)
+    return f" ({type(e).__name__}{f' {code}' if isinstance(code, int) else ''})"
