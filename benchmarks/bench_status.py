@@ -139,7 +139,7 @@ def progress_requests(run_ids: list[str], *, events: int, clients: int, first_se
             event = ev.new_event(ev.RUN_PROGRESS, source=f"/jobplane/trainer/{run_id}", subject=run_id,
                                  data={"seq": seq, "progress": min(100, seq // 10), "phase": "training",
                                        "message": f"step {seq}", "metrics": {"loss": 1.0 / seq}},
-                                 extensions={c.TOKEN_EXTENSION: tokens.callback_token(KEY, run_id)})
+                                 extensions={c.TOKEN_EXTENSION: tokens.callback_token(KEY, run_id, expires=int(time.time()) + 86400)})
             per_client[n % clients].append(ev.to_http(event))
     return per_client
 

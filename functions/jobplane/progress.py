@@ -120,8 +120,8 @@ class Rejections:
         self.interval = interval
         self.total = 0
         self._mono = monotonic
-        self._pending: dict[str, int] = {}
-        self._written: dict[str, float] = {}
+        self._pending: dict[tuple[str, str], int] = {}
+        self._written: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def count(self, event: ev.Event, run_id: str, *, reason: str, store: ObjectStore, now: datetime) -> None:
@@ -129,11 +129,12 @@ class Rejections:
             self.total += 1
             if len(self._written) > _FORGET_AFTER_RUNS:
                 self._written.clear()
-            self._pending[run_id] = self._pending.get(run_id, 0) + 1
-            if self._mono() - self._written.get(run_id, float("-inf")) < self.interval:
+            where = (store.url, run_id)
+            self._pending[where] = self._pending.get(where, 0) + 1
+            if self._mono() - self._written.get(where, float("-inf")) < self.interval:
                 return  # counted; the next write after the interval adds it
-            self._written[run_id] = self._mono()
-            pending = self._pending.pop(run_id)
+            self._written[where] = self._mono()
+            pending = self._pending.pop(where)
         last = {"reason": reason, "type": event.type, "source": event.source[:200], "at": runs.rfc3339(now)}
         try:
             _add_rejections(store, run_id, pending, last=last)

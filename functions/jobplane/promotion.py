@@ -40,8 +40,8 @@ def promote(store: ObjectStore, run: runs.Run, *, data: Mapping[str, Any], now: 
     if run.get("state") != "succeeded" or run.get("type") != "training" or not run.get("botId"):
         return run
     stored = runs.read_record(store, str(run["id"]))  # the stored truth, not the callback's view
-    if stored.run.get("state") != "succeeded":
-        return stored.run
+    if stored.run.get("state") != "succeeded" or "gate" in stored.run:
+        return stored.run  # not succeeded, or decided by an earlier delivery of this callback
     if data.get("promote") is False:
         promoted, gate = False, {"decision": "not requested (params.promote: false)"}
     else:

@@ -32,6 +32,10 @@ from jobplane.store.gcs import GcsStore
 KEY = b"k" * 32
 
 
+def token_of(run_id: str, *, expires: int | None = None) -> str:
+    return tokens.callback_token(KEY, run_id, expires=expires or int(time.time()) + 3600)
+
+
 @dataclass
 class Status:
     url: str
@@ -58,7 +62,7 @@ class Status:
 
 def callback(run_id: str, type: str = ev.RUN_PROGRESS, *, id: str | None = None, token: str | None = "valid",
              **data: Any) -> ev.Event:
-    exts = {c.TOKEN_EXTENSION: tokens.callback_token(KEY, run_id) if token == "valid" else token} if token else {}
+    exts = {c.TOKEN_EXTENSION: token_of(run_id) if token == "valid" else token} if token else {}
     return ev.new_event(type, source=f"/jobplane/trainer/{run_id}", subject=run_id, data=data,
                         extensions=exts, id=id)
 
@@ -115,16 +119,18 @@ def test_progress_is_answered_204_and_lands_in_the_run_and_its_log(any_status: S
     assert len(list(any_status.store.list(c.run_events_prefix(run_id)))) == 1
 
 
-def test_success_is_written_before_the_answer_and_a_promoted_model_is_announced(any_status: Status) -> None:
+def test_success_is_written_before_the_answer_and_the_model_it_promotes_is_announced(any_status: Status) -> None:
     run_id = any_status.new_run()
     any_status.post(callback(run_id, seq=1, progress=50, phase="training"))
-    data = {"metrics": {"accuracy": 0.9}, "artifacts": {"model": "gs://b/m"}, "promoted": True, "modelUri": "gs://b/m"}
+    data = {"metrics": {"accuracy": 0.9}, "artifacts": {"model": "gs://elsewhere/m"}, "modelUri": "gs://elsewhere/m"}
     response = any_status.post(callback(run_id, ev.RUN_SUCCEEDED, **data))
 
     assert response.status_code == 200
     reply = ev.from_http(dict(response.headers), response.content)
     assert (reply.type, reply.subject) == (ev.MODEL_READY, "test-bot")
-    assert reply.data == {"botId": "test-bot", "runId": run_id, "modelUri": "gs://b/m", "metrics": {"accuracy": 0.9}}
+    own_model = any_status.store.uri(f"runs/{run_id}/artifacts/model.npz")  # never the callback's URI
+    assert reply.data == {"botId": "test-bot", "runId": run_id, "modelUri": own_model, "metrics": {"accuracy": 0.9}}
+    assert json.loads(any_status.store.read(c.bot_model_key("test-bot")).data)["modelUri"] == own_model
     run = any_status.run(run_id)  # no drain: the final state is durable before the answer
     assert (run["state"], run["progress"], run["metrics"]["accuracy"]) == ("succeeded", 100, 0.9)
     assert run["finishedAt"] and run_id not in runs.list_active(any_status.store)
@@ -132,7 +138,7 @@ def test_success_is_written_before_the_answer_and_a_promoted_model_is_announced(
 
 def test_success_without_promotion_is_answered_with_an_empty_body(status: Status) -> None:
     run_id = status.new_run()
-    response = status.post(callback(run_id, ev.RUN_SUCCEEDED, metrics={"accuracy": 0.5}, promoted=False))
+    response = status.post(callback(run_id, ev.RUN_SUCCEEDED, metrics={"accuracy": 0.5}, promote=False))
 
     assert (response.status_code, response.content) == (204, b"")
     assert status.run(run_id)["state"] == "succeeded"
@@ -149,12 +155,14 @@ def test_failure_merges_pending_progress_first(status: Status) -> None:
     assert (run["state"], run["reason"], run["progress"], run["seq"]) == ("failed", "OOMKilled", 40, 2)
 
 
-@pytest.mark.parametrize("token", [None, "forged", "other-run"])
-def test_callbacks_without_the_runs_token_get_403_are_recorded_and_change_nothing(status: Status, token: str | None) -> None:
+@pytest.mark.parametrize("token", [None, "forged", "other-run", "expired"])
+def test_callbacks_without_the_runs_valid_token_get_403_are_counted_and_change_nothing(status: Status, token: str | None) -> None:
     run_id = status.new_run()
     other = status.new_run(trigger_id="t2")
     if token == "other-run":
-        token = tokens.callback_token(KEY, other)
+        token = token_of(other)
+    elif token == "expired":
+        token = token_of(run_id, expires=int(time.time()) - 1)
     before = status.run(run_id)
     for event in (callback(run_id, seq=1, progress=50, token=token), callback(run_id, ev.RUN_SUCCEEDED, token=token)):
         assert status.post(event).status_code == 403
@@ -162,9 +170,21 @@ def test_callbacks_without_the_runs_token_get_403_are_recorded_and_change_nothin
 
     assert status.run(run_id) == before
     assert list(status.store.list(c.run_events_prefix(run_id))) == []
-    rejected = [json.loads(status.store.read(k).data) for k in status.store.list(f"runs/{run_id}/rejected/")]
-    assert len(rejected) == 2 and all("token" in r["reason"] for r in rejected)
-    assert all(KEY.decode() not in json.dumps(r) and (not token or token not in json.dumps(r)) for r in rejected)
+    tally = json.loads(status.store.read(progress.rejected_key(run_id)).data)
+    assert tally["count"] >= 1 and "token" in tally["last"]["reason"]
+    assert KEY.decode() not in json.dumps(tally) and (not token or token not in json.dumps(tally))
+
+
+def test_five_hundred_forged_callbacks_are_counted_in_one_object_not_stored_one_each(status: Status) -> None:
+    run_id = status.new_run()
+    before = progress.rejections.total
+    for i in range(500):
+        assert status.post(callback(run_id, seq=i + 1, progress=1, token=f"forged-{i}")).status_code == 403
+
+    assert progress.rejections.total - before == 500
+    under_run = list(status.store.list(f"runs/{run_id}/"))
+    assert under_run == [progress.rejected_key(run_id), c.run_key(run_id)]
+    assert 1 <= json.loads(status.store.read(progress.rejected_key(run_id)).data)["count"] <= 500
 
 
 def test_duplicates_and_out_of_order_progress_change_nothing(status: Status) -> None:
@@ -293,7 +313,7 @@ def test_eight_writers_of_200_progress_events_for_one_run_lose_nothing(status: S
     run = status.run(run_id)
     assert (run["seq"], run["progress"], run["phase"]) == (1600, 100, "step-1600")
     assert len(list(status.store.list(c.run_events_prefix(run_id)))) == 1600
-    assert status.post(callback(run_id, ev.RUN_SUCCEEDED, metrics={"accuracy": 0.8})).status_code == 204
+    assert status.post(callback(run_id, ev.RUN_SUCCEEDED, metrics={"accuracy": 0.8}, promote=False)).status_code == 204
     assert status.run(run_id)["state"] == "succeeded"
 
 
@@ -320,7 +340,7 @@ def test_callbacks_that_arrive_before_their_runs_record_are_kept_until_it_lands(
     trigger = {"type": ev.BOT_CHANGED, "source": "/tests", "id": "early", "subject": "test-bot"}
     run = runs.new_run(spec=make_spec(), trigger=trigger, requested_by="tests", now=datetime.now(UTC))
     assert status.post(callback(run["id"], seq=1, progress=20, phase="training")).status_code == 204
-    final = callback(run["id"], ev.RUN_SUCCEEDED, metrics={"accuracy": 0.8}, promoted=False)
+    final = callback(run["id"], ev.RUN_SUCCEEDED, metrics={"accuracy": 0.8}, promote=False)
     assert status.post(final).status_code == 503
 
     runs.create_run(status.store, runs.transition(run, "launched", now=datetime.now(UTC)))

@@ -66,7 +66,7 @@ def main(mode: str = "succeed", gate: str = "") -> int:
     key = f"{c.run_artifacts_prefix(run_id)}metrics.json"
     metrics = {"accuracy": 0.9, "macro_f1": 0.88}
     store.write(key, json.dumps(metrics).encode())
-    emit(ev.RUN_SUCCEEDED, {"metrics": metrics, "artifacts": {"metrics": store.uri(key)}, "promoted": False}, final=True)
+    emit(ev.RUN_SUCCEEDED, {"metrics": metrics, "artifacts": {"metrics": store.uri(key)}, "promote": False}, final=True)
     return 0
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes_validate
@@ -48,9 +51,39 @@ def spec_for(job_type: str, *, gpus: int = 0, priority: str = "normal", **overri
     return spec
 
 
+CREATED = "2031-05-01T12:00:00Z"
+
+
+def test_the_callback_token_expires_a_day_after_the_runs_deadline() -> None:
+    spec = {**spec_for("training"), "timeoutSeconds": 3600}
+    token = env_of(build_job(spec, run_for(spec), settings=make_settings()))[c.ENV_TOKEN]
+    run_id = run_for(spec)["id"]
+    assert verify_token(KEY, run_id, token, now=datetime(2031, 5, 2, 12, 59, tzinfo=UTC))
+    assert not verify_token(KEY, run_id, token, now=datetime(2031, 5, 2, 13, 0, tzinfo=UTC))
+
+
+def test_a_token_with_its_expiry_changed_or_in_the_old_format_is_refused() -> None:
+    spec = spec_for("training")
+    run_id = run_for(spec)["id"]
+    token = env_of(build_job(spec, run_for(spec), settings=make_settings()))[c.ENV_TOKEN]
+    version, expires, mac = token.split(".")
+    later = f"{version}.{int(expires) + 86400}.{mac}"
+    old_format = hmac.new(KEY, f"jobplane-run:{run_id}".encode(), hashlib.sha256).hexdigest()
+    now = datetime(2031, 5, 1, 13, tzinfo=UTC)
+    assert verify_token(KEY, run_id, token, now=now)
+    assert not verify_token(KEY, run_id, later, now=now) and not verify_token(KEY, run_id, old_format, now=now)
+
+
+def test_env_names_the_allowed_data_prefixes_and_the_size_cap_for_the_trainers_own_check() -> None:
+    spec = spec_for("training")
+    settings = make_settings().with_(data_prefixes=("gs://shared/nlu/",), max_data_bytes=1234)
+    env = env_of(build_job(spec, run_for(spec), settings=settings))
+    assert env[c.ENV_DATA_PREFIXES] == "gs://shared/nlu/" and env[c.ENV_MAX_DATA_BYTES] == "1234"
+
+
 def run_for(spec: dict[str, Any]) -> dict[str, Any]:
     run_id = run_id_for(spec["id"], source="/apis/v1/namespaces/jobs/pingsources/nightly", event_id="e-1")
-    return {"id": run_id, "specId": spec["id"], "botId": spec["params"].get("botId")}
+    return {"id": run_id, "specId": spec["id"], "botId": spec["params"].get("botId"), "createdAt": CREATED}
 
 
 TABLE = list(itertools.product(("training", "kb-index", "bot-test"), (0, 1, 8), ("high", "normal", "low"), (False, True)))
@@ -181,8 +214,8 @@ def test_env_carries_the_run_its_callback_token_the_sink_and_the_store() -> None
     assert env[c.ENV_SINK] == settings.sink
     assert env[c.ENV_RUN_ID] == run["id"]
     assert env[c.ENV_SPEC_ID] == spec["id"] and env[c.ENV_BOT_ID] == "bank-bot" and env[c.ENV_JOB_TYPE] == "training"
-    assert verify_token(KEY, run["id"], env[c.ENV_TOKEN])
-    assert not verify_token(KEY, "another-run", env[c.ENV_TOKEN])
+    assert verify_token(KEY, run["id"], env[c.ENV_TOKEN], now=datetime(2031, 5, 1, 13, tzinfo=UTC))
+    assert not verify_token(KEY, "another-run", env[c.ENV_TOKEN], now=datetime(2031, 5, 1, 13, tzinfo=UTC))
     assert env[c.ENV_STORE] == "gs://jobplane-test/prod"
     assert env[c.ENV_SCRATCH] == c.SCRATCH_PATH
     assert json.loads(env[c.ENV_PARAMS]) == PARAMS["training"]
