@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # k8s_api: the local API server; support.specs
 
-from support.specs import make_spec  # noqa: E402
+from support.specs import TEST_DATA_PREFIXES, make_spec  # noqa: E402
 
 NAMESPACE = "default"
 SOURCE = "/bench"
@@ -80,7 +80,7 @@ def serve_launch(kube_url: str, store_dir: str, fsync: bool, specs: int, policy:
     store = FileStore(Path(store_dir), fsync=fsync)
     for i in range(specs):
         store.write(c.spec_key(spec_id(i)), json.dumps({**SPEC, "id": spec_id(i), "concurrency": policy}).encode())
-    settings = Settings(store_url=store.url, launcher="kubernetes", namespace=NAMESPACE,
+    settings = Settings(data_prefixes=TEST_DATA_PREFIXES, store_url=store.url, launcher="kubernetes", namespace=NAMESPACE,
                         sink="http://127.0.0.1:9/default/default", callback_key=b"bench-key" * 4)
     api_config = client.Configuration()
     api_config.host = kube_url

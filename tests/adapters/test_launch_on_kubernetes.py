@@ -15,7 +15,7 @@ import pytest
 import requests
 from k8s_api import FakeKubeApi
 from support.servers import serve_wsgi
-from support.specs import make_spec
+from support.specs import TEST_DATA_PREFIXES, make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -52,7 +52,7 @@ class Plane:
 def plane(tmp_path: Path) -> Iterator[Plane]:
     store = FileStore(tmp_path / "store", fsync=False)
     clock = [datetime(2026, 1, 1, 12, 0, tzinfo=UTC)]
-    settings = Settings(store_url=store.url, launcher="kubernetes", namespace=NS,
+    settings = Settings(data_prefixes=TEST_DATA_PREFIXES, store_url=store.url, launcher="kubernetes", namespace=NS,
                         sink="http://broker/jobplane/default", callback_key=b"k" * 32)
     with FakeKubeApi() as kube:
         kube.state.create("namespaces", "", {"metadata": {"name": NS}})

@@ -15,7 +15,7 @@ import requests
 from openapi_spec_validator import validate as validate_openapi
 from support.fakes import FakeLauncher
 from support.servers import serve_wsgi
-from support.specs import TRAINING_EXAMPLES, make_spec
+from support.specs import TEST_DATA_PREFIXES, TRAINING_EXAMPLES, make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -54,7 +54,7 @@ API_TOKEN = "test-api-token"
 def env(tmp_path: Path) -> Iterator[Api]:
     store = FileStore(tmp_path / "store", fsync=False)
     launcher = FakeLauncher()
-    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/x", callback_key=b"k" * 32, command=("true",),
+    settings = Settings(data_prefixes=TEST_DATA_PREFIXES, store_url=store.url, sink="http://127.0.0.1:9/x", callback_key=b"k" * 32, command=("true",),
                         auth="token", api_token=API_TOKEN)
     holder: dict[str, Api] = {}
 
@@ -219,16 +219,16 @@ class CloudStore(FileStore):
         self.url = "gs://bucket/jobplane"
 
 
-def test_file_uris_are_refused_when_the_store_is_a_bucket(env: Api, tmp_path: Path) -> None:
+def test_data_uris_outside_the_bots_prefix_are_refused_when_the_store_is_a_bucket(env: Api, tmp_path: Path) -> None:
     env.rt.store = CloudStore(tmp_path / "cloud")
     spec = make_spec(type="kb-index", params={"articles": [{"id": "a", "title": "t", "uri": "file:///etc/passwd"}]})
     del spec["params"]["trainingData"]
     response = env.client.post("/v1/specs", json=spec)
     assert response.status_code == 400
     assert error_of(response)["details"][0]["field"] == "spec.params.articles[0].uri"
-    response = env.client.post("/v1/specs", json=make_spec())
+    response = env.client.post("/v1/specs", json=make_spec(params={"trainingData": {"uri": "file:///data/x.json"}}))
     assert [d["field"] for d in error_of(response)["details"]] == ["spec.params.trainingData.uri"]
-    ok = make_spec(params={"trainingData": {"uri": "gs://bucket/jobplane/bots/b/data.json"}})
+    ok = make_spec(params={"trainingData": {"uri": "gs://bucket/jobplane/bots/test-bot/data.json"}})
     assert env.client.post("/v1/specs", json=ok).status_code == 201
 
 

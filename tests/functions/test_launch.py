@@ -14,7 +14,7 @@ import pytest
 import requests
 from support.fakes import FakeLauncher
 from support.servers import serve_wsgi
-from support.specs import TRAINING_EXAMPLES, make_spec
+from support.specs import TEST_DATA_PREFIXES, TRAINING_EXAMPLES, make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -49,6 +49,7 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
     store = open_store((tmp_path / "store").as_uri())
     launcher = FakeLauncher()
     settings = Settings(
+        data_prefixes=TEST_DATA_PREFIXES,
         store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32, command=("true",)
     )
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=lambda e: None))
@@ -166,7 +167,7 @@ def test_run_requested_merges_params_over_the_stored_spec_and_revalidates(launch
     bad = ev.new_event(ev.RUN_REQUESTED, source="/jobplane/api", data={"specId": "train-test-bot", "params": {"trainingData": 5}})
     assert launch.post(bad).status_code == 400 and launch.keys() == keys
 
-    uri = "file:///elsewhere/data.json"
+    uri = "file:///nonexistent/elsewhere/data.json"  # under the test plane's allowed data prefix
     good = ev.new_event(ev.RUN_REQUESTED, source="/jobplane/api", data={"specId": "train-test-bot", "params": {"trainingData": {"uri": uri}}})
     run = runs.get_run(launch.store, reply_of(launch.post(good)).subject or "")
     assert run["params"] == {"trainingData": {"uri": uri}} and run["state"] == "launched"

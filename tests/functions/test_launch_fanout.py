@@ -14,7 +14,7 @@ import pytest
 import requests
 from support.fakes import FakeLauncher
 from support.servers import serve_wsgi
-from support.specs import make_spec
+from support.specs import TEST_DATA_PREFIXES, make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -57,7 +57,7 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
     store = open_store((tmp_path / "store").as_uri())
     assert sorted(seed_specs(store, builtin_specs_dir())) == ["nightly-bot-tests", "retrain-all"]
     launcher = FakeLauncher()
-    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32, command=("true",))
+    settings = Settings(data_prefixes=TEST_DATA_PREFIXES, store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32, command=("true",))
     sent: list[ev.Event] = []
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=sent.append))
     with serve_wsgi(create_function_app("launch")) as url:

@@ -14,7 +14,7 @@ import pytest
 import requests
 from support.fakes import FakeLauncher
 from support.servers import serve_wsgi
-from support.specs import make_spec
+from support.specs import TEST_DATA_PREFIXES, make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -70,7 +70,7 @@ class CrashingStore:
 
 @contextmanager
 def serve(store: CrashingStore, launcher: FakeLauncher) -> Iterator[str]:
-    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32,
+    settings = Settings(data_prefixes=TEST_DATA_PREFIXES, store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32,
                         command=("true",))
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher,  # type: ignore[arg-type]
                             send=lambda e: None))

@@ -17,7 +17,7 @@ import pytest
 import requests
 from support.fakes import FakeLauncher
 from support.servers import serve_wsgi
-from support.specs import make_spec
+from support.specs import TEST_DATA_PREFIXES, make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -66,7 +66,7 @@ class Plane:
 @pytest.fixture
 def plane(tmp_path: Path) -> Iterator[Plane]:
     store, launcher = FileStore(tmp_path / "store", fsync=False), HookedLauncher()
-    settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32,
+    settings = Settings(data_prefixes=TEST_DATA_PREFIXES, store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32,
                         command=("true",))
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=lambda e: None))
     with serve_wsgi(create_function_app("launch")) as url:

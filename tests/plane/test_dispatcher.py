@@ -12,6 +12,7 @@ import requests
 from support.fakes import FakeLauncher
 from support.servers import serve_wsgi
 
+from support.specs import TEST_DATA_PREFIXES
 from jobplane import conventions as c
 from jobplane import runtime
 from jobplane.app import build_app, create_function_app
@@ -34,7 +35,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture(autouse=True)
 def installed_runtime(tmp_path: Path) -> None:
     store = open_store((tmp_path / "store").as_uri())
-    settings = Settings(store_url=store.url, callback_key=b"k" * 32, auth="token", api_token=TOKEN)
+    settings = Settings(data_prefixes=TEST_DATA_PREFIXES, store_url=store.url, callback_key=b"k" * 32, auth="token", api_token=TOKEN)
     launcher = FakeLauncher()
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=lambda e: None))
 

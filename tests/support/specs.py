@@ -17,6 +17,10 @@ TRAINING_EXAMPLES: list[dict[str, Any]] = [
 ]
 
 
+TEST_DATA_PREFIXES = ("file:///nonexistent/",)
+"""The data prefix ``make_spec``'s default training data lies under: test planes allow it
+(``Settings.data_prefixes``), as an operator allows a shared dataset folder."""
+
 def make_spec(**overrides: Any) -> dict[str, Any]:
     """A valid training spec; keyword overrides replace top-level fields, ``params`` merges."""
     spec: dict[str, Any] = {
