@@ -18,9 +18,12 @@ import pytest
 from werkzeug import Request, Response
 
 from jobplane import conventions as c
+from jobplane.errors import ForbiddenError
 from jobplane.events import Event, from_http
 from jobplane.store import ObjectStore, open_store
-from jobplane_trainer.job import JobEnv, checkpoint_key, promote
+from jobplane_trainer.data import BadDataError
+from jobplane_trainer.inputs import run_store
+from jobplane_trainer.job import JobEnv, checkpoint_key, read_training_data
 from support.servers import serve_wsgi
 
 from .conftest import make_bot
@@ -69,7 +72,7 @@ def _run(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProce
 
 
 @pytest.mark.slow
-def test_run_trains_writes_artifacts_promotes_and_reports(tmp_path: Path, sink: tuple[Sink, str]) -> None:
+def test_run_trains_writes_artifacts_under_its_run_only_and_reports(tmp_path: Path, sink: tuple[Sink, str]) -> None:
     events, url = sink
     store = open_store(tmp_path.as_uri())
     proc = _run(_env(store, url, data=make_bot(), maxEpochs=10, taggerEpochs=8, minSteps=50, taggerMinSteps=50, refit=False, threads=1))
@@ -77,12 +80,13 @@ def test_run_trains_writes_artifacts_promotes_and_reports(tmp_path: Path, sink: 
     (done,) = events.of("dev.jobplane.run.succeeded")
     assert done.subject == RUN_ID and done.extensions[c.TOKEN_EXTENSION] == "secret-token"
     assert done.source == f"/jobplane/trainer/{RUN_ID}"
-    assert done.data["promoted"] is True and done.data["metrics"]["accuracy"] > 0.8
+    assert done.data["promote"] is True and done.data["metrics"]["accuracy"] > 0.8
     prefix = store.uri(c.run_artifacts_prefix(RUN_ID) + "x")[:-1]
     for name in ("model", "metrics", "confusionMatrix", "confusionMatrixPng", "modelCard", "validation"):
         assert done.data["artifacts"][name].startswith(prefix)
-    pointer = json.loads(store.read(c.bot_model_key("acme")).data)
-    assert pointer["modelUri"] == done.data["modelUri"] and pointer["runId"] == RUN_ID
+    assert done.data["model"]["trainingDataHash"].startswith("sha256:") and done.data["model"]["threshold"] >= 0
+    written = [k for k in store.list("") if not k.startswith(f"runs/{RUN_ID}/")]
+    assert written == ["bots/acme/data/r1.json"], "the trainer never promotes: status does"
     card = json.loads(store.read(c.run_artifacts_prefix(RUN_ID) + "model_card.json").data)
     assert card["trainingDataHash"].startswith("sha256:") and card["trainerVersion"]
     progress = events.of("dev.jobplane.run.progress")
@@ -133,16 +137,56 @@ def test_sigterm_checkpoints_to_the_store_and_a_retry_resumes(tmp_path: Path, si
     assert any("resumed from checkpoint" in e.data["message"] for e in events.of("dev.jobplane.run.progress"))
 
 
-def test_quality_gate_keeps_a_better_current_model(tmp_path: Path, trained: Any) -> None:
+def test_the_trainers_store_refuses_writes_outside_its_run_and_reads_of_other_bots(tmp_path: Path) -> None:
+    store = run_store(tmp_path.as_uri(), run_id=RUN_ID, bot_id="acme")
+    store.write(f"runs/{RUN_ID}/artifacts/model.npz", b"m")
+    for key in (c.bot_model_key("acme"), "runs/other-run/run.json", f"runs/{RUN_ID}-x/run.json", "specs/train-acme.json"):
+        with pytest.raises(ForbiddenError):
+            store.write(key, b"{}")
+    with pytest.raises(ForbiddenError):
+        store.read("bots/other/data/r1.json")
+    with pytest.raises(ForbiddenError):
+        store.delete("runs/other-run/run.json")
+    assert [k for k in open_store(tmp_path.as_uri()).list("")] == [f"runs/{RUN_ID}/artifacts/model.npz"]
+
+
+@pytest.mark.parametrize("uri", ["file:///etc/passwd", "file:///dev/zero", "gs://other-bucket/bots/acme/r1.json",
+                                 "{store}/bots/other/data/r1.json", "{store}/bots/acme/../other/data/r1.json",
+                                 "{store}/bots/acme/%2e%2e/other/data/r1.json", "{store}/runs/x/artifacts/validation.json"])
+def test_the_trainer_refuses_data_outside_its_bot_before_reading(tmp_path: Path, uri: str) -> None:
+    store = run_store(tmp_path.as_uri(), run_id=RUN_ID, bot_id="acme")
+    params = {"botId": "acme", "trainingData": {"uri": uri.replace("{store}", store.url)}}
+    with pytest.raises(BadDataError) as refused:
+        read_training_data(store, params, bot_id="acme")
+    assert refused.value.details[0].field == "params.trainingData.uri"
+    assert str(tmp_path) not in refused.value.message and "must name an object under bots/acme/" in refused.value.message
+
+
+def test_data_over_the_size_cap_is_bad_data_read_no_further_than_the_cap(tmp_path: Path) -> None:
+    raw = open_store(tmp_path.as_uri())
+    raw.write("bots/acme/data/big.json", b"x" * 5000)
+    store = run_store(tmp_path.as_uri(), run_id=RUN_ID, bot_id="acme")
+    params = {"trainingData": {"uri": store.uri("bots/acme/data/big.json")}}
+    with pytest.raises(BadDataError, match="larger than JOBPLANE_MAX_DATA_BYTES"):
+        read_training_data(store, params, bot_id="acme", limit=4096)
+
+
+def test_an_endless_input_under_an_allowed_prefix_ends_with_a_clear_error_not_memory_error(tmp_path: Path) -> None:
+    store = run_store(tmp_path.as_uri(), run_id=RUN_ID, bot_id="acme")
+    params = {"trainingData": {"uri": "file:///dev/zero"}}
+    with pytest.raises(BadDataError, match="not a plain object"):
+        read_training_data(store, params, bot_id="acme", prefixes=("file:///dev/",), limit=1 << 20)
+
+
+def test_a_run_whose_data_is_not_its_bots_exits_with_bad_data(tmp_path: Path, sink: tuple[Sink, str]) -> None:
+    events, url = sink
     store = open_store(tmp_path.as_uri())
-    better = {"runId": "older", "modelUri": "file:///x", "metrics": {"macro_f1": trained.summary["macro_f1"] + 0.05}}
-    store.write(c.bot_model_key("acme"), json.dumps(better).encode())
-    env = JobEnv(run_id="r2", spec_id="train-acme", bot_id="acme", job_type="training", sink="", token="", store_url=store.url, params={})
-    promoted, gate = promote(store, env=env, result=trained, artifacts={"model": "file:///new"}, margin=0.02, dhash="h")
-    assert not promoted and gate["current"] == better["metrics"]["macro_f1"]
-    assert json.loads(store.read(c.bot_model_key("acme")).data)["runId"] == "older"
-    promoted, _ = promote(store, env=env, result=trained, artifacts={"model": "file:///new"}, margin=0.1, dhash="h")
-    assert promoted and json.loads(store.read(c.bot_model_key("acme")).data)["modelUri"] == "file:///new"
+    env = _env(store, url, data=make_bot())
+    env[c.ENV_PARAMS] = json.dumps({"botId": "acme", "trainingData": {"uri": "file:///etc/passwd"}})
+    proc = _run(env)
+    assert proc.returncode == c.EXIT_BAD_DATA, proc.stderr[-2000:]
+    (failed,) = events.of("dev.jobplane.run.failed")
+    assert "must name an object under bots/acme/" in failed.data["message"] and "passwd:" not in failed.data["message"]
 
 
 def test_env_without_run_id_is_bad_data() -> None:
