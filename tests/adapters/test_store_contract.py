@@ -9,6 +9,7 @@ adapter-independent logic (runs.update_run, the status function) is exercised to
 from __future__ import annotations
 
 import multiprocessing
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from jobplane.errors import NotFoundError, PermanentError, PreconditionFailedErr
 from jobplane.store import ObjectStore, client_env, open_store, resolve_uri, split_uri
 from jobplane.store import gcs as gcs_module
 from jobplane.store import files as files_module
-from jobplane.store.base import Blob
+from jobplane.store.base import Blob, DataTooLargeError, read_capped
 from jobplane.store.files import FileStore
 from support.gcs import GcsServer
 
@@ -291,3 +292,46 @@ def test_the_file_store_syncs_a_write_left_for_later_only_when_asked(tmp_path: P
     assert len(synced) == 1
     store.write("runs/r1/run.json", b"{}")  # a durable write syncs before it returns
     assert len(synced) == 2
+
+
+def test_errors_name_the_key_never_the_stores_location(store: ObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError) as missing:
+        store.read("bots/x/model.json")
+    location = store.url.split("://", 1)[1]
+    assert "bots/x/model.json" in missing.value.message and location not in missing.value.message
+    with pytest.raises(NotFoundError) as missing_file:
+        store.download_file("bots/x/model.json", tmp_path / "out")
+    assert location not in missing_file.value.message
+
+
+def test_a_capped_read_returns_objects_up_to_the_cap_and_refuses_larger_ones(store: ObjectStore) -> None:
+    store.write("bots/b/data/small.json", b"x" * 100)
+    store.write("bots/b/data/big.json", b"x" * 101)
+    assert read_capped(store, "bots/b/data/small.json", 100).data == b"x" * 100
+    with pytest.raises(DataTooLargeError) as too_large:
+        read_capped(store, "bots/b/data/big.json", 100)
+    assert too_large.value.status == 400 and store.url.split("://", 1)[1] not in too_large.value.message
+    with pytest.raises(NotFoundError):
+        read_capped(store, "bots/b/data/none.json", 100)
+
+
+def test_filesystem_objects_and_the_directories_it_makes_are_the_owners_only(tmp_path: Path) -> None:
+    store = open_store((tmp_path / "store").as_uri())
+    store.write("deadletter/2026-01-01/x.json", b"{}")
+    source = tmp_path / "upload.bin"
+    source.write_bytes(b"data")
+    source.chmod(0o644)
+    store.upload_file("runs/r/artifacts/model.npz", source)
+    root = tmp_path / "store"
+    for path in (root / "deadletter/2026-01-01/x.json", root / "runs/r/artifacts/model.npz"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for path in (root, root / "deadletter", root / "deadletter/2026-01-01", root / "runs/r/artifacts"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+def test_a_capped_filesystem_read_refuses_links_and_devices_without_reading_them(tmp_path: Path) -> None:
+    store = open_store((tmp_path / "store").as_uri())
+    store.write("bots/b/data/real.json", b"{}")
+    (tmp_path / "store/bots/b/data/zero.json").symlink_to("/dev/zero")
+    with pytest.raises(PermanentError, match="not a plain object"):
+        read_capped(store, "bots/b/data/zero.json", 1 << 30)

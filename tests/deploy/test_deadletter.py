@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -162,3 +163,19 @@ def test_error_data_is_decoded_to_text(raw: str | None, expected: str | None) ->
 def test_long_error_data_is_cut_short() -> None:
     decoded = deadletter.decode_error_data(base64.b64encode(b"x" * 100_000).decode())
     assert decoded is not None and len(decoded) <= deadletter.MAX_ERROR_TEXT
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["binary", "structured"])
+def test_a_dead_lettered_callback_is_stored_without_its_token_or_any_authorization(
+        dead: DeadLetter, tmp_path: Path, structured: bool) -> None:
+    secrets = {"jobplanetoken": "v2.1999999999.0123abcd", "authorization": "Bearer s3cret", "apitoken": "k-9"}
+    event = failed_delivery()
+    event = ev.Event(**{**event.__dict__, "extensions": {**event.extensions, **secrets, "traceparent": "00-ab-cd-01"}})
+    assert dead.post(event, structured=structured).status_code == 204
+
+    [(key, record)] = dead.records().items()
+    stored = (tmp_path / "store" / key).read_text()
+    assert all(value not in stored for value in secrets.values())
+    assert {name: record["event"][name] for name in secrets} == dict.fromkeys(secrets, ev.REDACTED)
+    assert record["event"]["traceparent"] == "00-ab-cd-01", "only secrets are redacted"
+    assert stat.S_IMODE((tmp_path / "store" / key).stat().st_mode) == 0o600
