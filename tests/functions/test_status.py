@@ -360,3 +360,78 @@ def test_progress_for_a_run_whose_record_is_late_reaches_it_once_written(status:
     status.drain()
     record = status.run(run["id"])
     assert (record["state"], record["progress"], record["phase"]) == ("running", 20, "training")
+
+
+# --- promotion: only the status function moves a bot's pointer, for a succeeded run --------
+
+
+def run_created(status: Status, trigger_id: str, created: datetime) -> str:
+    trigger = {"type": ev.BOT_CHANGED, "source": "/tests", "id": trigger_id, "subject": "test-bot"}
+    run = runs.new_run(spec=make_spec(id="train-test-bot"), trigger=trigger, requested_by="tests", now=created)
+    stored, _ = runs.create_run(status.store, runs.transition(run, "launched", now=created))
+    return str(stored["id"])
+
+
+def succeeded(run_id: str, macro_f1: float) -> ev.Event:
+    return callback(run_id, ev.RUN_SUCCEEDED, metrics={"macro_f1": macro_f1, "accuracy": macro_f1},
+                    model={"format": "jobplane-npz-v1", "threshold": 0.3, "trainingDataHash": "sha256:ab"})
+
+
+def pointer(status: Status) -> dict[str, Any]:
+    return json.loads(status.store.read(c.bot_model_key("test-bot")).data)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("ended", ["failed", "cancelled", "superseded"])
+def test_a_run_that_ended_otherwise_never_promotes_whatever_its_trainer_sends(status: Status, ended: str) -> None:
+    run_id = status.new_run()
+    runs.update_run(status.store, run_id, lambda r: runs.transition(r, ended, reason="JobMissing", now=datetime.now(UTC)))
+
+    response = status.post(succeeded(run_id, 0.99))
+
+    assert (response.status_code, response.content) == (204, b"")
+    assert status.run(run_id)["state"] == ended and "promoted" not in status.run(run_id)
+    assert list(status.store.list("bots/")) == []
+
+
+def test_the_pointer_names_only_the_succeeded_run_with_the_models_own_uri(status: Status) -> None:
+    run_id = status.new_run()
+    response = status.post(succeeded(run_id, 0.9))
+
+    assert response.status_code == 200 and ev.from_http(dict(response.headers), response.content).type == ev.MODEL_READY
+    found = pointer(status)
+    assert (found["runId"], found["threshold"], found["trainingDataHash"]) == (run_id, 0.3, "sha256:ab")
+    assert found["modelUri"] == status.store.uri(f"runs/{run_id}/artifacts/model.npz")
+    assert found["runCreatedAt"] == status.run(run_id)["createdAt"]
+    assert status.run(run_id)["promoted"] is True and status.run(run_id)["gate"]["decision"] == "promoted"
+
+
+def test_an_older_run_finishing_late_never_moves_the_pointer_back(status: Status) -> None:
+    older = run_created(status, "old", datetime(2026, 1, 1, 10, tzinfo=UTC))
+    newer = run_created(status, "new", datetime(2026, 1, 1, 11, tzinfo=UTC))
+    assert status.post(succeeded(newer, 0.7)).status_code == 200
+
+    assert status.post(succeeded(older, 0.99)).status_code == 204  # better, but older
+
+    assert pointer(status)["runId"] == newer
+    assert status.run(older)["promoted"] is False and "newer" in status.run(older)["gate"]["decision"]
+
+
+def test_a_newer_model_worse_by_more_than_the_margin_keeps_the_current_one(status: Status) -> None:
+    first = run_created(status, "a", datetime(2026, 1, 1, 10, tzinfo=UTC))
+    second = run_created(status, "b", datetime(2026, 1, 1, 11, tzinfo=UTC))
+    third = run_created(status, "c", datetime(2026, 1, 1, 12, tzinfo=UTC))
+    assert status.post(succeeded(first, 0.9)).status_code == 200
+    assert status.post(succeeded(second, 0.8)).status_code == 204
+    assert pointer(status)["runId"] == first and "margin" in status.run(second)["gate"]["decision"]
+    assert status.post(succeeded(third, 0.89)).status_code == 200  # within the margin: the newer wins
+    assert pointer(status)["runId"] == third
+
+
+def test_a_redelivered_success_after_promotion_changes_nothing(status: Status) -> None:
+    run_id = status.new_run()
+    event = succeeded(run_id, 0.9)
+    assert status.post(event).status_code == 200
+    record, found = status.run(run_id), pointer(status)
+
+    assert status.post(event).status_code == 200  # model.ready again: the broker may have lost the first
+    assert status.run(run_id) == record and pointer(status) == found
