@@ -229,9 +229,9 @@ def test_bad_settings_and_a_missing_eventing_dir_are_reported_clearly(tmp_path: 
 def test_the_real_trainer_on_data_that_can_never_train_fails_the_run_once_with_its_reason(tmp_path: Path) -> None:
     bad = {"examples": [{"text": "hello", "intent": "greet"}, {"text": "hello", "intent": "bye"}]}
     with Plane(tmp_path / "data", env={}).start() as plane:  # the default command: the real trainer
-        plane.store.write("uploads/bad.json", json.dumps(bad).encode())
+        plane.store.write("bots/bad-bot/uploads/bad.json", json.dumps(bad).encode())
         event = ev.new_event(ev.BOT_CHANGED, source="/platform", id="bad-1", data={
-            "botId": "bad-bot", "revision": "r1", "trainingData": {"uri": plane.store.uri("uploads/bad.json")}})
+            "botId": "bad-bot", "revision": "r1", "trainingData": {"uri": plane.store.uri("bots/bad-bot/uploads/bad.json")}})
         assert post(plane, event).status_code == 202
 
         run = final_run(plane, run_for(plane, event, "train-bad-bot"))
