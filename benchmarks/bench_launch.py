@@ -178,7 +178,7 @@ class Direct:
     def bare_create(self, name: str) -> tuple[int, float]:
         from jobplane.manifests import build_job
 
-        job = build_job(SPEC, {"id": name, "botId": "bench-bot"}, settings=self.settings)
+        job = build_job(SPEC, {"id": name, "botId": "bench-bot", "createdAt": "2026-01-01T00:00:00.000Z"}, settings=self.settings)
         sent, t0 = time.monotonic_ns(), time.perf_counter()
         self.batch.create_namespaced_job(NAMESPACE, job)
         return sent, time.perf_counter() - t0
@@ -187,7 +187,7 @@ class Direct:
         from jobplane.manifests import build_job
 
         sent, t0 = time.monotonic_ns(), time.perf_counter()
-        self.launcher.launch(build_job(SPEC, {"id": name, "botId": "bench-bot"}, settings=self.settings))
+        self.launcher.launch(build_job(SPEC, {"id": name, "botId": "bench-bot", "createdAt": "2026-01-01T00:00:00.000Z"}, settings=self.settings))
         return sent, time.perf_counter() - t0
 
 

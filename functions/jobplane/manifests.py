@@ -215,6 +215,8 @@ def job_env(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Settin
 
 def token_expiry(spec: Mapping[str, Any], run: Mapping[str, Any]) -> int:
     """The run's callback token expires a margin after its Job's deadline (from its creation)."""
+    if not isinstance(run.get("createdAt"), str):
+        raise PermanentError("run.createdAt: required (the callback token expires after the run's deadline)")
     created = parse_rfc3339(str(run["createdAt"]))
     return expiry_for(created, deadline_s=int(spec.get("timeoutSeconds", 3600)))
 

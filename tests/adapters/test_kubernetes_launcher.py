@@ -55,7 +55,7 @@ def launcher(kube: FakeKubeApi, sleeps: Sleeps) -> KubernetesLauncher:
 def job_for(event_id: str, *, settings: Settings = SETTINGS, **spec_overrides: Any) -> dict[str, Any]:
     spec = make_spec(**spec_overrides)
     run_id = runs.run_id_for(spec["id"], source="/apis/v1/namespaces/jobs/pingsources/nightly", event_id=event_id)
-    return build_job(spec, {"id": run_id, "botId": "test-bot"}, settings=settings)
+    return build_job(spec, {"id": run_id, "botId": "test-bot", "createdAt": "2026-01-01T00:00:00.000Z"}, settings=settings)
 
 
 def names(kube: FakeKubeApi, plural: str = "jobs") -> list[str]:
