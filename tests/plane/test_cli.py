@@ -14,7 +14,7 @@ import pytest
 import requests
 from support.plane import api
 from support.servers import free_port
-from support.specs import make_spec
+from support.specs import TEST_DATA_PREFIXES, make_spec
 
 from jobplane.cli import main
 from jobplane.demo import ProgressBar, describe_prediction, format_matrix, sample_bot
@@ -126,7 +126,7 @@ def test_a_prediction_is_described_with_intent_confidence_and_entities() -> None
 def test_specs_and_runs_list_what_the_api_of_a_running_plane_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from jobplane.local.plane import Plane
 
-    with Plane(tmp_path / "data", env={}).start() as plane:
+    with Plane(tmp_path / "data", env={"JOBPLANE_DATA_PREFIXES": ",".join(TEST_DATA_PREFIXES)}).start() as plane:
         created = api(plane).post(f"{plane.url}/v1/specs", json=make_spec(schedule="0 3 * * *"), timeout=10)
         assert created.status_code == 201
         data_dir = str(plane.data_dir)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from support import plane as support_plane
-from support.specs import TRAINING_EXAMPLES, make_spec
+from support.specs import TEST_DATA_PREFIXES, TRAINING_EXAMPLES, make_spec
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -26,7 +26,8 @@ WAIT = 60.0
 
 
 def start_plane(data_dir: Path, *, mode: str = "succeed") -> Plane:
-    env = {"JOBPLANE_COMMAND": json.dumps([sys.executable, str(STANDIN), mode])}
+    env = {"JOBPLANE_COMMAND": json.dumps([sys.executable, str(STANDIN), mode]),
+           "JOBPLANE_DATA_PREFIXES": ",".join(TEST_DATA_PREFIXES)}
     return Plane(data_dir, port=0, env=env, launcher_env={"OMP_NUM_THREADS": "1"}).start()
 
 
