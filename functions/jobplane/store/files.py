@@ -159,7 +159,8 @@ class FileStore:
     def upload_file(self, key: str, path: Path, *, content_type: str = "application/octet-stream") -> int:
         target = self._path(key)
         tmp = self._new_tmp()
-        with open(path, "rb") as source, open(_open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as out:
+        fd = _open_creating_dir(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)  # not the source's mode
+        with open(path, "rb") as source, open(fd, "wb") as out:
             shutil.copyfileobj(source, out, 1024 * 1024)
         self._sync(tmp)
         return self._place(key, target, tmp, if_generation_match=None)
