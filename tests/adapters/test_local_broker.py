@@ -555,3 +555,17 @@ def test_the_ingress_answers_503_with_retry_after_once_intake_stops(tmp_path: Pa
         assert r.json()["error"]["code"] == "unavailable" and broker.stats()["pending"] == 0
     finally:
         broker.close()
+
+
+def test_the_broker_journal_holding_callback_tokens_is_the_owners_only(tmp_path: Path) -> None:
+    import stat
+
+    from jobplane import events
+    from jobplane.local.journal import Journal, NewRow
+
+    path = tmp_path / "data" / "broker.db"
+    journal = Journal(path)
+    token_event = events.new_event("dev.jobplane.run.progress", source="/t", data={}, extensions={"jobplanetoken": "v2.1.abc"})
+    journal.add([NewRow(event=token_event, trigger="t")])
+    files = [p for p in path.parent.iterdir() if p.name.startswith("broker.db")]
+    assert path in files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), files

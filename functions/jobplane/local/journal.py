@@ -19,6 +19,7 @@ until replayed: the journal never forgets an accepted event on its own.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -81,6 +82,10 @@ class Journal:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # callbacks in it carry their run's token: the owner's only (SQLite gives its -wal
+            # and -shm files the database file's mode)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(self.path, 0o600)
         self._db = sqlite3.connect(self.path, check_same_thread=False)  # DML opens a transaction; `with` commits it
         self._lock = threading.Lock()
         with self._lock:
