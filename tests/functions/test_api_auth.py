@@ -14,7 +14,7 @@ import requests
 from k8s_api import FakeKubeApi
 from support.fakes import FakeLauncher
 from support.servers import serve_wsgi
-from support.specs import make_spec
+from support.specs import TEST_DATA_PREFIXES, make_spec
 
 from jobplane import runtime
 from jobplane.app import create_function_app
@@ -39,7 +39,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     def start(*, auth: str = "token", access: Callable[[], Access] | None = None, **changes: Any) -> str:
         store = FileStore(tmp_path / "store", fsync=False)
         changes = {"api_token": TOKEN, "namespace": NAMESPACE, **changes}
-        settings = Settings(store_url=store.url, callback_key=b"k" * 32, auth=auth, **changes)
+        settings = Settings(store_url=store.url, callback_key=b"k" * 32, auth=auth, data_prefixes=TEST_DATA_PREFIXES, **changes)
         launcher = FakeLauncher()
         runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher,
                                 send=lambda e: None, access_factory=access))

@@ -27,6 +27,7 @@ from jobplane.store import open_store
 from jobplane.store.base import ObjectStore
 
 BOT = "pizza-bot"
+API_TOKEN = "confine-test-token"
 REFUSED = [
     "file:///etc/passwd",
     "file:///dev/zero",
@@ -60,7 +61,8 @@ class Plane:
         return requests.post(self.launch_url, data=body, headers=headers, timeout=10)
 
     def api(self, method: str, path: str, body: Any) -> requests.Response:
-        return requests.request(method, self.api_url + path, json=body, timeout=10)
+        return requests.request(method, self.api_url + path, json=body, timeout=10,
+                                headers={"Authorization": f"Bearer {API_TOKEN}"})
 
     def uri(self, template: str) -> str:
         return template.replace("{store}", self.store.url)
@@ -76,7 +78,7 @@ def plane(tmp_path: Path) -> Iterator[Plane]:
     store.write("bots/pizza-bot/data/r1.json", b'{"examples": []}')
     launcher = FakeLauncher()
     settings = Settings(store_url=store.url, sink="http://127.0.0.1:9/default/default", callback_key=b"k" * 32,
-                        command=("true",), data_prefixes=("gs://shared-datasets/nlu/",))
+                        command=("true",), data_prefixes=("gs://shared-datasets/nlu/",), auth="token", api_token=API_TOKEN)
     sent: list[ev.Event] = []
     runtime.install(Runtime(settings=settings, store=store, launcher_factory=lambda: launcher, send=sent.append))
     try:
