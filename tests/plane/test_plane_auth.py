@@ -91,9 +91,9 @@ def _serve(args: list[str], env: dict[str, str]) -> tuple[str, str]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or too slow under load: not up yet
                 time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         return proc.communicate(timeout=30)

@@ -60,8 +60,8 @@ class Up:
 
     def _healthy(self) -> bool:
         try:
-            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(self.url + "/healthz", timeout=5).status_code == 200
+        except requests.RequestException:  # refused, or too slow under load: not up yet
             return False
 
     def kill(self) -> None:
