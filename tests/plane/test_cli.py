@@ -82,9 +82,9 @@ def _healthy(url: str, *, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(url, timeout=2).status_code == 200:
+            if requests.get(url, timeout=5).status_code == 200:
                 return True
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or too slow under load: not up yet
             pass
         time.sleep(0.2)
     return False
