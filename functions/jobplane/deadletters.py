@@ -20,10 +20,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
+from . import conventions as c
 from . import events as ev
+from . import tokens
 from .errors import ConflictError, NotFoundError, PreconditionFailedError
 from .runtime import BrokerAdmin
 from .store.base import ObjectStore
@@ -35,6 +37,9 @@ ERROR_EXTENSIONS: Final = ("knativeerrorcode", "knativeerrordata", "knativeerror
 MAX_REPLAY: Final = 1000
 """Most dead letters one replay-all call sends; it says when more are left."""
 _STORE_ID: Final = re.compile(r"^(\d{4}-\d{2}-\d{2})\.([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$")
+
+REPLAY_TOKEN_TTL: Final = timedelta(hours=1)
+CALLBACK_TYPES: Final = frozenset({ev.RUN_PROGRESS, ev.RUN_SUCCEEDED, ev.RUN_FAILED})
 
 Send = Callable[[ev.Event], None]
 
@@ -59,9 +64,17 @@ def store_key(dead_id: str) -> str:
     return f"{PREFIX}{match.group(1)}/{match.group(2)}.json"
 
 
-def original_event(obj: Mapping[str, Any]) -> ev.Event:
-    """The event as first sent: the broker's error extensions off, everything else as kept."""
-    return ev.from_dict({k: v for k, v in obj.items() if k not in ERROR_EXTENSIONS})
+def original_event(obj: Mapping[str, Any], *, key: bytes = b"", now: datetime | None = None) -> ev.Event:
+    """The event as first sent: the broker's error extensions off, everything else as kept; a
+    run callback whose token was redacted gets a fresh one when ``key`` is given."""
+    event = ev.from_dict({k: v for k, v in obj.items() if k not in ERROR_EXTENSIONS})
+    redacted = event.extensions.get(c.TOKEN_EXTENSION) == ev.REDACTED
+    if not (key and now and redacted and event.type in CALLBACK_TYPES and event.subject):
+        return event
+    token = tokens.callback_token(key, event.subject, expires=int((now + REPLAY_TOKEN_TTL).timestamp()))
+    return ev.Event(type=event.type, source=event.source, id=event.id, data=event.data, subject=event.subject,
+                    time=event.time, datacontenttype=event.datacontenttype,
+                    extensions={**event.extensions, c.TOKEN_EXTENSION: token})
 
 
 # --- listing --------------------------------------------------------------------------------------
@@ -95,7 +108,8 @@ def _summary(d: Mapping[str, Any]) -> dict[str, Any]:
 # --- replaying ----------------------------------------------------------------------------------
 
 
-def replay(store: ObjectStore, send: Send, dead_id: str, *, broker: BrokerAdmin | None, now: datetime) -> None:
+def replay(store: ObjectStore, send: Send, dead_id: str, *, broker: BrokerAdmin | None, now: datetime,
+           key: bytes = b"") -> None:
     """Replay one dead letter; ``NotFoundError`` if there is none, ``ConflictError`` if it
     was replayed already."""
     if dead_id.startswith(BROKER_PREFIX):
@@ -105,39 +119,40 @@ def replay(store: ObjectStore, send: Send, dead_id: str, *, broker: BrokerAdmin 
         if not broker.replay_dead(int(row)):
             raise ConflictError(f"dead letter {dead_id!r} is not dead any more: replayed already, or no such row")
         return
-    if not _replay_stored(store, send, store_key(dead_id), now=now):
+    if not _replay_stored(store, send, store_key(dead_id), now=now, key=key):
         raise ConflictError(f"dead letter {dead_id!r} was replayed already")
 
 
-def replay_all(store: ObjectStore, send: Send, *, broker: BrokerAdmin | None, now: datetime) -> tuple[list[str], bool]:
+def replay_all(store: ObjectStore, send: Send, *, broker: BrokerAdmin | None, now: datetime,
+               key: bytes = b"") -> tuple[list[str], bool]:
     """Replay every dead letter not replayed yet (at most ``MAX_REPLAY``); (ids, more left)."""
     done: list[str] = []
     for d in broker.dead_letters(limit=MAX_REPLAY) if broker is not None else []:
         if broker is not None and broker.replay_dead(int(d["id"].removeprefix(BROKER_PREFIX))):
             done.append(d["id"])
-    for key in store.list(PREFIX):
+    for stored in store.list(PREFIX):
         if len(done) >= MAX_REPLAY:
             return done, True
-        if _replay_stored(store, send, key, now=now):
-            done.append(store_id(key))
+        if _replay_stored(store, send, stored, now=now, key=key):
+            done.append(store_id(stored))
     return done, False
 
 
-def _replay_stored(store: ObjectStore, send: Send, key: str, *, now: datetime) -> bool:
+def _replay_stored(store: ObjectStore, send: Send, stored: str, *, now: datetime, key: bytes) -> bool:
     """Mark, then send; False when it was replayed already (or is being, by someone else)."""
-    blob = store.read(key)
+    blob = store.read(stored)
     record = json.loads(blob.data)
     if record.get("replayedAt"):
         return False
     marked = {**record, "replayedAt": ev.now_rfc3339(now)}
     try:
-        generation = store.write(key, _dump(marked), if_generation_match=blob.generation)
+        generation = store.write(stored, _dump(marked), if_generation_match=blob.generation)
     except PreconditionFailedError:
         return False
     try:
-        send(original_event(record["event"]))
+        send(original_event(record["event"], key=key, now=now))
     except Exception:
-        store.write(key, _dump(record), if_generation_match=generation)  # replayable again
+        store.write(stored, _dump(record), if_generation_match=generation)  # replayable again
         raise
     return True
 

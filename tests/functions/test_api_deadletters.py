@@ -126,3 +126,28 @@ def test_listing_pages_through_the_store(env: Env) -> None:
     third = env.client.get(f"/v1/deadletters?limit=2&pageToken={second['nextPageToken']}").get_json()
     ids = [d["eventId"] for page in (first, second, third) for d in page["deadLetters"]]
     assert sorted(ids) == [f"e{i}" for i in range(5)] and third["nextPageToken"] is None
+
+
+def test_a_replayed_run_callback_carries_a_fresh_token_of_its_run_in_place_of_the_redacted_one(env: Env) -> None:
+    from jobplane import tokens
+    from jobplane.conventions import TOKEN_EXTENSION
+
+    stolen = tokens.callback_token(b"k" * 32, "run-1", expires=int(NOW.timestamp()) + 3600)
+    event = ev.new_event(ev.RUN_SUCCEEDED, source="/jobs/run-1", id="done-1", subject="run-1", data={"seq": 9},
+                         extensions={TOKEN_EXTENSION: stolen, "knativeerrorcode": "503"})
+    key, _ = record_dead_letter(env.store, event, now=NOW)
+    assert stolen.encode() not in env.store.read(key).data, "a dead letter never holds the token"
+    assert env.client.post("/v1/deadletters:replay").status_code == 202
+    (sent,) = env.sent
+    token = sent.extensions[TOKEN_EXTENSION]
+    assert token != ev.REDACTED and tokens.verify_token(b"k" * 32, "run-1", token, now=NOW)
+    assert not tokens.verify_token(b"k" * 32, "run-2", token, now=NOW)
+
+
+def test_a_replayed_event_that_is_not_a_run_callback_gets_no_token(env: Env) -> None:
+    from jobplane.conventions import TOKEN_EXTENSION
+
+    env.dead("e1", jobplanetoken="v2.1.abc")
+    env.client.post("/v1/deadletters:replay")
+    (sent,) = env.sent
+    assert sent.extensions.get(TOKEN_EXTENSION) == ev.REDACTED

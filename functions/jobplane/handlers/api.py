@@ -368,12 +368,14 @@ def list_dead_letters(request: flask.Request, rt: Runtime, params: Params) -> fl
 
 
 def replay_dead_letter(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
-    deadletters.replay(rt.store, rt.send, params["dead_id"], broker=rt.broker, now=rt.clock())
+    deadletters.replay(rt.store, rt.send, params["dead_id"], broker=rt.broker, now=rt.clock(),
+                       key=rt.settings.callback_key)
     return json_response({"replayed": [params["dead_id"]], "more": False}, status=202)
 
 
 def replay_dead_letters(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
-    done, more = deadletters.replay_all(rt.store, rt.send, broker=rt.broker, now=rt.clock())
+    done, more = deadletters.replay_all(rt.store, rt.send, broker=rt.broker, now=rt.clock(),
+                                        key=rt.settings.callback_key)
     return json_response({"replayed": done, "more": more}, status=202)
 
 
