@@ -79,6 +79,8 @@ def reconcile(store: ObjectStore, launcher: Launcher, *, now: datetime, grace: t
             if verdict:
                 _mark_failed(store, run["id"], reason=verdict[0], message=verdict[1], now=now)
                 report.failed[run["id"]] = verdict[0]
+                if job.state == "queued":
+                    launcher.cancel(job.name)  # never admitted: its Job would wait for ever
             elif queue_update(run, job, now=now) is not None:
                 new = runs.update_run(store, run["id"], lambda r: queue_update(r, job, now=now))
                 report.moved[run["id"]] = str(new.get("state"))
