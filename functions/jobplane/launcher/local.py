@@ -22,7 +22,8 @@ What differs from a cluster, on purpose:
   requests, admitted as Kueue would admit it (``quota``: flavors, taints, cohorts, priority
   then arrival order); a Job evicted to give quota back is stopped, waits again with reason
   ``Preempted``, and its stopped attempt counts as no failure. Without a policy Jobs start at once.
-- Images, resources, tolerations, security contexts and volumes have no local meaning.
+- Images, security contexts and volumes have no local meaning; resources and tolerations
+  only decide where a Job queues (above), not what its process may use.
 - ``onPodConditions`` rules match one condition only: ``DisruptionTarget``, which a local
   attempt has when the plane stopped it on shutdown or its process vanished while no launcher
   watched it (a drained or lost node, for a pod). The manifests' rule ``Ignore``s it: the
