@@ -203,6 +203,10 @@ class Quota:
         self._pending: dict[str, _Workload] = {}
         self._admitted: dict[str, _Workload] = {}
         self._seq = itertools.count()
+        self._usage: dict[tuple[str | None, str | None, str], Decimal] = {}
+        """(ClusterQueue, flavor, resource) → what its admitted Jobs use."""
+        self._positions: dict[str, int] | None = None
+        """Position of each waiting Job in its LocalQueue; None: to be computed again."""
 
     def submit(self, name: str, demand: Demand, *, reason: str = q.REASON_PENDING) -> None:
         """A Job waits for quota (a no-op for one known already)."""
@@ -210,6 +214,7 @@ class Quota:
             return
         cq = self.policy.local_queues.get(demand.queue)
         self._pending[name] = _Workload(name, demand, cq, next(self._seq), reason)
+        self._positions = None
 
     def hold(self, name: str, demand: Demand) -> bool:
         """Count a Job already running as admitted (a recovered one) on the first flavor that
@@ -217,37 +222,53 @@ class Quota:
         cq = self.policy.local_queues.get(demand.queue)
         w = _Workload(name, demand, cq, next(self._seq))
         w.flavor = self._fit(w) or next(iter(self._flavors(w)), None)
-        self._admitted[name] = w
+        self._admit(w)
         return w.flavor is not None
 
     def release(self, name: str) -> None:
         """The Job ended or was deleted: its quota is free."""
         self._pending.pop(name, None)
-        self._admitted.pop(name, None)
+        self._unadmit(name)
+        self._positions = None
 
     def requeue(self, name: str) -> None:
         """An evicted Job is down: it waits again, reason ``Preempted``, in its old place."""
-        w = self._admitted.pop(name, None)
+        w = self._unadmit(name)
         if w is not None:
             w.flavor, w.evicting, w.reason = None, False, q.REASON_PREEMPTED
             w.message = "evicted to give its quota back to the queue that lent it (reclaimWithinCohort)"
             self._pending[name] = w
+            self._positions = None
 
     def waiting(self, name: str) -> q.QueueInfo | None:
         """Where a waiting Job stands (None when it is not waiting)."""
         w = self._pending.get(name)
         if w is None:
             return None
-        queue = [p for p in self._ordered() if p.demand.queue == w.demand.queue]
+        if self._positions is None:
+            counts: dict[str, int] = {}
+            self._positions = {}
+            for p in self._ordered():
+                self._positions[p.name] = counts.get(p.demand.queue, 0)
+                counts[p.demand.queue] = self._positions[p.name] + 1
         verdict: q.Verdict = "hopeless" if w.reason in (*q.HOPELESS, q.REASON_NO_FLAVOR) else "queued"
         return q.QueueInfo(verdict, w.reason, w.message, queue=w.demand.queue, cluster_queue=w.cq,
-                           position=queue.index(w))
+                           position=self._positions[name])
 
     def schedule(self) -> Decision:
         """Admit what fits, in priority then arrival order; evict borrowers for a queue that
-        reclaims its nominal quota."""
+        reclaims its nominal quota. Within one pass usage only grows, so a Job shaped like one
+        that did not fit (same queue, requests, tolerations) does not fit either: it is told
+        the same without the arithmetic."""
         decision = Decision()
+        self._positions = None
+        unfit: dict[tuple[Any, ...], tuple[str, str | None]] = {}
         for w in self._ordered():
+            shape = (w.cq, tuple(sorted(w.demand.requests.items())), repr(w.demand.tolerations))
+            if shape in unfit:
+                if w.reason != q.REASON_PREEMPTED or unfit[shape][0] in (*q.HOPELESS, q.REASON_NO_FLAVOR):
+                    w.reason, w.message = unfit[shape]
+                continue
             if w.cq is None or w.cq not in self.policy.cluster_queues:
                 w.reason, w.message = q.REASON_INADMISSIBLE, f"LocalQueue {w.demand.queue} does not exist"
                 continue
@@ -255,26 +276,29 @@ class Quota:
             if flavor is not None:
                 w.flavor, w.reason, w.message = flavor, "Admitted", None
                 del self._pending[w.name]
-                self._admitted[w.name] = w
+                self._admit(w)
                 decision.admitted.append(w.name)
                 continue
-            if not self._flavors(w):
-                w.reason, w.message = q.REASON_NO_FLAVOR, f"no flavor of ClusterQueue {w.cq} provides {self._str(w.demand.requests)} to Jobs tolerating its taints"
-                continue
-            if not any(self._could_ever_fit(w, f) for f in self._flavors(w)):
-                w.reason = q.REASON_EXCEEDS
-                w.message = f"{self._str(w.demand.requests)} exceeds what ClusterQueue {w.cq} could ever admit"
-                continue
-            victims = self._reclaim(w)
-            if victims:
-                for v in victims:
-                    v.evicting = True
-                decision.evict += [v.name for v in victims]
-            if w.reason == q.REASON_PREEMPTED:
-                continue  # says why it waits again until it is admitted
-            w.reason = q.REASON_WAITING_PREEMPTED if victims else q.REASON_WAITING
-            w.message = "waiting for the Jobs it preempted to stop" if victims else "insufficient quota"
+            reason, message = self._why_not(w, decision)
+            unfit[shape] = (reason, message)
+            if w.reason != q.REASON_PREEMPTED or reason in (*q.HOPELESS, q.REASON_NO_FLAVOR):
+                w.reason, w.message = reason, message  # a preempted Job says so until admitted
         return decision
+
+    def _why_not(self, w: _Workload, decision: Decision) -> tuple[str, str | None]:
+        """Why a Job does not fit now; starts evicting borrowers when its queue reclaims."""
+        if not self._flavors(w):
+            return q.REASON_NO_FLAVOR, (f"no flavor of ClusterQueue {w.cq} provides {self._str(w.demand.requests)} "
+                                        "to Jobs tolerating its taints")
+        if not any(self._could_ever_fit(w, f) for f in self._flavors(w)):
+            return q.REASON_EXCEEDS, f"{self._str(w.demand.requests)} exceeds what ClusterQueue {w.cq} could ever admit"
+        victims = self._reclaim(w)
+        for v in victims:
+            v.evicting = True
+        decision.evict += [v.name for v in victims]
+        if victims:
+            return q.REASON_WAITING_PREEMPTED, "waiting for the Jobs it preempted to stop"
+        return q.REASON_WAITING, "insufficient quota"
 
     # --- quota arithmetic ---
 
@@ -376,8 +400,21 @@ class Quota:
         return Decimal(0)
 
     def _used(self, cq: str, flavor: str, resource: str) -> Decimal:
-        return sum((a.demand.requests.get(resource, Decimal(0)) for a in self._admitted.values()
-                    if a.cq == cq and a.flavor == flavor), Decimal(0))
+        return self._usage.get((cq, flavor, resource), Decimal(0))
+
+    def _admit(self, w: _Workload) -> None:
+        self._admitted[w.name] = w
+        for resource, value in w.demand.requests.items():
+            key = (w.cq, w.flavor, resource)
+            self._usage[key] = self._usage.get(key, Decimal(0)) + value
+
+    def _unadmit(self, name: str) -> _Workload | None:
+        w = self._admitted.pop(name, None)
+        if w is not None:
+            for resource, value in w.demand.requests.items():
+                key = (w.cq, w.flavor, resource)
+                self._usage[key] = self._usage.get(key, Decimal(0)) - value
+        return w
 
     @staticmethod
     def _str(requests: Mapping[str, Decimal]) -> dict[str, str]:
