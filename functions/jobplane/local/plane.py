@@ -285,6 +285,9 @@ class Plane:
         active = [s.name for s in recovered if s.state == "running"]
         if active:
             log.info("took back %d running Job(s) of the previous plane: %s", len(active), ", ".join(active))
+        waiting = [s.name for s in recovered if s.state == "queued"]
+        if waiting:
+            log.info("%d Job(s) of the previous plane still wait for quota: %s", len(waiting), ", ".join(waiting))
 
     def start(self) -> Plane:
         try:
