@@ -84,7 +84,7 @@ def _healthy(url: str, *, timeout: float = 30.0) -> bool:
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return True
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a slow answer under load: not up yet
             pass
         time.sleep(0.2)
     return False

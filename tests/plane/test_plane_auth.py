@@ -93,7 +93,7 @@ def _serve(args: list[str], env: dict[str, str]) -> tuple[str, str]:
             try:
                 requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a slow answer under load: not up yet
                 time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         return proc.communicate(timeout=30)

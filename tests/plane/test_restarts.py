@@ -61,7 +61,7 @@ class Up:
     def _healthy(self) -> bool:
         try:
             return requests.get(self.url + "/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a slow answer under load: not up yet
             return False
 
     def kill(self) -> None:
