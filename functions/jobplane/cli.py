@@ -21,7 +21,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -154,9 +155,23 @@ def cmd_render_pingsource(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
     for run in _get_list(f"{args.url}/v1/specs/{args.spec}/runs?limit={args.limit}", "runs", token=_token(args)):
-        print(f"{run['id']:<60} {run['state']:<11} {run.get('progress', 0):>3}%  {run.get('createdAt', '')}")
+        line = f"{run['id']:<60} {run['state']:<11} {run.get('progress', 0):>3}%  {run.get('createdAt', '')}"
+        print(line + (f"  {waiting(run, now=now)}" if run.get("state") == "queued" else ""))
     return 0
+
+
+def waiting(run: Mapping[str, Any], *, now: datetime) -> str:
+    """Where a queued run waits: "WaitingForQuota in training, #3, waited 4m10s"."""
+    queue = run.get("queue") or {}
+    parts = [str(run.get("reason") or "queued") + (f" in {queue['name']}" if queue.get("name") else "")]
+    if queue.get("position") is not None:
+        parts.append(f"#{int(queue['position']) + 1}")
+    if queue.get("since"):
+        seconds = max(0, int((now - datetime.fromisoformat(str(queue["since"]).replace("Z", "+00:00"))).total_seconds()))
+        parts.append(f"waited {seconds // 60}m{seconds % 60:02d}s")
+    return ", ".join(parts)
 
 
 def cmd_specs(args: argparse.Namespace) -> int:

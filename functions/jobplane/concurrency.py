@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 POLICIES: Final = ("Allow", "Forbid", "Replace")
-ACTIVE_STATES: Final = frozenset({"requested", "launched", "running"})
+ACTIVE_STATES: Final = frozenset({"requested", "launched", "queued", "running"})
 
 Action = Literal["run", "skip", "replace"]
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from . import conventions as c
+from . import queueing
 from .errors import PermanentError
 from .runs import parse_rfc3339
 from .settings import Settings
@@ -27,12 +28,8 @@ PRIORITY_CLASSES: Final[dict[str, str]] = {
     "low": "jobplane-low",
 }
 """PriorityClass per spec priority (the knative/ manifests create them)."""
-KUEUE_QUEUES: Final[dict[str, str]] = {
-    "training": "training",
-    "kb-index": "kb-index",
-    "bot-test": "bot-test",
-}
-"""Kueue LocalQueue per job type, in the Jobs' namespace."""
+KUEUE_QUEUES: Final[dict[str, str]] = queueing.LOCAL_QUEUES
+"""Kueue LocalQueue per job type, in the Jobs' namespace (``queueing.local_queue`` picks)."""
 LABEL_KUEUE_PRIORITY: Final = "kueue.x-k8s.io/priority-class"
 """Kueue orders a queue by WorkloadPriorityClass (named like the spec priority), not by PriorityClass."""
 SCRATCH_VOLUME: Final = "scratch"
@@ -50,8 +47,9 @@ def build_job(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Sett
     labels = job_labels(spec, run)
     job_meta_labels = dict(labels)
     if settings.kueue:
-        job_meta_labels[c.LABEL_KUEUE_QUEUE] = KUEUE_QUEUES.get(job_type, job_type)
-        job_meta_labels[LABEL_KUEUE_PRIORITY] = str(spec.get("priority", "normal"))
+        priority = run_priority(spec, run)
+        job_meta_labels[c.LABEL_KUEUE_QUEUE] = queueing.local_queue(job_type, priority)
+        job_meta_labels[LABEL_KUEUE_PRIORITY] = priority
     job_spec: dict[str, Any] = {
         "backoffLimit": int(spec.get("retries", 2)),
         "activeDeadlineSeconds": int(spec.get("timeoutSeconds", 3600)),
@@ -127,7 +125,7 @@ def pod_spec(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Setti
         "containers": [container(spec, run, settings=settings)],
         "volumes": volumes(gpus),
     }
-    priority = str(spec.get("priority", "normal"))
+    priority = run_priority(spec, run)
     pod["priorityClassName"] = PRIORITY_CLASSES.get(priority, f"jobplane-{priority}")
     if settings.service_account:
         pod["serviceAccountName"] = settings.service_account
@@ -165,6 +163,12 @@ def volumes(gpus: int) -> list[dict[str, Any]]:
     if gpus:
         vols.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}})
     return vols
+
+
+def run_priority(spec: Mapping[str, Any], run: Mapping[str, Any]) -> str:
+    """The spec's priority, except for the weekly batch's runs (``low``: ``queueing``)."""
+    source = (run.get("trigger") or {}).get("source")
+    return queueing.effective_priority(str(spec.get("priority", "normal")), trigger_source=source)
 
 
 def gpu_count(spec: Mapping[str, Any]) -> int:

@@ -111,6 +111,13 @@ def _run_schema() -> dict[str, Any]:
         "artifacts": {"type": "object", "additionalProperties": {"type": "string"}},
         "fanOut": {"type": "object", "description": "A fan-out spec's run: the per-bot runs it requested.",
                    "properties": {"runs": {"type": "integer", "minimum": 0}, "source": {"type": "string"}}},
+        "queue": {"type": ["object", "null"], "description": "Where a queued run's Job waits (Kueue, or the "
+                  "embedded plane's quota); reason in `reason`.", "properties": {
+                      "name": {"type": ["string", "null"], "description": "the LocalQueue"},
+                      "clusterQueue": {"type": ["string", "null"]}, "since": time,
+                      "position": {"type": ["integer", "null"], "minimum": 0}}},
+        "preemptions": {"type": "integer", "minimum": 0,
+                        "description": "Times the run's Job was evicted to give quota back (no failed attempt)."},
     }}
 
 

@@ -1,4 +1,5 @@
-"""The reconciler: runs whose Jobs ended without a final callback are marked failed.
+"""The reconciler: runs whose Jobs ended without a final callback are marked failed, and runs
+whose Jobs wait for quota say so.
 
 A trainer that is OOM-killed, evicted, stopped by its deadline or deleted by hand never sends
 ``run.failed``; without this, its run would stay ``running`` for ever. Fired every minute (a
@@ -13,6 +14,7 @@ then says how many attempts failed and quotes the trainer's last reported error
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Mapping
@@ -21,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from . import conventions as c
-from . import runs
+from . import queueing, runs
 from .errors import JobplaneError, NotFoundError, UnavailableError, short
 from .launcher.base import JobStatus, Launcher
 from .store.base import ObjectStore
@@ -42,6 +44,9 @@ REASON_NOT_LAUNCHED: Final = "NotLaunched"
 ERROR_LOOKBACK: Final = 20
 """Newest progress entries of a run's log searched for the trainer's last reported error."""
 MESSAGE_LIMIT: Final = 2000
+EVICTION_REASONS: Final = frozenset({queueing.REASON_PREEMPTED, "PodsReadyTimeout", "InactiveWorkload",
+                                     "AdmissionCheck", "ClusterQueueStopped", "LocalQueueStopped"})
+"""Why an admitted Workload goes back to waiting (its ``Evicted`` condition's reason)."""
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Report:
     checked: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     """Run id → the reason it was marked failed with."""
+    moved: dict[str, str] = field(default_factory=dict)
+    """Run id → the state it moved to by its Job's place in the queue (queued, running)."""
     errors: list[str] = field(default_factory=list)
     retry: bool = False
     """A transient failure happened: the pass should be retried."""
@@ -72,6 +79,11 @@ def reconcile(store: ObjectStore, launcher: Launcher, *, now: datetime, grace: t
             if verdict:
                 _mark_failed(store, run["id"], reason=verdict[0], message=verdict[1], now=now)
                 report.failed[run["id"]] = verdict[0]
+                if job.state == "queued":
+                    launcher.cancel(job.name)  # never admitted: its Job would wait for ever
+            elif queue_update(run, job, now=now) is not None:
+                new = runs.update_run(store, run["id"], lambda r: queue_update(r, job, now=now))
+                report.moved[run["id"]] = str(new.get("state"))
         except JobplaneError as e:
             log.warning("reconcile: run %s: %s", run["id"], e)
             report.errors.append(f"{run['id']}: {e}")
@@ -96,9 +108,45 @@ def judge(run: Mapping[str, Any], job: JobStatus, *, now: datetime, grace: timed
             return None
         return REASON_MISSING, (f"Job {job.name} does not exist: deleted before the run reported an end"
                                 + (", or its create never succeeded" if run.get("state") == "launched" else ""))
+    if job.state == "queued" and job.queue is not None and run.get("state") in ("launched", "queued", "running"):
+        since = job.queue.since or (run.get("queue") or {}).get("since")
+        if queueing.gives_up(job.queue, now=now, waited_since=runs.parse_rfc3339(since) if since else None):
+            return job.queue.reason, job.queue.message or f"Job {job.name} can never be admitted"
     if job.state == "succeeded" and age >= grace:
         return REASON_NO_REPORT, f"Job {job.name} completed but the run sent no final report within {grace}"
     return None
+
+
+def queue_update(run: runs.Run, job: JobStatus, *, now: datetime) -> runs.Run | None:
+    """The run record as its Job's place in the queue says (pure); None when nothing changes.
+    Queued Job: the run is ``queued`` (from ``running`` only when evicted: ``runs.requeue``)
+    with the wait's reason and ``queue``; admitted (running) Job of a queued run: ``running``."""
+    state = run.get("state")
+    if runs.is_terminal(run):
+        return None
+    if job.state == "running" and state == "queued":
+        new = runs.transition(run, "running", now=now)
+        new["reason"] = None
+        return new
+    if job.state != "queued" or state not in ("launched", "queued", "running"):
+        return None
+    info = job.queue or queueing.suspended(None, since=None)
+    if state == "running":
+        if info.reason not in EVICTION_REASONS:
+            return None
+        new = runs.requeue(run, reason=info.reason, now=now)
+    else:
+        new = runs.transition(run, "queued", now=now) if state != "queued" else copy.deepcopy(run)
+        new["reason"] = info.reason
+    old_since = (run.get("queue") or {}).get("since")
+    record = info.record()
+    record["since"] = info.since or (old_since if state == "queued" else None) or runs.rfc3339(now)
+    new["queue"], new["message"] = record, info.message
+    if {k: new.get(k) for k in ("state", "reason", "queue", "message")} == {
+            k: run.get(k) for k in ("state", "reason", "queue", "message")}:
+        return None
+    new["updatedAt"] = runs.rfc3339(now)
+    return new
 
 
 def failure_message(job: JobStatus, last_error: str | None) -> str:

@@ -7,7 +7,10 @@ compare-and-swap on the object's generation, so concurrent writers never lose an
 marker) are created beside it, and rewritten by a redelivery, so a crash between the writes
 heals.
 
-    requested → launched → running → succeeded | failed | cancelled   (+ skipped, superseded)
+    requested → launched → [queued →] running → succeeded | failed | cancelled   (+ skipped, superseded)
+
+``queued`` while Kueue (or the embedded plane's quota) holds the Job; a preempted run goes back
+from ``running`` to ``queued`` (``requeue``), the one way back, and keeps its progress.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from .store.base import ObjectStore
 Run = dict[str, Any]
 
 TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled", "skipped", "superseded"})
-STATES: Final = ("requested", "launched", "running", *sorted(TERMINAL))
-_RANK: Final = {"requested": 0, "launched": 1, "running": 2}
+STATES: Final = ("requested", "launched", "queued", "running", *sorted(TERMINAL))
+_RANK: Final = {"requested": 0, "launched": 1, "queued": 2, "running": 3}
 _INVERT_BASE: Final = 10**13
 _CAS_ATTEMPTS: Final = 25
 
@@ -107,6 +110,18 @@ def transition(run: Run, state: str, *, reason: str | None = None, now: datetime
     return new
 
 
+def requeue(run: Run, *, reason: str, now: datetime) -> Run:
+    """A running run's Job was evicted (preempted) and waits again: back to ``queued`` with
+    ``reason``; its progress stays, and the eviction is no failed attempt (``preemptions``
+    counts it). Terminal runs and runs not running are returned unchanged."""
+    if run.get("state") != "running":
+        return run
+    new = copy.deepcopy(run)
+    new["state"], new["reason"], new["updatedAt"] = "queued", reason, rfc3339(now)
+    new["preemptions"] = int(run.get("preemptions") or 0) + 1
+    return new
+
+
 def apply_event(run: Run, *, type: str, data: Mapping[str, Any], now: datetime) -> Run | None:
     """Merge one callback event into the record (pure). ``None`` means nothing changes:
     the run is already terminal, or the event is a duplicate or out of order."""
@@ -127,7 +142,7 @@ def apply_event(run: Run, *, type: str, data: Mapping[str, Any], now: datetime) 
         new["message"] = data.get("message")
         return new
     if type == ev.RUN_LAUNCHED:
-        return None if _RANK.get(run["state"], 3) >= 1 else transition(run, "launched", now=now)
+        return None if _RANK.get(run["state"], len(_RANK)) >= 1 else transition(run, "launched", now=now)
     return None
 
 

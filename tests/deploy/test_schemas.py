@@ -56,7 +56,7 @@ def test_every_resource_of_a_built_overlay_validates(overlay: Path) -> None:
     [
         ("eventing/trigger_run_progress.yaml", lambda r: r["spec"]["subscriber"]["ref"].update(nmae="x"), "nmae"),
         ("eventing/broker.yaml", lambda r: r["spec"]["delivery"].update(retry="5"), "'5' is not of type 'integer'"),
-        ("knative/components/kueue/cluster_queue.yaml", lambda r: r["spec"].update(queueingStrategy="LIFO"), "LIFO"),
+        ("knative/components/kueue/cluster_queue_training.yaml", lambda r: r["spec"].update(queueingStrategy="LIFO"), "LIFO"),
     ],
     ids=["misspelt-field", "wrong-type", "not-in-enum"],
 )

@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -422,6 +423,14 @@ def test_cancel_marks_the_run_and_deletes_the_job(env: Api) -> None:
     assert env.launcher.cancelled == [run_id]
     assert runs.get_run(env.store, run_id)["state"] == "cancelled"
     assert run_id not in runs.list_active(env.store)
+
+
+def test_cancel_of_a_queued_run_cancels_it_and_deletes_its_waiting_job(env: Api) -> None:
+    run_id = launched_run(env)
+    runs.update_run(env.store, run_id, lambda r: {**runs.transition(r, "queued", now=datetime.now(UTC)), "reason": "WaitingForQuota"})
+    response = env.client.post(f"/v1/runs/{run_id}:cancel")
+    assert response.status_code == 200 and response.get_json()["state"] == "cancelled"
+    assert env.launcher.cancelled == [run_id]
 
 
 def test_cancel_again_retries_the_job_delete(env: Api) -> None:

@@ -7,6 +7,7 @@ TokenReview/SubjectAccessReview from a table of tokens and grants (``reviews.Rev
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,9 @@ from .state import RESOURCES, ClusterState, Obj, merge_patch
 from .status import ApiError, status_body
 
 MAX_WATCH_SECONDS = 60
+PENDING_WORKLOADS = re.compile(
+    r"/apis/visibility\.kueue\.x-k8s\.io/v1beta1/namespaces/(?P<ns>[^/]+)/localqueues/(?P<lq>[^/]+)/pendingworkloads")
+"""Kueue's visibility API: a LocalQueue's pending Workloads with their positions."""
 MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml")
 
 
@@ -27,8 +31,8 @@ def route(path: str) -> tuple[str, str | None, str | None, str | None]:
     parts = [p for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         gv, rest = "v1", parts[2:]
-    elif parts[:3] == ["apis", "batch", "v1"]:
-        gv, rest = "batch/v1", parts[3:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        gv, rest = f"{parts[1]}/{parts[2]}", parts[3:]
     else:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     ns: str | None = None
@@ -44,6 +48,24 @@ def route(path: str) -> tuple[str, str | None, str | None, str | None]:
     if sub not in (None, "status"):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     return plural, ns, name, sub
+
+
+def pending_workloads(state: ClusterState, ns: str, queue: str) -> Obj:
+    """The Workloads of LocalQueue ``queue`` without quota, in Kueue's order: priority, then age."""
+    items, _rv = state.list("workloads", ns)
+
+    def waiting(w: Obj) -> bool:
+        conds = {c.get("type"): c.get("status") for c in (w.get("status") or {}).get("conditions") or []}
+        return conds.get("QuotaReserved") != "True" and (w.get("spec") or {}).get("queueName") == queue
+
+    pending = sorted((w for w in items if waiting(w)),
+                     key=lambda w: (-int((w.get("spec") or {}).get("priority") or 0), w["metadata"]["creationTimestamp"]))
+    return {"kind": "PendingWorkloadsSummary", "apiVersion": "visibility.kueue.x-k8s.io/v1beta1", "metadata": {},
+            "items": [{"metadata": {"name": w["metadata"]["name"], "namespace": ns,
+                                    "creationTimestamp": w["metadata"]["creationTimestamp"]},
+                       "priority": int((w.get("spec") or {}).get("priority") or 0), "localQueueName": queue,
+                       "positionInLocalQueue": i, "positionInClusterQueue": i}
+                      for i, w in enumerate(pending)]}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -82,6 +104,11 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0-jobplane-fake"})
             if method == "POST" and url.path in (TOKEN_REVIEWS, ACCESS_REVIEWS):
                 return self._send(201, self.server.reviews.answer(url.path, self._json(body)) or {})
+            pending = PENDING_WORKLOADS.fullmatch(url.path)
+            if method == "GET" and pending:
+                if not self.server.visibility:
+                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                return self._send(200, pending_workloads(self.state, pending["ns"], pending["lq"]))
             plural, ns, name, sub = route(url.path)
             fault = self.state.take_fault(method, plural)
             if fault:
@@ -201,6 +228,8 @@ class FakeHTTPServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.state = state
         self.reviews = Reviews()
+        self.visibility = True
+        """Whether Kueue's visibility API (pending workloads' positions) is served."""
 
 
 class FakeKubeApi:

@@ -43,6 +43,7 @@ RESOURCES = {
     "jobs": Resource("batch/v1", "jobs", "Job", True, v.check_job),
     "pods": Resource("v1", "pods", "Pod", True, v.check_pod),
     "namespaces": Resource("v1", "namespaces", "Namespace", False, v.check_namespace),
+    "workloads": Resource("kueue.x-k8s.io/v1beta2", "workloads", "Workload", True, v.check_workload),
 }
 
 

@@ -125,3 +125,12 @@ def check_pod(pod: dict[str, Any]) -> list[Cause]:
 
 def check_namespace(ns: dict[str, Any]) -> list[Cause]:
     return check_name((ns.get("metadata") or {}).get("name"))
+
+
+def check_workload(workload: dict[str, Any]) -> list[Cause]:
+    """A Kueue Workload (kueue.x-k8s.io/v1beta2): a name and a queue (what the suite relies on)."""
+    meta, spec = workload.get("metadata") or {}, workload.get("spec") or {}
+    problems = check_name(meta.get("name")) + check_labels(meta.get("labels"), field="metadata.labels")
+    if not isinstance(spec.get("queueName"), str):
+        problems.append(Cause("FieldValueRequired", "spec.queueName", "Required value"))
+    return problems

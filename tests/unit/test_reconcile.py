@@ -16,7 +16,8 @@ from jobplane import events as ev
 from jobplane import progress, runs
 from jobplane.errors import UnavailableError
 from jobplane.launcher.base import JobStatus
-from jobplane.reconcile import CREATE_GRACE, GRACE, LAUNCH_GRACE, failure_message, judge, reconcile
+from jobplane.queueing import QueueInfo
+from jobplane.reconcile import CREATE_GRACE, GRACE, LAUNCH_GRACE, failure_message, judge, queue_update, reconcile
 from jobplane.store.files import FileStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -174,3 +175,80 @@ def test_a_job_that_died_without_reporting_an_error_fails_with_kubernetes_messag
     reconcile(store, launcher, now=T0)
 
     assert runs.get_run(store, run["id"])["message"] == f"2 attempts failed; {BACKOFF}"
+
+
+# --- runs that wait in a queue ------------------------------------------------------------------
+
+WAITING = QueueInfo("queued", "WaitingForQuota", "insufficient quota for nvidia.com/gpu", queue="training",
+                    cluster_queue=None, since="2026-01-01T11:59:00Z", position=2)
+PREEMPTED = replace(WAITING, reason="Preempted", message="Preempted to accommodate a workload",
+                    since="2026-01-01T12:10:00Z")
+
+
+def waiting(info: QueueInfo | None) -> JobStatus:
+    return JobStatus(name="r1", namespace="default", state="queued", queue=info)
+
+
+def active(state: str, **extra: Any) -> dict[str, Any]:
+    run = runs.new_run(spec=make_spec(), trigger={"type": "t", "source": "s", "id": "1"}, requested_by="x", now=T0)
+    return {**run, "state": state, **extra}
+
+
+def test_a_launched_run_whose_job_waits_is_queued_with_the_reason_queue_wait_and_position() -> None:
+    new = queue_update(active("launched"), waiting(WAITING), now=T0)
+    assert new is not None
+    assert (new["state"], new["reason"], new["message"]) == ("queued", "WaitingForQuota", WAITING.message)
+    assert new["queue"] == {"name": "training", "clusterQueue": None, "since": "2026-01-01T11:59:00Z", "position": 2}
+
+
+def test_a_queued_run_whose_wait_did_not_change_is_not_rewritten() -> None:
+    queued = queue_update(active("launched"), waiting(WAITING), now=T0)
+    assert queued is not None
+    assert queue_update(queued, waiting(WAITING), now=T0 + timedelta(minutes=1)) is None
+    moved = queue_update(queued, waiting(replace(WAITING, position=0)), now=T0 + timedelta(minutes=1))
+    assert moved is not None and moved["queue"]["position"] == 0
+
+
+def test_a_suspended_job_without_a_workload_keeps_the_time_its_run_began_to_wait() -> None:
+    first = queue_update(active("launched"), waiting(None), now=T0)
+    assert first is not None and (first["reason"], first["queue"]["since"]) == ("Suspended", runs.rfc3339(T0))
+    assert queue_update(first, waiting(None), now=T0 + timedelta(minutes=5)) is None
+
+
+def test_an_admitted_job_moves_its_queued_run_to_running() -> None:
+    queued = queue_update(active("launched"), waiting(WAITING), now=T0)
+    assert queued is not None
+    new = queue_update(queued, JobStatus(name="r1", namespace="default", state="running"), now=T0 + timedelta(minutes=3))
+    assert new is not None and (new["state"], new["reason"], new["startedAt"]) == ("running", None, "2026-01-01T12:03:00.000Z")
+
+
+def test_a_preempted_running_run_goes_back_to_queued_keeping_its_progress() -> None:
+    run = active("running", progress=40, startedAt=runs.rfc3339(T0))
+    new = queue_update(run, waiting(PREEMPTED), now=T0 + timedelta(minutes=10))
+    assert new is not None
+    assert (new["state"], new["reason"], new["progress"], new["preemptions"]) == ("queued", "Preempted", 40, 1)
+    assert new["queue"]["since"] == "2026-01-01T12:10:00Z"
+    again = queue_update(runs.transition(new, "running", now=T0), waiting(PREEMPTED), now=T0)
+    assert again is not None and again["preemptions"] == 2
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed", "cancelled"])
+def test_terminal_runs_never_go_back_to_queued(state: str) -> None:
+    assert queue_update(active(state), waiting(PREEMPTED), now=T0) is None
+
+
+def test_a_running_run_is_not_queued_again_unless_its_job_was_evicted() -> None:
+    assert queue_update(active("running"), waiting(WAITING), now=T0) is None
+
+
+@pytest.mark.parametrize(
+    ("info", "waited", "expected"),
+    [(replace(WAITING, verdict="hopeless", reason="ExceedsMaxQuota"), timedelta(0), "ExceedsMaxQuota"),
+     (replace(WAITING, reason="Inadmissible", since=None), timedelta(minutes=16), "Inadmissible"),
+     (replace(WAITING, reason="Inadmissible", since=None), timedelta(minutes=5), None),
+     (WAITING, timedelta(days=2), None)],
+)
+def test_judge_fails_a_run_that_can_never_be_admitted(info: QueueInfo, waited: timedelta, expected: str | None) -> None:
+    run = {**record("queued"), "queue": {"since": runs.rfc3339(T0)}}
+    verdict = judge(run, waiting(info), now=T0 + waited, grace=GRACE, launch_grace=LAUNCH_GRACE)
+    assert (verdict[0] if verdict else None) == expected

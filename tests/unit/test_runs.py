@@ -52,6 +52,12 @@ def test_new_run_starts_requested_without_secrets() -> None:
         ("failed", "running", "failed"),
         ("cancelled", "succeeded", "cancelled"),
         ("requested", "skipped", "skipped"),
+        ("launched", "queued", "queued"),
+        ("queued", "launched", "queued"),
+        ("queued", "running", "running"),
+        ("running", "queued", "running"),  # only an eviction goes back: runs.requeue
+        ("queued", "cancelled", "cancelled"),
+        ("cancelled", "queued", "cancelled"),
     ],
 )
 def test_transition_moves_forward_only(start: str, target: str, expected: str) -> None:
@@ -86,3 +92,19 @@ def test_failed_event_records_reason_and_message() -> None:
         make_run(state="running"), type=ev.RUN_FAILED, data={"reason": "BadData", "message": "m"}, now=NOW
     )
     assert run is not None and (run["state"], run["reason"], run["message"]) == ("failed", "BadData", "m")
+
+
+def test_only_a_running_run_is_requeued_and_it_keeps_its_progress() -> None:
+    running = make_run(state="running", progress=55, seq=7)
+    back = runs.requeue(running, reason="Preempted", now=NOW)
+    assert (back["state"], back["reason"], back["progress"], back["seq"], back["preemptions"]) == (
+        "queued", "Preempted", 55, 7, 1)
+    for state in ("launched", "queued", "succeeded", "cancelled"):
+        run = make_run(state=state)
+        assert runs.requeue(run, reason="Preempted", now=NOW) == run
+
+
+def test_progress_of_a_queued_run_means_it_runs() -> None:
+    new = runs.apply_event(make_run(state="queued"), type=ev.RUN_PROGRESS, data=progress(1, 5), now=NOW)
+    assert new is not None and new["state"] == "running" and new["startedAt"]
+    assert runs.apply_event(make_run(state="queued"), type=ev.RUN_LAUNCHED, data={}, now=NOW) is None

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ..queueing import QueueInfo
+
 JobState = Literal["queued", "running", "succeeded", "failed", "missing"]
 
 
@@ -28,6 +30,8 @@ class JobStatus:
     labels: Mapping[str, str] = field(default_factory=dict)
     created: bool = False
     """True when ``launch`` created it now; False when it already existed (a redelivery)."""
+    queue: QueueInfo | None = None
+    """Where a ``queued`` Job waits (its Kueue Workload, or the embedded plane's quota)."""
 
 
 @runtime_checkable

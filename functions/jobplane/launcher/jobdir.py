@@ -55,6 +55,10 @@ class Progress:
     message: str | None = None
     finished_at: float | None = None
     """Seconds since the epoch when the Job ended."""
+    queued_at: float | None = None
+    """Seconds since the epoch when the Job began its current wait for quota (state ``queued``)."""
+    preemptions: int = 0
+    """Attempts stopped to give quota back (no failure: they count neither here nor there)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from .. import queueing
 from ..errors import ForbiddenError, PermanentError, UnavailableError, short
 from ..settings import Settings
 from .base import JobState, JobStatus
@@ -32,6 +33,11 @@ RETRYABLE_STATUS: Final = frozenset({401, 429, 500, 502, 503, 504})
 """401 too: an in-cluster token rotates and the next read of it succeeds."""
 FAILED_REASONS: Final = ("BackoffLimitExceeded", "DeadlineExceeded", "PodFailurePolicy")
 LIST_PAGE: Final = 500
+KUEUE_GROUP: Final = "kueue.x-k8s.io"
+KUEUE_VERSION: Final = "v1beta2"
+LABEL_JOB_UID: Final = "kueue.x-k8s.io/job-uid"
+"""Kueue's label on the Workload it makes for a Job: the Job's uid."""
+VISIBILITY_PATH: Final = "/apis/visibility.kueue.x-k8s.io/v1beta1/namespaces/{ns}/localqueues/{queue}/pendingworkloads"
 DELETE_PROPAGATION: Final = "Background"
 """batch/v1 Jobs orphan their pods by default; Background makes the garbage collector take them."""
 
@@ -53,7 +59,9 @@ class KubernetesLauncher:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.namespace = namespace
+        self._api = api_client
         self._batch = client.BatchV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
         self._attempts = max(1, attempts)
         self._backoff, self._max_delay, self._timeout = backoff, max_delay, timeout
         self._sleep = sleep
@@ -79,11 +87,17 @@ class KubernetesLauncher:
 
     def describe(self, name: str) -> JobStatus:
         try:
-            return to_status(self._read(name))
+            job = self._read(name)
         except ApiException as e:
             if e.status == 404:
                 return JobStatus(name=name, namespace=self.namespace, state="missing")
             raise permanent(e, verb="read", what=name) from e
+        status = to_status(job)
+        if status.state != "queued":
+            return status
+        uid = str((job.get("metadata") or {}).get("uid") or "")
+        workloads = self._workloads(f"{LABEL_JOB_UID}={uid}" if uid else None)
+        return with_queue(status, workloads.get(name), positions=self._positions)
 
     def cancel(self, name: str) -> None:
         try:
@@ -103,7 +117,48 @@ class KubernetesLauncher:
             found += [to_status(item) for item in body.get("items") or []]
             token = (body.get("metadata") or {}).get("continue")
             if not token:
-                return found
+                break
+        if not any(s.state == "queued" for s in found):
+            return found
+        workloads = self._workloads(None)  # one list, and one visibility call per queue
+        cache: dict[str, dict[str, int]] = {}
+        return [with_queue(s, workloads.get(s.name), positions=lambda q: cache.setdefault(q, self._positions(q)))
+                if s.state == "queued" else s for s in found]
+
+    # ---- Kueue: the Workload holding a suspended Job -------------------------------------------
+    def _workloads(self, selector: str | None) -> dict[str, Obj]:
+        """Workloads of the namespace by the Job that owns them; empty when Kueue is not served
+        (the Job is then queued with no Workload: reason ``Suspended``)."""
+        try:
+            body = self._call("list", "workloads", lambda **kw: self._custom.list_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, self.namespace, "workloads", label_selector=selector or "", **kw))
+        except (ApiException, PermanentError) as e:
+            log.info("no Kueue Workloads readable (%s): queued Jobs show no reason", e)
+            return {}
+        found: dict[str, Obj] = {}
+        for item in body.get("items") or []:
+            owner = queueing.owner_job(item)
+            if owner:
+                found[owner] = item
+        return found
+
+    def _positions(self, queue: str) -> dict[str, int]:
+        """Workload name → position in its LocalQueue, from Kueue's visibility API; empty when it
+        is not served. One try, no retries: the position is a nicety."""
+        path = VISIBILITY_PATH.format(ns=self.namespace, queue=queue)
+        try:
+            method, url, headers, body_in, post = self._api.param_serialize(
+                "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+            resp = self._api.call_api(method, url, headers, body_in, post, _request_timeout=self._timeout)
+            resp.read()  # type: ignore[no-untyped-call]
+            if resp.status != 200:
+                return {}
+            body = parse_body(resp.data)
+        except (ApiException, Urllib3Error, OSError, ValueError) as e:
+            log.debug("visibility API for %s: %s", queue, e)
+            return {}
+        return {str((i.get("metadata") or {}).get("name")): int(i.get("positionInLocalQueue") or 0)
+                for i in body.get("items") or []}
 
     def _list_page(self, selector: str, token: str | None) -> Obj:
         try:
@@ -207,6 +262,23 @@ def to_status(job: Mapping[str, Any], *, created: bool = False) -> JobStatus:
         labels=dict(meta.get("labels") or {}),
         created=created,
     )
+
+
+def with_queue(status: JobStatus, workload: Mapping[str, Any] | None, *,
+               positions: Callable[[str], Mapping[str, int]]) -> JobStatus:
+    """A queued Job's status with where it waits: its Workload's verdict (``queueing``) and its
+    position in the LocalQueue; no Workload yet: ``Suspended``."""
+    from dataclasses import replace
+
+    if workload is None:
+        return replace(status, queue=queueing.suspended(status.labels.get("kueue.x-k8s.io/queue-name"), since=None))
+    info = queueing.from_workload(workload)
+    name = str((workload.get("metadata") or {}).get("name"))
+    if info.verdict == "queued" and info.queue:
+        info = replace(info, position=positions(info.queue).get(name))
+    if info.verdict == "admitted":  # admitted, the Job not unsuspended yet: it is starting
+        return replace(status, state="running", queue=None)
+    return replace(status, queue=info)
 
 
 def job_state(job: Mapping[str, Any]) -> tuple[JobState, str | None, str | None]:

@@ -17,8 +17,13 @@ What differs from a cluster, on purpose:
   N go to ``{workdir}/{job}/attempt-N.log``. ``python``/``python3`` as the command run under
   this interpreter (the image's Python is this venv's here).
 - ``$(VAR)`` references in command and args are expanded from that env, as the kubelet does.
-- ``spec.suspend`` is ignored: nothing (no Kueue) would ever resume the Job locally.
-- Images, resources, tolerations, security contexts and volumes have no local meaning.
+- ``spec.suspend`` is ignored. Instead, given a ``quota.Policy`` (the plane reads it from
+  ``knative/components/kueue``), each Job waits ``queued`` until its queue has quota for its
+  requests, admitted as Kueue would admit it (``quota``: flavors, taints, cohorts, priority
+  then arrival order); a Job evicted to give quota back is stopped, waits again with reason
+  ``Preempted``, and its stopped attempt counts as no failure. Without a policy Jobs start at once.
+- Images, security contexts and volumes have no local meaning; resources and tolerations
+  only decide where a Job queues (above), not what its process may use.
 - ``onPodConditions`` rules match one condition only: ``DisruptionTarget``, which a local
   attempt has when the plane stopped it on shutdown or its process vanished while no launcher
   watched it (a drained or lost node, for a pod). The manifests' rule ``Ignore``s it: the
@@ -46,15 +51,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
 import psutil
 
+from ..conventions import LABEL_TYPE
 from ..errors import PermanentError, short
+from .. import queueing
 from . import jobdir
 from .base import JobState, JobStatus
+from .quota import Demand, Policy, Quota, demand_of
 from .jobplan import JobPlan, expand_refs, local_env, plan_job, rule_action, rule_index
 
 __all__ = ["JobPlan", "LocalLauncher", "expand_refs", "local_env", "plan_job", "rule_action", "rule_index"]
@@ -91,13 +100,24 @@ class _Job:
     """The current attempt's process group (the wrapper's pid)."""
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    manifest: Mapping[str, Any] = field(default_factory=dict)
+    evicting: bool = False
+    """The queue evicts it: its attempt is being stopped, then it waits again."""
 
-    def status(self, *, created: bool = False) -> JobStatus:
+    def status(self, *, created: bool = False, queue: queueing.QueueInfo | None = None) -> JobStatus:
         p, s = self.plan, self.progress
+        if queue is not None and s.queued_at is not None:
+            queue = replace(queue, since=_stamp(s.queued_at))
         return JobStatus(
             name=p.name, namespace=p.namespace, state=s.state, reason=s.reason,
             message=s.message, failed_pods=s.failed_pods, labels=dict(p.labels), created=created,
+            queue=queue if s.state == "queued" else None,
         )
+
+    def demand(self) -> Demand:
+        priority = str(((self.manifest.get("spec") or {}).get("template") or {}).get("spec", {})
+                       .get("priorityClassName") or "").removeprefix("jobplane-") or "normal"
+        return demand_of(self.manifest, job_type=self.plan.labels.get(LABEL_TYPE, ""), priority=priority)
 
 
 # --- the launcher ------------------------------------------------------------------------------
@@ -115,11 +135,13 @@ class LocalLauncher:
         grace_seconds: float = 5.0,
         extra_env: Mapping[str, str] | None = None,
         python: str = sys.executable,
+        policy: Policy | None = None,
     ) -> None:
         """``restart_delay``: pause before the first failed pod's replacement, doubling per
         failure up to ``MAX_RESTART_DELAY`` (Kubernetes: 10 s doubling to 6 min; locally
         short). ``grace_seconds``: SIGTERM → SIGKILL wait.
-        ``extra_env``: added beneath the manifest's env (e.g. thread limits for tests)."""
+        ``extra_env``: added beneath the manifest's env (e.g. thread limits for tests).
+        ``policy``: Kueue's objects; Jobs then wait for quota (see the module's doc)."""
         self.workdir = Path(workdir)
         self.on_finished = on_finished
         self.restart_delay = restart_delay
@@ -127,7 +149,8 @@ class LocalLauncher:
         self.extra_env = dict(extra_env or {})
         self.python = python
         self._jobs: dict[str, _Job] = {}
-        self._lock = threading.Lock()
+        self._quota = Quota(policy) if policy is not None else None
+        self._lock = threading.RLock()
         self._closed = False
 
     # --- the protocol ---
@@ -140,20 +163,26 @@ class LocalLauncher:
             existing = self._jobs.get(plan.name)
             if existing is not None:
                 return existing.status(created=False)
-            record = _Job(plan=plan, dir=self.workdir / plan.name, started_at=time.time())
+            record = _Job(plan=plan, dir=self.workdir / plan.name, started_at=time.time(), manifest=job)
             record.dir.mkdir(parents=True, exist_ok=True)
             jobdir.save_job(record.dir, job, started_at=record.started_at)
-            jobdir.save_progress(record.dir, record.progress)
             self._jobs[plan.name] = record
-            self._start_supervisor(record, None)
-            return record.status(created=True)
+            if self._quota is None:
+                jobdir.save_progress(record.dir, record.progress)
+                self._start_supervisor(record, None)
+            else:
+                record.progress.state, record.progress.queued_at = "queued", record.started_at
+                jobdir.save_progress(record.dir, record.progress)
+                self._quota.submit(plan.name, record.demand())
+                self._admit()
+            return record.status(created=True, queue=self._waiting(plan.name))
 
     def describe(self, name: str) -> JobStatus:
         with self._lock:
             record = self._jobs.get(name)
             if record is None:
                 return JobStatus(name=name, namespace="default", state="missing")
-            return record.status()
+            return record.status(queue=self._waiting(name))
 
     def cancel(self, name: str) -> None:
         """Delete the Job: forget it, signal its processes and return (SIGKILL follows the
@@ -166,6 +195,9 @@ class LocalLauncher:
             record.stop.set()
             pid = record.pid
             jobdir.forget_job(record.dir)  # before a launch of the same name can record a new one
+            if self._quota is not None:
+                self._quota.release(name)
+                self._admit()
         if pid is not None and _signal_group(pid, signal.SIGTERM):
             threading.Thread(target=self._kill_after_grace, args=(pid,), name=f"kill-{name}", daemon=True).start()
 
@@ -173,7 +205,7 @@ class LocalLauncher:
         """Take back the Jobs an earlier launcher left in the workdir (a plane restart): each
         goes on from where it was (see the module's doc); the ones recovered, ended ones too.
         Jobs that ended longer than their ``ttlSecondsAfterFinished`` ago are gone."""
-        found: list[JobStatus] = []
+        found: list[_Job] = []
         for job_dir in sorted(self.workdir.iterdir()) if self.workdir.is_dir() else []:
             try:
                 record = self._recovered(job_dir)
@@ -190,16 +222,26 @@ class LocalLauncher:
                     continue
                 self._jobs[record.plan.name] = record
                 if record.progress.state == "running":
+                    if self._quota is not None:
+                        self._quota.hold(record.plan.name, record.demand())
                     self._start_supervisor(record, resume)
-            found.append(record.status())
-        return found
+            found.append(record)
+        with self._lock:  # the waiting ones in their old order, behind the running ones' quota
+            waiting = sorted((r for r in found if r.progress.state == "queued"), key=lambda r: r.progress.queued_at or 0)
+            for r in waiting:
+                if self._quota is None:  # no queue now: they start
+                    self._admitted(r)
+                else:
+                    self._quota.submit(r.plan.name, r.demand(), reason=r.progress.reason or queueing.REASON_PENDING)
+            self._admit()
+            return [r.status(queue=self._waiting(r.plan.name)) for r in found]
 
     def list(self, labels: Mapping[str, str]) -> list[JobStatus]:
         with self._lock:
-            records = list(self._jobs.values())
-        return [
-            r.status() for r in records if all(r.plan.labels.get(k) == v for k, v in labels.items())
-        ]
+            return [
+                r.status(queue=self._waiting(r.plan.name)) for r in self._jobs.values()
+                if all(r.plan.labels.get(k) == v for k, v in labels.items())
+            ]
 
     def close(self, *, stop_jobs: bool = True) -> None:
         """Stop supervising; no callbacks follow. ``stop_jobs``: terminate every Job's
@@ -224,15 +266,72 @@ class LocalLauncher:
                 self._stop(r)
 
     def wait(self, name: str, timeout: float | None = None) -> JobStatus:
-        """Block until the Job is finished (tests, the demo); its status either way."""
-        with self._lock:
-            record = self._jobs.get(name)
-        if record is not None and record.thread is not None:
-            record.thread.join(timeout)
-        return self.describe(name)
+        """Block until the Job is finished (tests, the demo); its status either way. A queued
+        Job is waited for through its wait for quota (and any eviction)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                record = self._jobs.get(name)
+                thread = record.thread if record is not None else None
+            left = None if end is None else max(0.0, end - time.monotonic())
+            if thread is not None:
+                thread.join(left if left is None else min(left, 1.0))
+            status = self.describe(name)
+            if status.state != "queued" and (thread is None or not thread.is_alive()):
+                return status
+            if left is not None and left <= 0:
+                return status
+            if thread is None or not thread.is_alive():
+                time.sleep(0.02)
 
     def log_path(self, name: str, attempt: int) -> Path:
         return self.workdir / name / f"attempt-{attempt}.log"
+
+    # --- the queue (lock held) ---
+
+    def _waiting(self, name: str) -> queueing.QueueInfo | None:
+        return self._quota.waiting(name) if self._quota is not None else None
+
+    def _admit(self) -> None:
+        """Start the Jobs the quota admits now; stop the ones it evicts."""
+        if self._quota is None or self._closed:
+            return
+        decision = self._quota.schedule()
+        for name in decision.admitted:
+            record = self._jobs.get(name)
+            if record is not None:
+                self._admitted(record)
+        for name in decision.evict:
+            record = self._jobs.get(name)
+            if record is not None and not record.evicting:
+                self._evict(record)
+
+    def _admitted(self, r: _Job) -> None:
+        """Admitted: the Job starts; its deadline counts from now (as a resumed Job's does)."""
+        r.started_at = time.time()
+        jobdir.save_job(r.dir, r.manifest, started_at=r.started_at)
+        r.progress.state, r.progress.reason, r.progress.message, r.progress.queued_at = "running", None, None, None
+        jobdir.save_progress(r.dir, r.progress)
+        self._start_supervisor(r, None)
+
+    def _evict(self, r: _Job) -> None:
+        """Stop the Job's attempt to give its quota back; its supervisor then requeues it."""
+        r.evicting = True
+        log.info("job %s: evicted (its queue's quota is reclaimed)", r.plan.name)
+        if r.pid is not None and _signal_group(r.pid, signal.SIGTERM):
+            threading.Thread(target=self._kill_after_grace, args=(r.pid,), name=f"evict-{r.plan.name}", daemon=True).start()
+        elif r.thread is None or not r.thread.is_alive():
+            self._requeue(r)
+
+    def _requeue(self, r: _Job) -> None:
+        """The evicted Job is down: it waits again (``Preempted``); its attempt is no failure."""
+        p = r.progress
+        p.judged, p.preemptions, p.state = p.attempt, p.preemptions + 1, "queued"
+        p.reason, p.queued_at, r.evicting = queueing.REASON_PREEMPTED, time.time(), False
+        jobdir.save_progress(r.dir, p)
+        if self._quota is not None:
+            self._quota.requeue(r.plan.name)
+            self._admit()
 
     # --- recovery ---
 
@@ -244,7 +343,8 @@ class LocalLauncher:
             plan = plan_job(saved.manifest)
         except PermanentError:
             return None
-        record = _Job(plan=plan, dir=job_dir, started_at=saved.started_at, progress=jobdir.load_progress(job_dir))
+        record = _Job(plan=plan, dir=job_dir, started_at=saved.started_at, progress=jobdir.load_progress(job_dir),
+                      manifest=saved.manifest)
         ended = record.progress.finished_at
         if ended is not None and plan.ttl_s is not None and time.time() - ended > plan.ttl_s:
             jobdir.forget_job(job_dir)
@@ -299,6 +399,9 @@ class LocalLauncher:
             resume = None
             with self._lock:
                 r.pid = None  # ended: its pid may be another process's soon
+                if r.evicting and outcome != 0 and not r.stop.is_set():
+                    self._requeue(r)
+                    return
             if r.stop.is_set() or not self._judge(r, outcome, deadline):
                 return
 
@@ -379,7 +482,7 @@ class LocalLauncher:
         wrapped = [self.python, "-I", "-S", WRAPPER, str(jobdir.exit_path(r.dir, attempt)), "--", *argv]
         env = local_env(r.plan, r.dir, path=os.environ.get("PATH", os.defpath), extra=self.extra_env)
         with self._lock:
-            if r.stop.is_set():
+            if r.stop.is_set() or r.evicting:
                 return None
             try:
                 proc = subprocess.Popen(
@@ -411,6 +514,9 @@ class LocalLauncher:
             s.state, s.reason, s.message, s.finished_at = state, reason, message, time.time()
             jobdir.save_progress(r.dir, s)
             callback = self.on_finished if not self._closed else None
+            if self._quota is not None:
+                self._quota.release(r.plan.name)
+                self._admit()
         log.info("job %s %s%s", r.plan.name, state, f" ({reason})" if reason else "")
         if callback is not None:
             try:
@@ -448,6 +554,10 @@ class LocalLauncher:
             data = b""
         text = short(data.decode("utf-8", "replace").strip().splitlines()[-1] if data.strip() else "", 200)
         return f"log {path}" + (f": {text}" if text else "")
+
+
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _signal_group(pid: int, sig: int) -> bool:

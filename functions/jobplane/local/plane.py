@@ -29,6 +29,7 @@ from ..app import WSGIApp, build_app, json_error
 from ..auth.frontdoor import front_door_guard, function_headers
 from ..errors import JobplaneError, PermanentError, PreconditionFailedError, UnavailableError
 from ..launcher import Launcher, JobStatus, open_launcher
+from ..launcher.quota import Policy, load_policy
 from ..runtime import Runtime, install
 from ..settings import LOOPBACK_HOSTS, Settings, embedded_defaults
 from ..store import open_store
@@ -68,6 +69,21 @@ def find_eventing_dir(path: Path | None) -> Path:
             "by the repo's eventing/ dir; run from a checkout or pass --eventing-dir"
         )
     return found
+
+
+def default_kueue_dir() -> Path:
+    """``<repo root>/knative/components/kueue``: the queueing policy the local launcher applies."""
+    return Path(__file__).resolve().parents[3] / "knative" / "components" / "kueue"
+
+
+def load_queue_policy(directory: Path | None = None) -> Policy | None:
+    """The Kueue policy the cluster runs, for the local launcher; None (no queue: Jobs start at
+    once) when the checkout has no Kueue component."""
+    found = directory or default_kueue_dir()
+    if not any(found.glob("*.yaml")):
+        log.warning("no Kueue manifests in %s: local Jobs start without waiting for quota", found)
+        return None
+    return load_policy(found)
 
 
 def builtin_specs_dir() -> Path:
@@ -155,7 +171,8 @@ class Plane:
         if self.settings.launcher != "local":
             return open_launcher(self.settings)
         return open_launcher(
-            self.settings, workdir=self.data_dir / "jobs", on_finished=self._on_finished, extra_env=dict(launcher_env)
+            self.settings, workdir=self.data_dir / "jobs", on_finished=self._on_finished, extra_env=dict(launcher_env),
+            policy=load_queue_policy(),
         )
 
     def _build(self) -> None:
@@ -268,6 +285,9 @@ class Plane:
         active = [s.name for s in recovered if s.state == "running"]
         if active:
             log.info("took back %d running Job(s) of the previous plane: %s", len(active), ", ".join(active))
+        waiting = [s.name for s in recovered if s.state == "queued"]
+        if waiting:
+            log.info("%d Job(s) of the previous plane still wait for quota: %s", len(waiting), ", ".join(waiting))
 
     def start(self) -> Plane:
         try:
