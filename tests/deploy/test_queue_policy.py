@@ -87,12 +87,14 @@ def test_every_cluster_queue_and_local_queue_is_in_the_table_as_the_manifests_sa
         assert spec["cohortName"] == "jobplane"
 
 
+RUN: dict[str, object] = {"id": "r-0123456789ab", "createdAt": "2026-12-06T00:00:00Z"}
+
 @pytest.mark.parametrize("priority", ["high", "normal", "low"])
 @pytest.mark.parametrize("job_type", sorted(PARAMS))
 def test_no_cpu_only_job_can_be_admitted_on_a_gpu_flavor(policy: quota.Policy, job_type: str, priority: str) -> None:
     job = manifests.build_job(make_spec(type=job_type, priority=priority, resources={"gpus": 0},
                                         params={"botId": "test-bot", **PARAMS[job_type]}),
-                              {"id": "r-0123456789ab"}, settings=SETTINGS)
+                              dict(RUN), settings=SETTINGS)
     demand = quota.demand_of(job, job_type=job_type, priority=priority)
     cq = policy.cluster_queues[policy.local_queues[demand.queue]]
     gpu_flavors = {f for f, nominal in cq.flavors if any(nominal.get(r, 0) for r in nominal)
@@ -103,7 +105,7 @@ def test_no_cpu_only_job_can_be_admitted_on_a_gpu_flavor(policy: quota.Policy, j
 
 
 def test_gpu_jobs_tolerate_the_gpu_flavors_taint_and_every_gpu_quota_sits_behind_it(policy: quota.Policy) -> None:
-    job = manifests.build_job(make_spec(resources={"gpus": 1}), {"id": "r-0123456789ab"}, settings=SETTINGS)
+    job = manifests.build_job(make_spec(resources={"gpus": 1}), dict(RUN), settings=SETTINGS)
     demand = quota.demand_of(job, job_type="training", priority="normal")
     for cq in policy.cluster_queues.values():
         for flavor, nominal in cq.flavors:
@@ -133,13 +135,13 @@ def test_only_a_higher_priority_ever_evicts_and_the_batch_evicts_nothing() -> No
 
 def test_the_weekly_batchs_runs_queue_in_the_batch_at_low_priority() -> None:
     spec = make_spec(priority="normal", resources={"gpus": 1})
-    run = {"id": "r-0123456789ab", "trigger": {"source": queueing.FANOUT_SOURCE}}
+    run = {**RUN, "trigger": {"source": queueing.FANOUT_SOURCE}}
     job = manifests.build_job(spec, run, settings=SETTINGS)
     labels = job["metadata"]["labels"]
     assert labels["kueue.x-k8s.io/queue-name"] == "training-batch"
     assert labels["kueue.x-k8s.io/priority-class"] == "low"
     assert job["spec"]["template"]["spec"]["priorityClassName"] == "jobplane-low"
-    interactive = manifests.build_job(spec, {"id": "r-0123456789ab"}, settings=SETTINGS)
+    interactive = manifests.build_job(spec, dict(RUN), settings=SETTINGS)
     assert interactive["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "training"
 
 
