@@ -20,7 +20,7 @@ from jobplane import conventions as c
 from jobplane import events as ev
 from jobplane import runs, runtime
 from jobplane.app import create_function_app
-from jobplane.handlers import launch as launch_handler
+from jobplane import fanout, planning
 from jobplane.local.plane import builtin_specs_dir, seed_specs
 from jobplane.runtime import Runtime
 from jobplane.settings import Settings
@@ -85,8 +85,8 @@ def test_a_retrain_all_ping_requests_one_run_of_each_bots_own_training_spec(laun
     assert [e.type for e in sent] == [ev.RUN_REQUESTED] * 3
     assert [e.data for e in sent] == [{"specId": f"train-{b}"} for b in ("anna", "bob", "carl")]
     assert [e.id for e in sent] == ["ping-1-anna", "ping-1-bob", "ping-1-carl"]
-    assert {e.source for e in sent} == {launch_handler.FANOUT_SOURCE}
-    assert {e.extensions[launch_handler.REQUESTED_BY_EXTENSION] for e in sent} == {PINGS + "jobplane-spec-retrain-all"}
+    assert {e.source for e in sent} == {fanout.FANOUT_SOURCE}
+    assert {e.extensions[planning.REQUESTED_BY_EXTENSION] for e in sent} == {PINGS + "jobplane-spec-retrain-all"}
     assert launch.launcher.launch_calls == []  # the fan-out itself launches no Job
 
 
@@ -174,7 +174,7 @@ def test_run_requested_for_one_bot_of_a_fan_out_spec_runs_only_that_bot(launch: 
 
 
 def test_every_bot_is_found_across_listing_pages(launch: Launch, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launch_handler, "PAGE", 2)
+    monkeypatch.setattr(fanout, "PAGE", 2)
     bots = [f"bot-{i}" for i in range(5)]
     for bot in bots:
         launch.add_bot(bot)
