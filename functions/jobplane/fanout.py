@@ -16,7 +16,7 @@ from typing import Any, Final
 from . import conventions as c
 from . import events as ev
 from . import checks, runs, spec as specs
-from .planning import REQUESTED_BY_EXTENSION, Plan, requested_by, trigger
+from .planning import FORCE_FIELD, REQUESTED_BY_EXTENSION, Plan, requested_by, trigger
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ def _bot_request(event: ev.Event, plan: Plan, bot_id: str) -> ev.Event:
         data = {"specId": plan.spec["id"]}
     if params:
         data["params"] = params
+    if plan.force:
+        data[FORCE_FIELD] = True
     return ev.new_event(
         ev.RUN_REQUESTED, source=FANOUT_SOURCE, id=f"{event.id}-{bot_id}", subject=data["specId"], data=data,
         extensions={REQUESTED_BY_EXTENSION: requested_by(event)},

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from . import events as ev
-from . import concurrency, manifests, runs, slots, workers
+from . import cache, concurrency, manifests, runs, slots, workers
 from .errors import JobplaneError, NotFoundError, PreconditionFailedError, UnavailableError
 from .launcher.base import JobStatus
 from .runtime import Runtime
@@ -49,13 +49,38 @@ def start(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime, stored: runs.S
     """Decide (``Forbid``/``Replace``: take the slot; ``Allow``: nothing to decide), then launch.
     ``stored``: the run's record when it has one already (a ``requested`` run's redelivery)."""
     policy = _policy(spec)
+    run = _with_cache_key(spec, run, rt=rt)
     outcome = Claimed() if policy == "Allow" else _claim(policy, run, rt=rt)
     if isinstance(outcome, Ended):
         _store_ended(run, outcome, stored=stored, rt=rt)
         return None
     if stored is None and outcome.created_at:
         run = {**run, "createdAt": outcome.created_at}
+    hit = None if run.get(cache.FORCE_FIELD) else cache.lookup(rt.store, str(run["type"]), str(run.get("cacheKey") or ""))
+    if hit is not None:
+        _reuse(run, hit, stored=stored, replaces=outcome.replaces, exclusive=policy != "Allow", rt=rt)
+        return None
     return _launch(spec, run, stored=stored, replaces=outcome.replaces, exclusive=policy != "Allow", rt=rt)
+
+
+def _with_cache_key(spec: Mapping[str, Any], run: runs.Run, *, rt: Runtime) -> runs.Run:
+    """The run with the key of its inputs (``jobplane.cache``), when its type is cached."""
+    key = cache.key_for(spec, rt.store, rt.settings)
+    return {**run, "cacheKey": key} if key else run
+
+
+def _reuse(run: runs.Run, hit: cache.Hit, *, stored: runs.Stored | None, replaces: Sequence[str], exclusive: bool,
+           rt: Runtime) -> None:
+    """A cache hit: the run ends ``skipped``/``CacheHit`` naming the run it reuses, with no
+    Job; it replaces the slot's older runs as a launch would (their models are of older
+    inputs), and the bot's model pointer moves to the reused model."""
+    final = cache.reused(run, hit, now=rt.clock())
+    writes = [*runs.start_index(rt.store, runs.listing_keys(final)),
+              *(workers.submit(_supersede, old, by=run, rt=rt) for old in replaces),
+              *([workers.submit(rt.store.sync, slots.slot_key(run))] if exclusive else [])]
+    record = _alongside(lambda: _store(final, stored, rt=rt), *writes)
+    workers.wait_for(writes)
+    cache.point_model_at(rt.store, record, now=rt.clock())
 
 
 def _claim(policy: str, run: runs.Run, *, rt: Runtime) -> Claimed | Ended:
@@ -167,7 +192,8 @@ def _merged(current: runs.Run, new: Mapping[str, Any]) -> runs.Run:
         current, state, reason=new.get("reason"), now=runs.parse_rfc3339(str(new["updatedAt"])))
     if runs.is_terminal(current) or moved["state"] != state:
         return current
-    return {**moved, "job": new.get("job"), "message": new.get("message")}
+    reused = {k: new[k] for k in cache.RECORD_FIELDS if k in new} if new.get("reusedRun") else {}
+    return {**moved, "job": new.get("job"), "message": new.get("message"), **reused}
 
 
 def _store_unlaunched(run: runs.Run, error: JobplaneError, *, stored: runs.Stored | None, rt: Runtime) -> None:

@@ -109,6 +109,12 @@ def _run_schema() -> dict[str, Any]:
         "job": {"type": ["object", "null"], "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}},
         "metrics": {"type": ["object", "null"]},
         "artifacts": {"type": "object", "additionalProperties": {"type": "string"}},
+        "cacheKey": {"type": "string", "description": "SHA-256 of the run's inputs (data content, params, "
+                     "trainer image and version)."},
+        "reusedRun": {"type": "string", "description": "A CacheHit run: the succeeded run whose model it reuses."},
+        "cachedFrom": {"type": "object", "description": "A CacheHit run: where its model and metrics come from.",
+                       "properties": {"runId": {"type": "string"}, "specId": {"type": "string"},
+                                      "cacheKey": {"type": "string"}, "finishedAt": time}},
         "fanOut": {"type": "object", "description": "A fan-out spec's run: the per-bot runs it requested.",
                    "properties": {"runs": {"type": "integer", "minimum": 0}, "source": {"type": "string"}}},
         "queue": {"type": ["object", "null"], "description": "Where a queued run's Job waits (Kueue, or the "
@@ -136,7 +142,9 @@ def _schemas() -> dict[str, Any]:
         "Run": _run_schema(),
         "RunList": {"type": "object", "properties": {"runs": {"type": "array", "items": _ref("Run")}}},
         "RunRequest": {"type": "object", "additionalProperties": False,
-                       "properties": {"params": {"type": "object", "description": "Overrides of the spec's params."}}},
+                       "properties": {"params": {"type": "object", "description": "Overrides of the spec's params."},
+                                      "force": {"type": "boolean", "description": "Train even when a succeeded run "
+                                                "had the same inputs (no CacheHit)."}}},
         "RunAccepted": {"type": "object", "required": ["runId", "specId"],
                         "properties": {"runId": ID, "specId": ID}},
         "Model": {"type": "object", "description": "The bot's promoted model: run id, model URI, metrics.",

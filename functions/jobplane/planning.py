@@ -28,6 +28,7 @@ from .errors import NotFoundError, PermanentError, PreconditionFailedError, Prob
 from .runtime import Runtime
 
 SPEC_CAS_ATTEMPTS: Final = 10
+FORCE_FIELD: Final = "force"
 REQUESTED_BY_EXTENSION: Final = "requestedby"
 """Optional CloudEvent extension naming who asked for the run (else the event's source)."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -45,20 +46,35 @@ class Plan:
     """Create-only objects to store before the run (inline training data, a new spec)."""
     spec_data: dict[str, Any] | None = None
     """Training data the stored spec is to name from now on (a bot.changed event's)."""
+    force: bool = False
+    """The request said ``force: true``: run even when a succeeded run had the same inputs."""
 
 
 def plan_for(event: ev.Event, *, rt: Runtime) -> Plan:
     data = _data_object(event)
+    force = _force(data)
     if event.type == ev.BOT_CHANGED:
-        return _plan_bot_changed(data, rt=rt)
-    if event.type == ev.PING:
-        return _plan_stored(_required_spec_id(data), {}, rt=rt)
-    if event.type == ev.RUN_REQUESTED:
-        return _plan_requested(data, rt=rt)
-    raise PermanentError(
-        f"launch does not take events of type {event.type!r}; expected one of "
-        f"{ev.BOT_CHANGED}, {ev.PING}, {ev.RUN_REQUESTED}"
-    )
+        plan = _plan_bot_changed(data, rt=rt)
+    elif event.type == ev.PING:
+        plan = _plan_stored(_required_spec_id(data), {}, rt=rt)
+    elif event.type == ev.RUN_REQUESTED:
+        plan = _plan_requested(data, rt=rt)
+    else:
+        raise PermanentError(
+            f"launch does not take events of type {event.type!r}; expected one of "
+            f"{ev.BOT_CHANGED}, {ev.PING}, {ev.RUN_REQUESTED}"
+        )
+    plan.force = force
+    return plan
+
+
+def _force(data: Mapping[str, Any]) -> bool:
+    """``data.force``: a boolean when given (``true``: no result-cache reuse)."""
+    force = data.get(FORCE_FIELD, False)
+    if not isinstance(force, bool):
+        raise ValidationError([Problem(f"data.{FORCE_FIELD}", f"expected a boolean, got {type(force).__name__}")],
+                              what="event")
+    return force
 
 
 def _data_object(event: ev.Event) -> dict[str, Any]:

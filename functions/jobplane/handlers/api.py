@@ -273,6 +273,8 @@ def trigger_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Re
     data: dict[str, Any] = {"specId": spec_id}
     if overrides:
         data["params"] = overrides
+    if body.get("force") is True:
+        data["force"] = True  # train even when a succeeded run had the same inputs (no cache hit)
     event = ev.new_event(ev.RUN_REQUESTED, source=SOURCE, subject=spec_id, data=data)
     rt.send(event)
     run_id = runs.run_id_for(spec_id, source=SOURCE, event_id=event.id)
@@ -283,7 +285,9 @@ def _run_overrides(body: Any, stored: Mapping[str, Any], *, rt: Runtime) -> dict
     """The body's ``params`` overrides, checked against the stored spec before anything is sent."""
     if not isinstance(body, Mapping):
         raise ValidationError([Problem("body", f"must be an object, got {type(body).__name__}")], what="run request")
-    unknown = [Problem(f"body.{k}", "unknown field (expected params)") for k in body if k != "params"]
+    unknown = [Problem(f"body.{k}", "unknown field (expected params, force)") for k in body if k not in ("params", "force")]
+    if not isinstance(body.get("force", False), bool):
+        unknown.append(Problem("body.force", "must be a boolean"))
     overrides = body.get("params", {})
     if unknown or not isinstance(overrides, Mapping):
         raise ValidationError(unknown or [Problem("body.params", "must be an object")], what="run request")

@@ -47,6 +47,8 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
                        now=rt.clock())
     if plan.overrides:
         run["params"] = plan.overrides
+    if plan.force:
+        run["force"] = True  # the result cache is not asked (jobplane.cache)
     try:  # a redelivery is found by a read before anything is written
         return _redelivered(plan.spec, runs.read_record(rt.store, run["id"]), rt=rt)
     except NotFoundError:

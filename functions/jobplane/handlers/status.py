@@ -15,7 +15,7 @@ from typing import Any, Final
 import flask
 
 from .. import events as ev
-from .. import progress, promotion
+from .. import cache, progress, promotion
 from ..errors import PermanentError
 from ..runtime import Runtime
 from .common import event_endpoint
@@ -41,6 +41,7 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     if event.type == ev.RUN_SUCCEEDED:
         data = event.data if isinstance(event.data, Mapping) else {}
         final = promotion.promote(rt.store, final, data=data, now=rt.clock())
+    cache.remember(rt.store, final)  # a succeeded run's inputs name it from now on
     return model_ready(final)
 
 
