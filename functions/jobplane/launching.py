@@ -112,7 +112,7 @@ def _rivals(slot: slots.Slot, run: Mapping[str, Any], *, rt: Runtime) -> list[ru
     no record yet is launching (within ``slots.IN_FLIGHT_GRACE``). No slot yet: the spec's
     active markers (a store from before slots)."""
     if slot.holder is None:
-        return [r for r in _active_runs(rt, spec_id=run["specId"], besides=run["id"]) if concurrency.same_key(run, r)]
+        return [r for r in _active_runs(rt, run=run) if concurrency.same_key(run, r)]
     try:
         holder = runs.get_run(rt.store, slot.holder.run)
     except NotFoundError:
@@ -126,11 +126,12 @@ def _before(other: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
     return (str(other.get("createdAt")), str(other["id"])) < (str(run.get("createdAt")), str(run["id"]))
 
 
-def _active_runs(rt: Runtime, *, spec_id: str, besides: str = "") -> list[runs.Run]:
-    """The spec's active runs but ``besides`` (whose record is not read)."""
+def _active_runs(rt: Runtime, *, run: Mapping[str, Any]) -> list[runs.Run]:
+    """The active runs of ``run``'s spec and bot but ``run`` itself (one bot's markers: a
+    fan-out spec's N bots never read each other's runs, which made a nightly sweep N²)."""
     found: list[runs.Run] = []
-    for run_id in runs.list_active(rt.store, spec_id=spec_id):
-        if run_id == besides:
+    for run_id in runs.list_active(rt.store, spec_id=str(run["specId"]), bot_id=str(run.get("botId") or "")):
+        if run_id == run["id"]:
             continue
         try:
             found.append(runs.get_run(rt.store, run_id))

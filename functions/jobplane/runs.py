@@ -38,6 +38,8 @@ STATES: Final = ("requested", "launched", "queued", "running", *sorted(TERMINAL)
 _RANK: Final = {"requested": 0, "launched": 1, "queued": 2, "running": 3}
 _INVERT_BASE: Final = 10**13
 _CAS_ATTEMPTS: Final = 25
+NO_BOT: Final = "_"
+"""The bot segment of the active marker of a run that names no bot."""
 
 
 def run_id_for(spec_id: str, *, source: str, event_id: str) -> str:
@@ -180,7 +182,14 @@ def listing_keys(run: Mapping[str, Any]) -> list[str]:
 
 
 def active_key(run: Mapping[str, Any]) -> str:
-    """The run's marker under ``index/active/``, there while the run is not terminal."""
+    """The run's marker under ``index/active/{specId}/{botId}/``, there while the run is not
+    terminal. The bot is in the key so one bot's active runs of a spec shared by every bot (a
+    fan-out's, such as the nightly tests) list without the others' (``list_active``)."""
+    return f"index/active/{run['specId']}/{run.get('botId') or NO_BOT}/{run['id']}"
+
+
+def _legacy_active_key(run: Mapping[str, Any]) -> str:
+    """Where markers were before they named the bot (still listed, and removed at the end)."""
     return f"index/active/{run['specId']}/{run['id']}"
 
 
@@ -291,7 +300,10 @@ def forget_active(store: ObjectStore, run: Mapping[str, Any]) -> None:
     try:
         store.delete(active_key(run))
     except NotFoundError:
-        pass
+        try:
+            store.delete(_legacy_active_key(run))
+        except NotFoundError:
+            pass
 
 
 def list_runs(
@@ -311,10 +323,19 @@ def list_runs(
     return runs
 
 
-def list_active(store: ObjectStore, *, spec_id: str | None = None) -> list[str]:
-    """Ids of runs not yet terminal (all, or one spec's)."""
-    prefix = f"index/active/{spec_id}/" if spec_id else "index/active/"
-    return [key.rsplit("/", 1)[1] for key in store.list(prefix)]
+def list_active(store: ObjectStore, *, spec_id: str | None = None, bot_id: str | None = None) -> list[str]:
+    """Ids of runs not yet terminal: all, one spec's, or one spec's for one bot (``bot_id``:
+    ``""`` for runs of no bot). One bot's listing costs what that bot has active, not what the
+    spec has, plus the markers from before they named the bot (their key's last segment
+    starts with the spec id: ``{specId}-{hash}``)."""
+    if bot_id is None:
+        prefix = f"index/active/{spec_id}/" if spec_id else "index/active/"
+        return [key.rsplit("/", 1)[1] for key in store.list(prefix)]
+    if not spec_id:
+        raise ValueError("bot_id needs spec_id")
+    found = [key.rsplit("/", 1)[1] for key in store.list(f"index/active/{spec_id}/{bot_id or NO_BOT}/")]
+    legacy = f"index/active/{spec_id}/{spec_id}-"
+    return found + [key.rsplit("/", 1)[1] for key in store.list(legacy) if "/" not in key[len(legacy):]]
 
 
 def _dump(run: Mapping[str, Any]) -> bytes:

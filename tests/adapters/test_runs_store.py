@@ -72,3 +72,29 @@ def test_updating_a_missing_run_raises_not_found(store: ObjectStore) -> None:
     with pytest.raises(NotFoundError):
         runs.update_run(store, "nope", lambda r: r)
     assert list(store.list(c.run_key("nope"))) == []
+
+
+def test_one_bots_active_runs_of_a_shared_spec_list_without_the_other_bots(store: ObjectStore) -> None:
+    def of(bot: str, n: int) -> runs.Run:
+        run = make_run(n, spec_id="nightly-tests")
+        return {**run, "botId": bot}
+
+    anna = [runs.create_run(store, of("anna", n))[0]["id"] for n in range(2)]
+    bob = runs.create_run(store, of("bob", 9))[0]["id"]
+
+    assert sorted(runs.list_active(store, spec_id="nightly-tests", bot_id="anna")) == sorted(anna)
+    assert runs.list_active(store, spec_id="nightly-tests", bot_id="bob") == [bob]
+    assert sorted(runs.list_active(store, spec_id="nightly-tests")) == sorted([*anna, bob])
+
+
+def test_a_marker_from_before_markers_named_the_bot_is_listed_for_its_bot_and_removed_at_its_end(
+    store: ObjectStore,
+) -> None:
+    old = make_run(1)
+    runs.create_record(store, old)
+    legacy = f"index/active/{old['specId']}/{old['id']}"
+    store.write(legacy, b"")
+
+    assert runs.list_active(store, spec_id="train-bot", bot_id="bot") == [old["id"]]
+    runs.update_run(store, old["id"], lambda r: runs.transition(r, "failed", now=T0))
+    assert runs.list_active(store) == []
