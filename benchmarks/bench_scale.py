@@ -8,7 +8,7 @@ result cache, (c) (b) with Kueue-style admission: interactive retrains ahead of 
 sweeps, the batch queue capped at three quarters of the pool. The week: about 100 changes a
 day per 500 bots (three in ten leave the training data as it was, one in ten restores the
 previous data), a bulk edit of 1,000 bots at once (Tuesday 10:00), one editor per 500 bots a
-day saving a bot 20 times in a minute, nightly bot tests (03:30), a trainer release on
+day saving a bot 20 times in a minute, nightly bot tests (03:30), a trainer release at 09:00 on
 Thursday (``retrain-all`` with ``force``) and the weekly ``retrain-all`` on Sunday; training
 times drawn from the trainer's measured times (``trainer_results*.json``) plus a 45 s pod
 start; every bot trained once before the week.

@@ -84,7 +84,7 @@ class Scenario:
     saves: int = 20
     weekly: bool = True
     release_sweep: bool = True
-    """A trainer release on the fourth day: ``retrain-all`` with ``force: true`` at 02:00
+    """A trainer release on the fourth day: ``retrain-all`` with ``force: true`` at 09:00
     (every bot's inputs changed: nothing is cached); the weekly sweep on Sunday is the plain one."""
     nightly: bool = True
     startup_s: float = 45.0
@@ -269,7 +269,7 @@ class World:
             if s.weekly and (START + timedelta(days=day)).weekday() == 6:
                 self.at(day * DAY + 2 * 3600, lambda d=day: self._ping("retrain-all", d))
             if s.release_sweep and day == 3:
-                self.at(day * DAY + 2 * 3600, lambda d=day: self._ping("retrain-all", d, force=True))
+                self.at(day * DAY + 9 * 3600, lambda d=day: self._ping("retrain-all", d, force=True))
         t = s.reconcile_every
         while t < days * DAY:
             self.at(t, self._pass)
