@@ -355,7 +355,16 @@ def test_trigger_with_param_overrides(env: Api) -> None:
     assert params["trainingData"]["uri"].startswith("file://"), "inline data goes to the store, the event gets a URI"
 
 
+def test_trigger_with_force_asks_launch_to_train_even_on_a_cache_hit(env: Api) -> None:
+    env.create(make_spec())
+    assert env.trigger("train-test-bot", {"force": True}).status_code == 202
+    assert env.trigger("train-test-bot", {}).status_code == 202
+
+    assert env.sent[0].data["force"] is True and "force" not in env.sent[1].data
+
+
 @pytest.mark.parametrize(("body", "field"), [
+    ({"force": "yes"}, "body.force"),
     ({"params": {"epochs": 0}}, "spec.params.epochs"),
     ({"params": {"nope": 1}}, "spec.params.nope"),
     ({"parameters": {}}, "body.parameters"),
