@@ -28,6 +28,8 @@ class SimJob:
     labels: dict[str, str]
     data_uri: str | None
     klass: int
+    token: str
+    """The callback token the Job was given (its env), as the trainer sends it."""
     created: float
     duration: float
     started: float | None = None
@@ -83,7 +85,8 @@ class SimLauncher:
         run_id = labels.get(c.LABEL_RUN_ID, name)
         sim = SimJob(name=name, run_id=run_id, bot=labels.get(c.LABEL_BOT_ID, ""), type=labels.get(c.LABEL_TYPE, ""),
                      gpus=gpus, labels=labels, data_uri=(params.get("trainingData") or {}).get("uri"),
-                     klass=self._classify(run_id, labels.get(c.LABEL_TYPE, "")), created=self._now(), duration=0.0)
+                     klass=self._classify(run_id, labels.get(c.LABEL_TYPE, "")), token=str(env.get(c.ENV_TOKEN) or ""),
+                     created=self._now(), duration=0.0)
         sim.duration = self._duration(sim)
         self._order += 1
         sim.order = self._order

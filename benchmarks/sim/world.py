@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jobplane import cache, reconcile, runs, tokens
+from jobplane import cache, reconcile, runs
 from jobplane import conventions as c
 from jobplane import events as ev
 from jobplane import spec as specs
@@ -352,7 +352,7 @@ class World:
             if not STATUS_PROMOTES:
                 data["promoted"] = self._point(job.bot, job.run_id, job.labels.get(c.LABEL_SPEC_ID, ""), model)
         event = ev.new_event(ev.RUN_SUCCEEDED, source=f"/jobplane/trainer/{job.run_id}", subject=job.run_id, data=data,
-                             id=f"{job.run_id}-final", extensions={c.TOKEN_EXTENSION: tokens.callback_token(KEY, job.run_id)})
+                             id=f"{job.run_id}-final", extensions={c.TOKEN_EXTENSION: job.token})
         try:
             status.on_event(event, rt=self.rt)
         except JobplaneError:

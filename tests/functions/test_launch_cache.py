@@ -16,7 +16,7 @@ import pytest
 from support.fakes import FakeLauncher
 from support.specs import TRAINING_EXAMPLES
 
-from jobplane import cache, runs, tokens
+from jobplane import cache, runs
 from jobplane import conventions as c
 from jobplane import events as ev
 from jobplane.errors import ValidationError
@@ -51,9 +51,15 @@ class Plane:
         model = f"{self.rt.store.url}/runs/{run['id']}/artifacts/model.npz"
         data = {"metrics": {"accuracy": 0.9, "macro_f1": 0.88}, "artifacts": {"model": model}}
         event = ev.new_event(ev.RUN_SUCCEEDED, source=f"/jobplane/trainer/{run['id']}", subject=run["id"], data=data,
-                             extensions={c.TOKEN_EXTENSION: tokens.callback_token(KEY, run["id"])})
+                             extensions={c.TOKEN_EXTENSION: self.token_of(run)})
         status.on_event(event, rt=self.rt)
         return runs.get_run(self.rt.store, run["id"])
+
+    def token_of(self, run: runs.Run) -> str:
+        """The callback token the run's Job was given, as its trainer sends it."""
+        job = self.launcher.jobs[run["job"]["name"]]
+        env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        return str(env[c.ENV_TOKEN])
 
     def pointer(self) -> dict[str, Any]:
         return json.loads(self.rt.store.read(c.bot_model_key("pizza-bot")).data)  # type: ignore[no-any-return]
