@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sim.world import Report, Scenario, run  # noqa: E402
+from sim.report import Report  # noqa: E402
+from sim.world import Scenario, run  # noqa: E402
 
 ROWS = [
     ("events delivered", "events"), ("Jobs created", "jobs_created"), ("  training Jobs", "training_jobs"),

@@ -15,11 +15,10 @@ import itertools
 import json
 import logging
 import random
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from jobplane.runtime import Runtime
 from jobplane.settings import Settings
 
 from .launcher import BATCH, INTERACTIVE, Pool, SimJob, SimLauncher
+from .report import Report, percentile
 from .store import MemoryStore
 
 KEY = b"s" * 32
@@ -92,60 +92,6 @@ class Scenario:
     test_s: float = 20.0
     reconcile_every: float = 300.0
     seed: int = 17
-
-
-@dataclass
-class Report:
-    scenario: str
-    bots: int
-    days: float
-    gpus: int
-    events: int = 0
-    jobs_created: int = 0
-    training_jobs: int = 0
-    test_jobs: int = 0
-    gpu_hours: float = 0.0
-    wait_p50_s: float = 0.0
-    wait_p99_s: float = 0.0
-    wait_interactive_p50_s: float = 0.0
-    wait_interactive_p99_s: float = 0.0
-    wait_batch_p50_s: float = 0.0
-    wait_batch_p99_s: float = 0.0
-    change_to_model_p50_s: float = 0.0
-    change_to_model_p99_s: float = 0.0
-    changes: int = 0
-    runs_by_outcome: dict[str, int] = field(default_factory=dict)
-    stale_models: int = 0
-    """Bots whose promoted model is not trained on their newest data at the end."""
-    unresolved_changes: int = 0
-    crowded_moments: int = 0
-    """Moments (between events) when some bot held two training Jobs at once."""
-    lost_runs: int = 0
-    open_runs: int = 0
-    dead_letters: int = 0
-    peak_job_objects: int = 0
-    store_reads: int = 0
-    store_writes: int = 0
-    store_lists: int = 0
-    store_listed_keys: int = 0
-    hottest_writes_per_s: int = 0
-    hottest_key: str = ""
-    objects: int = 0
-    objects_per_run: float = 0.0
-    reconcile_passes: int = 0
-    reconcile_reads_max: int = 0
-    wall_s: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[min(98, max(0, round(q * 100) - 1))]
 
 
 @dataclass

@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 pytest.importorskip("sortedcontainers", reason="the simulator's store needs sortedcontainers (the dev extra)")
 
-from sim.world import Report, Scenario, run  # noqa: E402
+from sim.report import Report  # noqa: E402
+from sim.world import Scenario, run  # noqa: E402
 
 SMALL = {"bots": 100, "days": 2.0, "gpus": 2, "bulk_edit": 50, "saving_editors": 2, "seed": 5}
 
