@@ -65,15 +65,16 @@ def test_nightly_bot_tests_tests_each_trained_bots_promoted_model(trained: Plane
 
 
 @pytest.mark.slow
-def test_retrain_all_runs_each_bots_own_training_spec_again(trained: Plane) -> None:
+def test_retrain_all_runs_each_bots_own_training_spec_and_an_unchanged_bot_reuses_its_model(trained: Plane) -> None:
     (ping,) = fire(trained, "2027-01-10T01:59:30+00:00", "2027-01-10T02:00:05+00:00")  # a Sunday
     assert ping.data == {"specId": "retrain-all"}
 
     run = final_run(trained, runs.run_id_for("train-pizza-bot", source=FANOUT_SOURCE, event_id=f"{ping.id}-pizza-bot"))
 
-    assert (run["state"], run["specId"], run["botId"]) == ("succeeded", "train-pizza-bot", "pizza-bot"), run
     history = runs.list_runs(trained.store, spec_id="train-pizza-bot")
     assert [r["trigger"]["source"] for r in history] == [FANOUT_SOURCE, "/platform/bots"]
+    assert (run["state"], run["reason"], run["specId"], run["botId"]) == ("skipped", "CacheHit", "train-pizza-bot", "pizza-bot")
+    assert run["reusedRun"] == history[1]["id"] and not run.get("job")  # nothing changed: no Job
 
 
 @pytest.mark.slow
