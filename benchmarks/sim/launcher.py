@@ -78,14 +78,15 @@ class SimLauncher:
         if name in self.jobs:
             return self._status(self.jobs[name])
         labels = dict(job["metadata"].get("labels") or {})
-        container = job["spec"]["template"]["spec"]["containers"][0]
+        pod = job["spec"]["template"]["spec"]
+        container = pod["containers"][0]
         env = {e["name"]: e.get("value") for e in container.get("env") or []}
         params = json.loads(env.get(c.ENV_PARAMS) or "{}")
         gpus = int((container.get("resources") or {}).get("limits", {}).get("nvidia.com/gpu", "0"))
         run_id = labels.get(c.LABEL_RUN_ID, name)
         sim = SimJob(name=name, run_id=run_id, bot=labels.get(c.LABEL_BOT_ID, ""), type=labels.get(c.LABEL_TYPE, ""),
                      gpus=gpus, labels=labels, data_uri=(params.get("trainingData") or {}).get("uri"),
-                     klass=self._classify(run_id, labels.get(c.LABEL_TYPE, "")), token=str(env.get(c.ENV_TOKEN) or ""),
+                     klass=self._classify(labels.get(c.LABEL_TYPE, ""), str(pod.get("priorityClassName") or "")), token=str(env.get(c.ENV_TOKEN) or ""),
                      created=self._now(), duration=0.0)
         sim.duration = self._duration(sim)
         self._order += 1

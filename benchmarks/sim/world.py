@@ -28,7 +28,6 @@ from jobplane import conventions as c
 from jobplane import events as ev
 from jobplane import spec as specs
 from jobplane.errors import JobplaneError
-from jobplane.fanout import FANOUT_SOURCE
 from jobplane.handlers import launch, status
 from jobplane.runtime import Runtime
 from jobplane.settings import Settings
@@ -129,7 +128,6 @@ class World:
         self.size: dict[str, float] = {}
         self.data_content: dict[str, int] = {}
         self.run_content: dict[str, int] = {}
-        self.batch_runs: set[str] = set()
         self.expected_runs: set[str] = set()
         self.report = Report(scenario=scenario.name, bots=scenario.bots, days=scenario.days, gpus=scenario.gpus)
         self.latencies: list[float] = []
@@ -261,8 +259,6 @@ class World:
         """Events the plane sends (fan-out's run.requested) reach launch a moment later."""
         data = event.data if isinstance(event.data, dict) else {}
         run_id = runs.run_id_for(str(data.get("specId")), source=event.source, event_id=event.id)
-        if event.source == FANOUT_SOURCE:
-            self.batch_runs.add(run_id)
         self.expected_runs.add(run_id)
         self.at(self.now_s + 0.01, lambda: self._deliver(event))
 
@@ -278,8 +274,9 @@ class World:
 
     # --- the cluster's side ---
 
-    def _classify(self, run_id: str, job_type: str) -> int:
-        return BATCH if job_type != "training" or run_id in self.batch_runs else INTERACTIVE
+    def _classify(self, job_type: str, priority_class: str) -> int:
+        """Kueue's view: a Job's priority class (the fan-out's runs are ``low``, ``queueing``)."""
+        return BATCH if job_type != "training" or priority_class.endswith("-low") else INTERACTIVE
 
     def _job_created(self, job: SimJob) -> float:
         if job.type != "training":

@@ -15,13 +15,14 @@ from typing import Any, Final
 
 from . import conventions as c
 from . import events as ev
-from . import checks, runs, spec as specs
+from . import checks, queueing, runs, spec as specs
 from .planning import FORCE_FIELD, REQUESTED_BY_EXTENSION, Plan, requested_by, trigger
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-FANOUT_SOURCE: Final = "/jobplane/launch/fanout"
+FANOUT_SOURCE: Final = queueing.FANOUT_SOURCE
+"""The per-bot runs' trigger source (their Jobs queue in the batch at low priority)."""
 FANNED_OUT: Final = "FannedOut"
 PAGE: Final = 500
 """Keys per store listing page while fanning out (only ids are held, a page at a time)."""
