@@ -39,6 +39,9 @@ MAX_BOT_ID: Final = MAX_ID - len(TRAINING_PREFIX)
 PRIORITIES: Final = ("high", "normal", "low")
 CONCURRENCY: Final = ("Allow", "Forbid", "Replace")
 DATA_FORMATS: Final = ("jobplane", "rasa", "snips")
+ARTICLE_FORMATS: Final = ("markdown", "html", "text")
+KB_PREFIX: Final = "kb-"
+"""A bot's knowledge-base spec is ``kb-{botId}``."""
 MAX_DESCRIPTION: Final = 2000
 MAX_REPORTED: Final = 100
 """Problems reported per examples list; a broken 10,000-line file needs no 10,000 lines back."""
@@ -227,30 +230,49 @@ def _training_params(params: Mapping[str, Any], path: str, problems: Problems, *
 
 
 def _kb_index_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    ck.unknown(params, {"botId", "articles"}, path, problems)
+    """``articles`` inline, or ``knowledgeBase.uri`` (a JSON document or a folder), or neither:
+    then the bot's own folder ``bots/{botId}/kb/`` is indexed."""
+    ck.unknown(params, {"botId", "articles", "knowledgeBase", "maxWords", "overlap"}, path, problems)
     if ck.required(params, "botId", path, problems):
         ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
-    if not ck.required(params, "articles", path, problems):
-        return
-    articles = params["articles"]
+    if "articles" in params and "knowledgeBase" in params:
+        problems.append(Problem(path, "must have at most one of articles or knowledgeBase"))
+    if "articles" in params:
+        validate_articles(params["articles"], field=f"{path}.articles", problems=problems)
+    if "knowledgeBase" in params:
+        kb = ck.mapping(params["knowledgeBase"], f"{path}.knowledgeBase", problems)
+        if kb is not None:
+            ck.unknown(kb, {"uri"}, f"{path}.knowledgeBase", problems)
+            if ck.required(kb, "uri", f"{path}.knowledgeBase", problems):
+                ck.uri(kb["uri"], f"{path}.knowledgeBase.uri", problems)
+    words = ck.integer(params["maxWords"], f"{path}.maxWords", problems, low=16, high=400) if "maxWords" in params else 80
+    if "overlap" in params:
+        ck.integer(params["overlap"], f"{path}.overlap", problems, low=0, high=max(0, (words or 80) - 1))
+
+
+def validate_articles(articles: object, *, field: str, problems: Problems) -> None:
+    """Problems with a list of knowledge-base articles ``{id, title, text | uri, format?}``."""
     if not isinstance(articles, list) or not articles:
-        problems.append(Problem(f"{path}.articles", f"must be a non-empty array, got {ck.kind(articles)}"))
+        problems.append(Problem(field, f"must be a non-empty array of articles, got {ck.kind(articles)}"))
         return
     seen: set[str] = set()
-    for i, article in enumerate(articles):
-        _article(article, f"{path}.articles[{i}]", seen, problems)
+    for i, article in enumerate(articles[:MAX_REPORTED]):
+        _article(article, f"{field}[{i}]", seen, problems)
 
 
 def _article(value: object, path: str, seen: set[str], problems: Problems) -> None:
     article = ck.mapping(value, path, problems)
     if article is None:
         return
-    ck.unknown(article, {"id", "title", "text", "uri"}, path, problems)
+    ck.unknown(article, {"id", "title", "text", "uri", "format"}, path, problems)
     article_id = ck.string(article.get("id"), f"{path}.id", problems, max_len=200)
     if article_id is not None and article_id in seen:
         problems.append(Problem(f"{path}.id", f"duplicate article id {article_id!r}"))
     seen.add(article_id or "")
-    ck.string(article.get("title"), f"{path}.title", problems, max_len=1000)
+    if "title" in article:
+        ck.string(article["title"], f"{path}.title", problems, max_len=1000)
+    if "format" in article:
+        ck.choice(article["format"], f"{path}.format", problems, ARTICLE_FORMATS)
     if ("text" in article) == ("uri" in article):
         problems.append(Problem(path, "must have exactly one of text or uri"))
     elif "text" in article:
@@ -400,4 +422,15 @@ def training_spec_for_bot(bot_id: str, *, defaults: Mapping[str, Any]) -> Spec:
     given = base.get("params")
     params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     base.update(id=f"{TRAINING_PREFIX}{bot_id}", type="training", params={**params, "botId": bot_id})
+    return validate_spec(base, require_data=False)
+
+
+def kb_spec_for_bot(bot_id: str, *, defaults: Mapping[str, Any]) -> Spec:
+    """A bot's knowledge-base spec ``kb-{botId}`` from the configured defaults (like
+    ``train-{botId}``: one history per bot; ``Replace``, newer articles supersede)."""
+    base: Spec = {"concurrency": "Replace", "timeoutSeconds": 1800, "description": f"Knowledge-base index of bot {bot_id}"}
+    base.update(copy.deepcopy(dict(defaults)))
+    given = base.get("params")
+    params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    base.update(id=f"{KB_PREFIX}{bot_id}", type="kb-index", params={**params, "botId": bot_id})
     return validate_spec(base, require_data=False)
