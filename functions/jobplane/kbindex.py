@@ -29,7 +29,7 @@ import numpy.typing as npt
 FORMAT: Final = "jobplane-kb-index/1"
 INDEX_FILE: Final = "kb_index.npz"
 MANIFEST_FILE: Final = "kb_index.json"
-SEMANTIC_WEIGHT: Final = 0.6
+SEMANTIC_WEIGHT: Final = 0.8
 """Weight of the cosine similarity in the hybrid score (the rest is the scaled BM25 score);
 chosen on CLINC150's validation split, not its test split (benchmarks/bench_kb.py)."""
 MAX_K: Final = 50

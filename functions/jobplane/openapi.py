@@ -151,7 +151,7 @@ def _schemas() -> dict[str, Any]:
             "results": {"type": "array", "items": {"type": "object", "properties": {
                 "articleId": {"type": "string"}, "title": {"type": "string"}, "heading": {"type": "string"},
                 "text": {"type": "string", "description": "the passage"},
-                "score": {"type": "number", "description": "hybrid: 0.6 cosine + 0.4 BM25 scaled to the query's best"},
+                "score": {"type": "number", "description": "hybrid: 0.8 cosine + 0.2 BM25 scaled to the query's best"},
                 "semanticScore": {"type": "number"}, "lexicalScore": {"type": "number"},
                 "matchedBy": {"type": "array", "items": {"enum": ["semantic", "lexical"]}}}}},
             "index": {"type": "object", "properties": {"runId": {"type": "string"}, "uri": {"type": "string"},

@@ -269,8 +269,7 @@ def _article(value: object, path: str, seen: set[str], problems: Problems) -> No
     if article_id is not None and article_id in seen:
         problems.append(Problem(f"{path}.id", f"duplicate article id {article_id!r}"))
     seen.add(article_id or "")
-    if "title" in article:
-        ck.string(article["title"], f"{path}.title", problems, max_len=1000)
+    ck.string(article.get("title"), f"{path}.title", problems, max_len=1000)
     if "format" in article:
         ck.choice(article["format"], f"{path}.format", problems, ARTICLE_FORMATS)
     if ("text" in article) == ("uri" in article):
