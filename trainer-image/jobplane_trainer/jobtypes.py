@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from .data import BadDataError
 from .report import Reporter
-from .train import Progress
+from .stages import Progress
 
 EntryPoint = Callable[..., dict[str, Any]]
 

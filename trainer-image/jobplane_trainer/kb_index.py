@@ -30,7 +30,7 @@ from . import __version__
 from .data import BadDataError
 from .kbtext import MAX_WORDS, OVERLAP, content_hash, infer_format, passages, sections
 from .report import Reporter
-from .train import Progress
+from .stages import Progress
 
 
 class IndexCheckFailed(BadDataError):
