@@ -109,3 +109,9 @@ def test_a_uri_outside_the_bots_own_prefix_is_refused(store: ObjectStore, key: s
 def test_no_articles_at_all_fails_the_checks(store: ObjectStore) -> None:
     with pytest.raises(IndexCheckFailed, match="no passages"):
         run(store, "kb-acme-1")
+
+
+def test_other_passage_lengths_embed_every_article_anew(store: ObjectStore) -> None:
+    run(store, "kb-acme-1", articles=ARTICLES)
+    again = run(store, "kb-acme-2", articles=ARTICLES, maxWords=16, overlap=4)
+    assert (again["metrics"]["embeddedArticles"], again["metrics"]["reusedPassages"]) == (4, 0)

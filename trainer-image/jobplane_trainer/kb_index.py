@@ -124,29 +124,31 @@ def previous_index(store: ObjectStore, bot_id: str) -> kbindex.KbIndex | None:
 
 
 def embed(passages_: list[dict[str, Any]], previous: kbindex.KbIndex | None, encoder: Encoder) -> tuple[np.ndarray, dict[str, int]]:
-    """Embeddings for ``passages_``: those of an unchanged article are copied from ``previous``."""
-    old: dict[str, list[int]] = {}
+    """Embeddings for ``passages_``: a passage of an unchanged article (same content hash, and
+    the same heading and text, so other passage lengths embed anew) is copied from ``previous``."""
+    old: dict[tuple[str, str, str], int] = {}
     if previous is not None:
-        for i, p in enumerate(previous.passages):
-            old.setdefault(str(p["articleHash"]), []).append(i)
+        old = {_passage_key(p): i for i, p in enumerate(previous.passages)}
     out = np.zeros((len(passages_), encoder.dim), dtype=np.float32)
-    fresh, reused_articles, embedded_articles = [], set(), set()
-    by_article: dict[str, list[int]] = {}
+    fresh: list[int] = []
+    changed: set[str] = set()
     for i, p in enumerate(passages_):
-        by_article.setdefault(p["articleHash"], []).append(i)
-    for digest, rows in by_article.items():
-        before = old.get(digest)
-        if previous is not None and before is not None and len(before) == len(rows):
-            out[rows] = previous.embeddings[before]
-            reused_articles.add(digest)
+        j = old.get(_passage_key(p))
+        if previous is not None and j is not None:
+            out[i] = previous.embeddings[j]
         else:
-            fresh.extend(rows)
-            embedded_articles.add(digest)
+            fresh.append(i)
+            changed.add(p["articleHash"])
     if fresh:
         out[fresh] = encoder.encode([kbindex.embedding_text(passages_[i]) for i in fresh])
-    counts = {"reusedArticles": len(reused_articles), "embeddedArticles": len(embedded_articles),
+    articles = {p["articleHash"] for p in passages_}
+    counts = {"reusedArticles": len(articles - changed), "embeddedArticles": len(changed),
               "reusedPassages": len(passages_) - len(fresh), "embeddedPassages": len(fresh)}
     return out, counts
+
+
+def _passage_key(p: Mapping[str, Any]) -> tuple[str, str, str]:
+    return str(p["articleHash"]), str(p.get("heading") or ""), str(p["text"])
 
 
 def check(articles: Sequence[Mapping[str, str]], passages_: Sequence[Mapping[str, Any]], embeddings: np.ndarray,
