@@ -91,3 +91,20 @@ def test_bad_requests_are_400_with_the_field(client: Any, body: Any, field: str)
 def test_search_needs_the_token(client: Any) -> None:
     response = client.post("/v1/bots/acme:search", json={"query": "x"}, headers={"Authorization": "Bearer wrong"})
     assert response.status_code == 401
+
+
+@needs_encoder
+def test_the_cli_searches_over_http_with_the_token(client: Any, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from support.servers import serve_wsgi
+
+    from jobplane import cli
+
+    promote(client.store, "kb-acme-1", ARTICLES)
+    monkeypatch.setenv("JOBPLANE_TOKEN", TOKEN)
+    with serve_wsgi(create_function_app("api")) as url:
+        assert cli.main(["search", "acme", "I lost my card", "-k", "2", "--url", url]) == 0
+        out = capsys.readouterr().out
+        monkeypatch.setenv("JOBPLANE_TOKEN", "wrong")
+        assert cli.main(["search", "acme", "card", "--url", url]) == 2
+    assert out.startswith("1. lost-card ") and "2. " in out and "freeze it" in out
