@@ -120,9 +120,12 @@ def latency(encoder: Encoder, train: Pairs, queries: Pairs) -> None:
     index.search(qs[0], 5, encoder=encoder)  # warm
     hybrid = _timed(lambda q: index.search(q, 5, encoder=encoder), qs)
     lexical = _timed(lambda q: kbindex.rank(np.zeros(len(index), np.float32), index.lexical_scores(q), 5, weight=0.0), qs)
-    print(f"\nsearch latency, {len(index):,} passages, one core ({len(qs)} queries)")
+    load = os.getloadavg()[0]
+    print(f"\nsearch latency, {len(index):,} passages, one core ({len(qs)} queries; load average {load:.1f} "
+          f"on {os.cpu_count()} CPUs: above that, the figures include waiting for a core)")
     for name, ms in (("hybrid (encode+cosine+bm25)", hybrid), ("bm25 only", lexical)):
-        print(f"{name:<30} p50 {np.percentile(ms, 50):6.2f} ms   p99 {np.percentile(ms, 99):6.2f} ms")
+        print(f"{name:<30} p50 {np.percentile(ms, 50):6.2f} ms   p99 {np.percentile(ms, 99):6.2f} ms   "
+              f"min {ms.min():6.2f} ms")
 
 
 def _timed(fn: object, qs: list[str]) -> np.ndarray:
