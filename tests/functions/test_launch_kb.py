@@ -107,3 +107,15 @@ def test_a_bad_knowledge_base_is_400_with_its_field_and_nothing_runs(launch: Lau
 def test_an_event_with_neither_training_data_nor_knowledge_base_is_400(launch: Launch) -> None:
     response = launch.post(bot_changed())
     assert response.status_code == 400 and "data.trainingData" in response.text
+
+
+def test_a_knowledge_base_outside_the_bots_prefix_is_400_and_nothing_runs(launch: Launch) -> None:
+    response = launch.post(bot_changed(knowledgeBase={"uri": launch.store.uri("bots/other-bot/kb.json")}))
+    assert response.status_code == 400 and "knowledgeBase.uri" in response.text
+    assert launch.launcher.jobs == {}
+
+
+def test_a_knowledge_base_folder_under_the_bots_prefix_runs(launch: Launch) -> None:
+    uri = launch.store.uri("bots/pizza-bot/kb") + "/"
+    assert launch.post(bot_changed(knowledgeBase={"uri": uri})).status_code == 200
+    assert launch.spec("kb-pizza-bot")["params"]["knowledgeBase"] == {"uri": uri}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from support.kb import ARTICLES, QUERIES, changed
 
 from jobplane import conventions as c
-from jobplane import kbindex
+from jobplane import kbindex, promotion
 from jobplane.encoder import Encoder, default_path
 from jobplane.store import ObjectStore, open_store
 from jobplane_trainer.data import BadDataError
@@ -37,9 +38,13 @@ class Env:
 
 
 def run(store: ObjectStore, run_id: str, **params: Any) -> dict[str, Any]:
+    """The job, then what the status function does with its succeeded callback: promote."""
     env = Env(store.url, {"botId": BOT, **params}, run_id=run_id)
     reporter = Reporter(env.events.append, run_id=run_id, token="t")
-    return execute(env, reporter, stop=threading.Event())
+    result = execute(env, reporter, stop=threading.Event())
+    record = {"id": run_id, "botId": BOT, "specId": env.spec_id, "createdAt": f"2026-01-01T00:00:0{run_id[-1]}Z"}
+    promoted, _ = promotion.promote_index(store, record, data=result, now=datetime.now(UTC))
+    return result | {"promoted": promoted}
 
 
 @pytest.fixture
@@ -55,7 +60,7 @@ def search(store: ObjectStore, query: str, k: int = 3) -> list[dict[str, Any]]:
 
 def test_an_index_of_markdown_html_and_text_articles_finds_the_right_article_first(store: ObjectStore) -> None:
     result = run(store, "kb-acme-1", articles=ARTICLES)
-    assert result["promoted"] and result["metrics"]["articles"] == 4
+    assert result["promote"] and result["promoted"] and result["metrics"]["articles"] == 4
     assert result["metrics"]["embeddedArticles"] == 4 and result["metrics"]["reusedArticles"] == 0
     for query, expected in QUERIES:
         assert search(store, query)[0]["articleId"] == expected, query

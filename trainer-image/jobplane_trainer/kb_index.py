@@ -1,5 +1,6 @@
 """The ``kb-index`` job: a bot's articles → passages → MiniLM embeddings + BM25 → a versioned
-search index under the run's artifacts, checked, then promoted to ``bots/{botId}/index.json``.
+search index under the run's artifacts, checked; the status function then promotes it to
+``bots/{botId}/index.json`` (``jobplane.promotion``).
 
 Articles come inline (``params.articles``: ``{id, title, text | uri, format?}``), from one
 object ``params.knowledgeBase.uri`` (a JSON document ``{"articles": [...]}``, or a folder URI
@@ -23,11 +24,13 @@ import numpy as np
 from jobplane import conventions as c
 from jobplane import kbindex
 from jobplane.encoder import Encoder
-from jobplane.errors import NotFoundError, PreconditionFailedError, Problem
-from jobplane.store import ObjectStore, open_store, resolve_uri
+from jobplane.errors import ForbiddenError, NotFoundError, PermanentError, Problem
+from jobplane.store import ObjectStore, resolve_uri
+from jobplane.store.scoped import ScopedStore
 
 from . import __version__
 from .data import BadDataError
+from .inputs import run_store
 from .kbtext import MAX_WORDS, OVERLAP, content_hash, infer_format, passages, sections
 from .report import Reporter
 from .stages import Progress
@@ -114,12 +117,15 @@ def article_passages(articles: Sequence[Mapping[str, str]], *, max_words: int = 
 
 
 def previous_index(store: ObjectStore, bot_id: str) -> kbindex.KbIndex | None:
-    """The bot's promoted index, if any (an unreadable one is ignored: everything is embedded)."""
+    """The bot's promoted index, if any (read from its run's artifacts, which the scoped store
+    lets through for this one run; an unreadable one is ignored: everything is embedded)."""
     try:
         pointer = json.loads(store.read(c.bot_index_key(bot_id)).data)
-        where, key = resolve_uri(str(pointer["indexUri"]), store=store)
-        return kbindex.KbIndex.from_bytes(where.read(key).data)
-    except (NotFoundError, KeyError, ValueError, OSError):
+        prefix = c.run_artifacts_prefix(str(pointer["runId"]))
+        if isinstance(store, ScopedStore):
+            store.allow_reads(prefix)
+        return kbindex.KbIndex.from_bytes(store.read(prefix + kbindex.INDEX_FILE).data)
+    except (NotFoundError, ForbiddenError, PermanentError, KeyError, ValueError, OSError):
         return None
 
 
@@ -174,7 +180,7 @@ def check(articles: Sequence[Mapping[str, str]], passages_: Sequence[Mapping[str
 
 def execute(env: Any, reporter: Reporter, *, stop: threading.Event) -> dict[str, Any]:
     """Build, check, write and promote the bot's index; the succeeded event's data."""
-    store = open_store(env.store_url)
+    store = run_store(env.store_url, run_id=env.run_id, bot_id=env.bot_id)
     reporter.progress(Progress("prepare", 5.0, "reading articles"), force=True)
     articles = read_articles(store, env.bot_id, env.params)
     found = article_passages(articles, max_words=int(env.params.get("maxWords", MAX_WORDS)),
@@ -188,10 +194,8 @@ def execute(env: Any, reporter: Reporter, *, stop: threading.Event) -> dict[str,
             "sha256": encoder.sha256}, "trainerVersion": __version__, "createdAt": _now()}
     metrics = {"articles": len(articles), "passages": len(found), **counts}
     artifacts = write_index(store, env.run_id, found, embeddings, meta=meta, metrics=metrics, articles=articles)
-    promoted = promote(store, bot_id=env.bot_id, run_id=env.run_id, spec_id=env.spec_id, artifacts=artifacts,
-                       metrics=metrics)
-    return {"metrics": metrics, "artifacts": artifacts, "promoted": promoted, "indexUri": artifacts["index"],
-            "botId": env.bot_id}
+    # promotion is the status function's, once the run's record says succeeded (jobplane.promotion)
+    return {"metrics": metrics, "artifacts": artifacts, "promote": True, "botId": env.bot_id}
 
 
 def write_index(store: ObjectStore, run_id: str, found: list[dict[str, Any]], embeddings: np.ndarray, *,
@@ -203,26 +207,6 @@ def write_index(store: ObjectStore, run_id: str, found: list[dict[str, Any]], em
     store.write(prefix + kbindex.INDEX_FILE, kbindex.to_bytes(found, embeddings, meta=meta), content_type="application/octet-stream")
     store.write(prefix + kbindex.MANIFEST_FILE, _json(manifest), content_type="application/json")
     return {"index": store.uri(prefix + kbindex.INDEX_FILE), "manifest": store.uri(prefix + kbindex.MANIFEST_FILE)}
-
-
-def promote(store: ObjectStore, *, bot_id: str, run_id: str, spec_id: str, artifacts: Mapping[str, str],
-            metrics: Mapping[str, int]) -> bool:
-    """Compare-and-swap ``bots/{botId}/index.json`` to this index (a checked one: the newest wins)."""
-    key = c.bot_index_key(bot_id)
-    pointer = {"botId": bot_id, "runId": run_id, "specId": spec_id, "indexUri": artifacts["index"],
-               "manifestUri": artifacts["manifest"], "format": kbindex.FORMAT, "metrics": dict(metrics),
-               "promotedAt": _now()}
-    for _ in range(10):
-        try:
-            generation = store.read(key).generation
-        except NotFoundError:
-            generation = 0
-        try:
-            store.write(key, _json(pointer), if_generation_match=generation)
-            return True
-        except PreconditionFailedError:
-            continue
-    return False
 
 
 def _json(obj: Any) -> bytes:
