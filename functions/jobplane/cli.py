@@ -5,6 +5,7 @@
     jobplane render-pingsource spec.json               # the PingSource for a scheduled spec
     jobplane runs --url http://127.0.0.1:8080 --spec train-acme-bank-assistant
     jobplane deadletter list|replay [ID ...]           # events the broker gave up on; send them again
+    jobplane search acme-bank-assistant "lost my card" # the bot's knowledge base, best passages first
 
 The API commands send ``Authorization: Bearer`` with ``$JOBPLANE_TOKEN``, else the token the
 plane keeps in ``{--data-dir}/api.token``.
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
             listing.add_argument("--spec", required=True, help="spec id")
             listing.add_argument("--limit", type=int, default=10)
     _deadletter_args(sub.add_parser("deadletter", help="list dead letters, or replay them through the broker"))
+    find = sub.add_parser("search", help="search a bot's knowledge base (its promoted kb-index)")
+    find.add_argument("bot", help="bot id")
+    find.add_argument("query", help="what to look for")
+    find.add_argument("-k", type=int, default=5, help="passages to show")
+    find.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the plane's URL")
+    find.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where api.token is (JOBPLANE_TOKEN wins when set)")
     return parser
 
 
@@ -204,12 +211,25 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(method: str, url: str, *, token: str) -> Any:
+def cmd_search(args: argparse.Namespace) -> int:
+    body = {"query": args.query, "k": args.k}
+    answer = _call("POST", f"{args.url}/v1/bots/{args.bot}:search", token=_token(args), body=body)
+    for i, hit in enumerate(answer["results"], 1):
+        where = " / ".join(p for p in (hit.get("title"), hit.get("heading")) if p)
+        print(f"{i}. {hit['articleId']}  {hit['score']:.3f}  [{', '.join(hit['matchedBy'])}]  {where}")
+        print(f"   {hit['text'][:300]}")
+    if not answer["results"]:
+        print("no passages")
+    return 0
+
+
+def _call(method: str, url: str, *, token: str, body: Any = None) -> Any:
     """An API call with the bearer token; its JSON answer."""
     from .errors import PermanentError, UnavailableError
 
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    request = urllib.request.Request(url, method=method, headers=headers, data=b"{}" if method == "POST" else None)
+    data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
+    request = urllib.request.Request(url, method=method, headers=headers, data=data)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
@@ -252,6 +272,7 @@ COMMANDS = {
     "runs": cmd_runs,
     "specs": cmd_specs,
     "deadletter": cmd_deadletter,
+    "search": cmd_search,
 }
 
 

@@ -90,3 +90,13 @@ def bot_data_prefix(bot_id: str) -> str:
 
 def bot_model_key(bot_id: str) -> str:
     return f"bots/{bot_id}/model.json"
+
+
+def bot_kb_prefix(bot_id: str) -> str:
+    """Where a bot's knowledge-base articles live (one object per article)."""
+    return f"bots/{bot_id}/kb/"
+
+
+def bot_index_key(bot_id: str) -> str:
+    """The pointer to the bot's promoted search index (only ever a succeeded kb-index run's)."""
+    return f"bots/{bot_id}/index.json"

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from .errors import Problem, ValidationError
 
-URI_FIELDS: Final = ("trainingData", "testData")
+URI_FIELDS: Final = ("trainingData", "testData", "knowledgeBase")
 """Params whose value is ``{"uri"}`` or inline data."""
 _FORBIDDEN: Final = frozenset("%?#\\")
 
@@ -53,7 +53,8 @@ def uris_of(params: Mapping[str, Any], *, path: str) -> Iterator[tuple[str, obje
     for name in URI_FIELDS:
         value = params.get(name)
         if isinstance(value, Mapping) and "uri" in value:
-            yield f"{path}.{name}.uri", value["uri"]
+            uri = value["uri"]  # a knowledge base may name a folder: checked as the folder's name
+            yield f"{path}.{name}.uri", uri.rstrip("/") if isinstance(uri, str) and name == "knowledgeBase" else uri
     articles = params.get("articles")
     if isinstance(articles, list):
         for i, article in enumerate(articles):

@@ -66,7 +66,9 @@ def _spec_schema() -> dict[str, Any]:
             "priority": {"enum": list(specs.PRIORITIES), "default": "normal"},
             "concurrency": {"enum": list(specs.CONCURRENCY), "default": "Forbid"},
             "params": {"type": "object", "description": "Per type. training: botId, trainingData "
-                       "({uri} or {examples}), testData, hyper-parameters; kb-index: botId, articles; "
+                       "({uri} or {examples}), testData, hyper-parameters; kb-index: botId, and articles ([{id, title, text | uri, format}]) or knowledgeBase ({uri}: a "
+                       "JSON document or a folder under bots/{botId}/), else the bot's bots/{botId}/kb/ folder; "
+                       "maxWords, overlap; "
                        "bot-test: botId, tests or testData (else the validation examples saved with the "
                        "bot's promoted model), minAccuracy. training and bot-test may name bots: \"all\" "
                        "instead of botId: one run per bot (a run with params.botId runs one bot).",
@@ -150,6 +152,18 @@ def _schemas() -> dict[str, Any]:
         "Model": {"type": "object", "description": "The bot's promoted model: run id, model URI, metrics.",
                   "properties": {"runId": {"type": "string"}, "modelUri": {"type": "string"},
                                  "metrics": {"type": "object"}}},
+        "SearchRequest": {"type": "object", "required": ["query"], "additionalProperties": False,
+                          "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 2000},
+                                         "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5}}},
+        "SearchResults": {"type": "object", "properties": {
+            "results": {"type": "array", "items": {"type": "object", "properties": {
+                "articleId": {"type": "string"}, "title": {"type": "string"}, "heading": {"type": "string"},
+                "text": {"type": "string", "description": "the passage"},
+                "score": {"type": "number", "description": "hybrid: 0.8 cosine + 0.2 BM25 scaled to the query's best"},
+                "semanticScore": {"type": "number"}, "lexicalScore": {"type": "number"},
+                "matchedBy": {"type": "array", "items": {"enum": ["semantic", "lexical"]}}}}},
+            "index": {"type": "object", "properties": {"runId": {"type": "string"}, "uri": {"type": "string"},
+                                                       "passages": {"type": "integer"}}}}},
         "PredictRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
                            "properties": {"text": {"type": "string", "minLength": 1}}},
         "Prediction": {"type": "object", "properties": {
@@ -231,6 +245,11 @@ def _bot_paths() -> dict[str, Any]:
             "operationId": "predict", "summary": "Classify an utterance with the bot's model",
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref("PredictRequest")}}},
             "responses": {"200": _json(_ref("Prediction"), "Intent, confidence, entities."),
+                          **_errors(400, 404, 413, 415, 501)}}},
+        "/v1/bots/{botId}:search": {"parameters": [BOT_ID], "post": {
+            "operationId": "search", "summary": "Search the bot's knowledge base (its promoted kb-index)",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("SearchRequest")}}},
+            "responses": {"200": _json(_ref("SearchResults"), "The top passages, best first."),
                           **_errors(400, 404, 413, 415, 501)}}},
     }
 

@@ -28,6 +28,8 @@ from .errors import NotFoundError, PermanentError, PreconditionFailedError, Prob
 from .runtime import Runtime
 
 SPEC_CAS_ATTEMPTS: Final = 10
+KB_SOURCE: Final = "/jobplane/launch/kb"
+"""Source of the kb-index ``run.requested`` a ``bot.changed`` with ``knowledgeBase`` sends."""
 FORCE_FIELD: Final = "force"
 REQUESTED_BY_EXTENSION: Final = "requestedby"
 """Optional CloudEvent extension naming who asked for the run (else the event's source)."""
@@ -46,6 +48,10 @@ class Plan:
     """Create-only objects to store before the run (inline training data, a new spec)."""
     spec_data: dict[str, Any] | None = None
     """Training data the stored spec is to name from now on (a bot.changed event's)."""
+    points: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    """(spec id, param, value): other stored specs to point at this event's data (kb-{botId})."""
+    follow_ups: list[ev.Event] = field(default_factory=list)
+    """Events to send before this run starts (a bot.changed's kb-index run beside its training)."""
     force: bool = False
     """The request said ``force: true``: run even when a succeeded run had the same inputs."""
 
@@ -54,7 +60,7 @@ def plan_for(event: ev.Event, *, rt: Runtime) -> Plan:
     data = _data_object(event)
     force = _force(data)
     if event.type == ev.BOT_CHANGED:
-        plan = _plan_bot_changed(data, rt=rt)
+        plan = _plan_bot_changed(data, event_id=event.id, rt=rt)
     elif event.type == ev.PING:
         plan = _plan_stored(_required_spec_id(data), {}, rt=rt)
     elif event.type == ev.RUN_REQUESTED:
@@ -89,11 +95,26 @@ def _data_object(event: ev.Event) -> dict[str, Any]:
     return data
 
 
-def _plan_bot_changed(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
+def _plan_bot_changed(data: Mapping[str, Any], *, event_id: str, rt: Runtime) -> Plan:
+    """The bot's training run; with ``knowledgeBase``, its kb-index run too (this event's run
+    when the event carries no training data, else a ``run.requested`` sent beside it)."""
     problems = _bot_problems(data)
     if problems:
         raise ValidationError(problems, what="dev.jobplane.bot.changed event")
     bot_id = str(data["botId"])
+    kb = _plan_kb(bot_id, data, rt=rt) if "knowledgeBase" in data else None
+    if "trainingData" not in data:
+        assert kb is not None
+        return kb
+    plan = _plan_training(bot_id, data, rt=rt)
+    if kb is not None:
+        plan.writes.extend(kb.writes)
+        plan.points.extend(kb.points)
+        plan.follow_ups.append(_kb_request(event_id, kb))
+    return plan
+
+
+def _plan_training(bot_id: str, data: Mapping[str, Any], *, rt: Runtime) -> Plan:
     writes: list[tuple[str, bytes]] = []
     training = data["trainingData"]
     if "uri" in training:
@@ -113,6 +134,34 @@ def _plan_bot_changed(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
     return Plan(spec=spec, overrides=overrides, writes=writes, spec_data=dict(overrides["trainingData"]))
 
 
+def _plan_kb(bot_id: str, data: Mapping[str, Any], *, rt: Runtime) -> Plan:
+    """The bot's ``kb-{botId}`` run on the event's articles (inline ones are stored under
+    ``bots/{botId}/data/`` first; the Job gets their URI)."""
+    given = data["knowledgeBase"]
+    writes: list[tuple[str, bytes]] = []
+    if "uri" in given:
+        uri = str(given["uri"])
+    else:
+        key, body = _inline_object(bot_id, data.get("revision"), {"articles": given["articles"]}, prefix="kb-")
+        writes.append((key, body))
+        uri = rt.store.uri(key)
+    overrides = {"knowledgeBase": {"uri": uri}}
+    spec_id = f"{specs.KB_PREFIX}{bot_id}"
+    stored = _read_spec(rt, spec_id)
+    if stored is None:
+        spec = _validated(_with_params(specs.kb_spec_for_bot(bot_id, defaults={}), overrides))
+        writes.append((c.spec_key(spec_id), dump(spec)))
+        return Plan(spec=spec, writes=writes)
+    points = [(spec_id, "knowledgeBase", dict(overrides["knowledgeBase"]))]
+    return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides, writes=writes, points=points)
+
+
+def _kb_request(event_id: str, kb: Plan) -> ev.Event:
+    """The kb-index run beside a bot.changed's training run (id from the event's: one per trigger)."""
+    body = {"specId": kb.spec["id"], "params": {"knowledgeBase": kb.spec["params"]["knowledgeBase"]}}
+    return ev.new_event(ev.RUN_REQUESTED, source=KB_SOURCE, id=f"{event_id}-kb", subject=kb.spec["id"], data=body)
+
+
 def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     checks.label(data.get("botId"), "data.botId", problems, max_len=specs.MAX_BOT_ID)  # it names train-{botId}
@@ -120,6 +169,10 @@ def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
     if revision is not None and not isinstance(revision, str | int):
         problems.append(Problem("data.revision", f"expected a string, got {type(revision).__name__}"))
     training = data.get("trainingData")
+    if "knowledgeBase" in data:
+        problems.extend(_kb_problems(data["knowledgeBase"]))
+        if training is None:
+            return problems
     if not isinstance(training, Mapping):
         problems.append(Problem("data.trainingData", "expected an object with uri or examples"))
     else:
@@ -127,12 +180,28 @@ def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _kb_problems(kb: object) -> list[Problem]:
+    problems: list[Problem] = []
+    if not isinstance(kb, Mapping) or ("uri" in kb) == ("articles" in kb) or set(kb) - {"uri", "articles"}:
+        return [Problem("data.knowledgeBase", "expected an object with exactly one of uri or articles")]
+    if "uri" in kb:
+        checks.uri(kb["uri"], "data.knowledgeBase.uri", problems)
+    else:
+        specs.validate_articles(kb["articles"], field="data.knowledgeBase.articles", problems=problems)
+    return problems
+
+
 def _inline_data_object(bot_id: str, revision: object, training: Mapping[str, Any]) -> tuple[str, bytes]:
     """Inline examples are stored under ``bots/{botId}/data/``; the Job only ever gets a URI."""
-    body = dump({"examples": training["examples"]})
+    return _inline_object(bot_id, revision, {"examples": training["examples"]})
+
+
+def _inline_object(bot_id: str, revision: object, obj: Mapping[str, Any], *, prefix: str = "") -> tuple[str, bytes]:
+    """``bots/{botId}/data/{prefix}{revision or content hash}.json`` and its bytes."""
+    body = dump(obj)
     name = str(revision) if revision is not None and _SAFE_NAME.match(str(revision)) else None
     name = name or "sha256-" + hashlib.sha256(body).hexdigest()[:32]
-    return f"{c.bot_data_prefix(bot_id)}{name}.json", body
+    return f"{c.bot_data_prefix(bot_id)}{prefix}{name}.json", body
 
 
 def _plan_requested(data: Mapping[str, Any], *, rt: Runtime) -> Plan:
@@ -199,16 +268,16 @@ def _read_spec(rt: Runtime, spec_id: str) -> dict[str, Any] | None:
         return None
 
 
-def point_spec_at(rt: Runtime, spec_id: str, data: Mapping[str, Any]) -> None:
-    """Compare-and-swap the stored spec's ``params.trainingData`` to ``data`` (if it differs)."""
+def point_spec_at(rt: Runtime, spec_id: str, data: Mapping[str, Any], *, param: str = "trainingData") -> None:
+    """Compare-and-swap the stored spec's ``params[param]`` to ``data`` (if it differs)."""
     key = c.spec_key(spec_id)
     for _ in range(SPEC_CAS_ATTEMPTS):
         blob = rt.store.read(key)
         stored = json.loads(blob.data)
-        if (stored.get("params") or {}).get("trainingData") == data:
+        if (stored.get("params") or {}).get(param) == data:
             return
         try:
-            rt.store.write(key, dump(_with_params(stored, {"trainingData": dict(data)})), if_generation_match=blob.generation)
+            rt.store.write(key, dump(_with_params(stored, {param: dict(data)})), if_generation_match=blob.generation)
             return
         except PreconditionFailedError:
             continue  # edited meanwhile (the API, another bot.changed): apply to the new version

@@ -1,4 +1,5 @@
-"""Promotion: the status function, not the trainer, moves a bot's model pointer.
+"""Promotion: the status function, not the trainer, moves a bot's model pointer (and its
+search index pointer ``bots/{botId}/index.json`` for a kb-index run).
 
 ``bots/{botId}/model.json`` only ever names a run whose record is ``succeeded``: promotion
 happens after the terminal callback was merged, from the stored record (terminal states are
@@ -29,6 +30,10 @@ MARGIN: Final = 0.02
 MODEL_FILE: Final = "model.npz"
 VALIDATION_FILE: Final = "validation.json"
 CAS_ATTEMPTS: Final = 10
+PROMOTED_TYPES: Final = ("training", "kb-index")
+"""Job types whose succeeded run moves a bot pointer: the model, the search index."""
+INDEX_FILE: Final = "kb_index.npz"
+INDEX_MANIFEST: Final = "kb_index.json"
 MODEL_FIELDS: Final = ("format", "threshold", "trainingDataHash", "trainerVersion")
 """What the trainer reports about its model that the pointer carries (scalars only)."""
 
@@ -37,16 +42,42 @@ def promote(store: ObjectStore, run: runs.Run, *, data: Mapping[str, Any], now: 
     """Judge a finished training run's model and move the pointer if it wins; the run's
     record notes the decision (``promoted``, ``gate``). Anything but a ``succeeded`` training
     run of a bot is returned as it is."""
-    if run.get("state") != "succeeded" or run.get("type") != "training" or not run.get("botId"):
+    if run.get("state") != "succeeded" or run.get("type") not in PROMOTED_TYPES or not run.get("botId"):
         return run
     stored = runs.read_record(store, str(run["id"]))  # the stored truth, not the callback's view
     if stored.run.get("state") != "succeeded" or "gate" in stored.run:
         return stored.run  # not succeeded, or decided by an earlier delivery of this callback
     if data.get("promote") is False:
         promoted, gate = False, {"decision": "not requested (params.promote: false)"}
+    elif stored.run.get("type") == "kb-index":
+        promoted, gate = promote_index(store, stored.run, data=data, now=now)
     else:
         promoted, gate = _move_pointer(store, stored.run, data=data, now=now)
     return _note(store, stored, promoted=promoted, gate=gate)
+
+
+def promote_index(store: ObjectStore, run: runs.Run, *, data: Mapping[str, Any], now: datetime) -> tuple[bool, dict[str, Any]]:
+    """``bots/{botId}/index.json`` to this run's index (the trainer checked it; a failed check
+    fails the run, which never gets here), unless the current one is a newer run's."""
+    key = c.bot_index_key(str(run["botId"]))
+    prefix = c.run_artifacts_prefix(str(run["id"]))
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), Mapping) else {}
+    pointer = {"botId": run["botId"], "runId": run["id"], "specId": run.get("specId"), "runCreatedAt": run.get("createdAt"),
+               "indexUri": store.uri(prefix + INDEX_FILE), "manifestUri": store.uri(prefix + INDEX_MANIFEST),
+               "metrics": {k: v for k, v in (metrics or {}).items() if isinstance(v, int) and not isinstance(v, bool)},
+               "promotedAt": runs.rfc3339(now)}
+    for _ in range(CAS_ATTEMPTS):
+        current, generation = _current(store, key)
+        if current and current.get("runId") == run["id"]:
+            return True, {"decision": "already promoted"}
+        if current and _newer(store, current, than=run):
+            return False, {"decision": f"kept current: run {current.get('runId')} is newer"}
+        try:
+            store.write(key, json.dumps(pointer, indent=1, sort_keys=True).encode(), if_generation_match=generation)
+            return True, {"decision": "promoted"}
+        except PreconditionFailedError:
+            continue
+    return False, {"decision": "not promoted: index.json kept changing"}
 
 
 def pointer_for(store: ObjectStore, run: Mapping[str, Any], *, data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -114,9 +145,13 @@ def _note(store: ObjectStore, stored: runs.Stored, *, promoted: bool, gate: Mapp
     run_id = str(stored.run["id"])
     model_uri = store.uri(c.run_artifacts_prefix(run_id) + MODEL_FILE)
 
+    index_uri = store.uri(c.run_artifacts_prefix(run_id) + INDEX_FILE)
+
     def mutate(r: runs.Run) -> runs.Run:
         r["promoted"], r["gate"] = promoted, dict(gate)
-        if promoted:
+        if promoted and r.get("type") == "kb-index":
+            r["indexUri"] = index_uri
+        elif promoted:
             r["modelUri"] = model_uri
         return r
 

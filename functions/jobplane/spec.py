@@ -19,29 +19,36 @@ into one run per bot; such a spec carries no data of its own, since every bot ha
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import checks as ck
-from . import cronexpr
+from . import cronexpr, jobtypes
 from .errors import Problem, ValidationError
-from .settings import JOB_TYPES
+from .jobtypes.base import ALL_BOTS as ALL_BOTS  # the spec's contract names, re-exported
+from .jobtypes.base import DEFAULT_RESOURCES as DEFAULT_RESOURCES
+from .jobtypes.base import FAN_OUT_FIELD as FAN_OUT_FIELD
+from .jobtypes.base import MAX_BOT_ID as MAX_BOT_ID
+from .jobtypes.base import MAX_ID as MAX_ID
+from .jobtypes.base import MAX_REPORTED as MAX_REPORTED
+from .jobtypes.base import PER_BOT_DATA as PER_BOT_DATA
+from .jobtypes.base import TRAINING_PREFIX as TRAINING_PREFIX
+from .jobtypes.kb_index import ARTICLE_FORMATS as ARTICLE_FORMATS
+from .jobtypes.kb_index import KB_PREFIX as KB_PREFIX
+from .jobtypes.kb_index import validate_articles as validate_articles
+from .jobtypes.training import DATA_FORMATS as DATA_FORMATS
+from .jobtypes.training import HYPER_PARAMETERS as HYPER_PARAMETERS
+from .jobtypes.training import validate_examples as validate_examples
+from .jobtypes.training import validate_training_data as validate_training_data
 
 Spec = dict[str, Any]
 Problems = ck.Problems
 
-MAX_ID: Final = ck.MAX_LABEL
-TRAINING_PREFIX: Final = "train-"
-MAX_BOT_ID: Final = MAX_ID - len(TRAINING_PREFIX)
-"""So that ``train-{botId}`` is itself a DNS-1123 label."""
 PRIORITIES: Final = ("high", "normal", "low")
 CONCURRENCY: Final = ("Allow", "Forbid", "Replace")
-DATA_FORMATS: Final = ("jobplane", "rasa", "snips")
 MAX_DESCRIPTION: Final = 2000
-MAX_REPORTED: Final = 100
-"""Problems reported per examples list; a broken 10,000-line file needs no 10,000 lines back."""
 DEFAULTS: Final[Mapping[str, Any]] = {
     "description": "",
     "timezone": "UTC",
@@ -50,14 +57,10 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "timeoutSeconds": 3600,
     "retries": 2,
 }
-DEFAULT_RESOURCES: Final[Mapping[str, Any]] = {"gpus": 0, "cpu": "2", "memory": "4Gi"}
+"""Defaults of every type; a type's own module says its resources and timeout (``jobtypes``)."""
 TRAINING_DEFAULTS: Final[Mapping[str, Any]] = {"concurrency": "Replace"}
-FAN_OUT_FIELD: Final = "bots"
-ALL_BOTS: Final = "all"
-FAN_OUT_TYPES: Final = ("training", "bot-test")
+FAN_OUT_TYPES: Final = tuple(name for name, t in jobtypes.REGISTRY.items() if t.fan_out)
 """Job types whose spec may fan out to every bot (``params.bots: "all"``)."""
-PER_BOT_DATA: Final = ("trainingData", "testData", "tests")
-"""Params naming one bot's data, which a fan-out spec cannot carry."""
 TOP_LEVEL: Final = frozenset(
     {"id", "type", "description", "schedule", "timezone", "priority", "concurrency", "params",
      "resources", "timeoutSeconds", "retries"}
@@ -67,8 +70,8 @@ TOP_LEVEL: Final = frozenset(
 # --- resources -----------------------------------------------------------------------------
 
 
-def _resources(value: object, path: str, problems: Problems) -> dict[str, Any]:
-    resources = dict(DEFAULT_RESOURCES)
+def _resources(value: object, path: str, problems: Problems, *, defaults: Mapping[str, Any] = DEFAULT_RESOURCES) -> dict[str, Any]:
+    resources = dict(defaults)
     obj = ck.mapping(value, path, problems) if value is not None else {}
     if obj is None:
         return resources
@@ -112,198 +115,6 @@ def _timezone(value: object, path: str, problems: Problems) -> str | None:
     return None
 
 
-# --- training data -------------------------------------------------------------------------
-
-
-def validate_training_data(obj: object, *, field: str = "data.trainingData") -> Problems:
-    """Problems with a ``trainingData`` value: ``{"uri": ...}`` or ``{"examples": [...]}``."""
-    problems: Problems = []
-    data = ck.mapping(obj, field, problems)
-    if data is None:
-        return problems
-    ck.unknown(data, {"uri", "examples", "format"}, field, problems)
-    if ("uri" in data) == ("examples" in data):
-        problems.append(Problem(field, "must have exactly one of uri or examples"))
-    if "uri" in data:
-        ck.uri(data["uri"], f"{field}.uri", problems)
-    if "format" in data:
-        ck.choice(data["format"], f"{field}.format", problems, DATA_FORMATS)
-    if "examples" in data:
-        problems.extend(validate_examples(data["examples"], field=f"{field}.examples"))
-    return problems
-
-
-def validate_examples(examples: object, *, field: str) -> Problems:
-    """Problems with a list of labelled utterances (at most ``MAX_REPORTED`` of them)."""
-    problems: Problems = []
-    if not isinstance(examples, list) or not examples:
-        return [Problem(field, f"must be a non-empty array of examples, got {ck.kind(examples)}")]
-    for i, example in enumerate(examples):
-        _example(example, f"{field}[{i}]", problems)
-        if len(problems) >= MAX_REPORTED:
-            problems.append(Problem(field, f"stopped after {MAX_REPORTED} problems ({len(examples)} examples)"))
-            break
-    return problems
-
-
-def _example(value: object, path: str, problems: Problems) -> None:
-    example = ck.mapping(value, path, problems)
-    if example is None:
-        return
-    text = ck.string(example.get("text"), f"{path}.text", problems, max_len=10_000)
-    ck.string(example.get("intent"), f"{path}.intent", problems, max_len=200)
-    entities = example.get("entities", [])
-    if not isinstance(entities, list):
-        problems.append(Problem(f"{path}.entities", f"must be an array, got {ck.kind(entities)}"))
-        return
-    for j, entity in enumerate(entities):
-        _entity(entity, f"{path}.entities[{j}]", text, problems)
-
-
-def _entity(value: object, path: str, text: str | None, problems: Problems) -> None:
-    entity = ck.mapping(value, path, problems)
-    if entity is None:
-        return
-    ck.string(entity.get("entity"), f"{path}.entity", problems, max_len=200)
-    start, end = entity.get("start"), entity.get("end")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
-        problems.append(Problem(path, f"start and end must be integers, got {ck.kind(start)} and {ck.kind(end)}"))
-        return
-    assert isinstance(start, int) and isinstance(end, int)
-    limit = len(text) if text is not None else None
-    if start < 0 or start >= end or (limit is not None and end > limit):
-        problems.append(Problem(path, f"must have 0 <= start < end <= {limit} (text length), got {start}..{end}"))
-        return
-    if "value" in entity and text is not None and entity["value"] != text[start:end]:
-        problems.append(Problem(f"{path}.value", f"must equal text[{start}:{end}] = {text[start:end]!r}, got {entity['value']!r}"))
-
-
-# --- params per job type -------------------------------------------------------------------
-
-Check = Callable[[object, str, Problems], Any]
-
-
-def _int_between(low: int, high: int) -> Check:
-    return lambda v, p, ps: ck.integer(v, p, ps, low=low, high=high)
-
-
-def _open_interval(low: float, high: float) -> Check:
-    return lambda v, p, ps: ck.number(v, p, ps, low=low, high=high, open_low=True)
-
-
-def _closed_interval(low: float, high: float) -> Check:
-    return lambda v, p, ps: ck.number(v, p, ps, low=low, high=high, open_low=False)
-
-
-HYPER_PARAMETERS: Final[Mapping[str, Check]] = {
-    "epochs": _int_between(1, 200),
-    "learningRate": _open_interval(0, 1),
-    "batchSize": _int_between(1, 4096),
-    "validationSplit": _open_interval(0, 0.5),
-    "seed": _int_between(0, 2**32 - 1),
-    "embeddingDim": _int_between(8, 1024),
-    "hiddenDim": _int_between(8, 4096),
-    "dropout": _closed_interval(0, 0.9),
-    "maxLength": _int_between(4, 512),
-    "patience": _int_between(0, 200),
-    "weightDecay": _closed_interval(0, 1),
-    "promote": ck.boolean,
-}
-"""Optional training hyper-parameters, typed and bounded; the trainer supplies defaults."""
-
-
-def _training_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    ck.unknown(params, {"botId", FAN_OUT_FIELD, "trainingData", "testData", *HYPER_PARAMETERS}, path, problems)
-    if _target(params, path, problems):
-        require_data = False  # each bot trains on its own data, named by its own spec
-    if "trainingData" in params or require_data:
-        if ck.required(params, "trainingData", path, problems):
-            problems.extend(validate_training_data(params["trainingData"], field=f"{path}.trainingData"))
-    if "testData" in params:
-        problems.extend(validate_training_data(params["testData"], field=f"{path}.testData"))
-    for name, check in HYPER_PARAMETERS.items():
-        if name in params:
-            check(params[name], f"{path}.{name}", problems)
-
-
-def _kb_index_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    ck.unknown(params, {"botId", "articles"}, path, problems)
-    if ck.required(params, "botId", path, problems):
-        ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
-    if not ck.required(params, "articles", path, problems):
-        return
-    articles = params["articles"]
-    if not isinstance(articles, list) or not articles:
-        problems.append(Problem(f"{path}.articles", f"must be a non-empty array, got {ck.kind(articles)}"))
-        return
-    seen: set[str] = set()
-    for i, article in enumerate(articles):
-        _article(article, f"{path}.articles[{i}]", seen, problems)
-
-
-def _article(value: object, path: str, seen: set[str], problems: Problems) -> None:
-    article = ck.mapping(value, path, problems)
-    if article is None:
-        return
-    ck.unknown(article, {"id", "title", "text", "uri"}, path, problems)
-    article_id = ck.string(article.get("id"), f"{path}.id", problems, max_len=200)
-    if article_id is not None and article_id in seen:
-        problems.append(Problem(f"{path}.id", f"duplicate article id {article_id!r}"))
-    seen.add(article_id or "")
-    ck.string(article.get("title"), f"{path}.title", problems, max_len=1000)
-    if ("text" in article) == ("uri" in article):
-        problems.append(Problem(path, "must have exactly one of text or uri"))
-    elif "text" in article:
-        ck.string(article["text"], f"{path}.text", problems, max_len=1_000_000)
-    else:
-        ck.uri(article["uri"], f"{path}.uri", problems)
-
-
-def _bot_test_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    """``tests`` or ``testData``, or neither: then the bot is tested on the held-out
-    validation examples saved with its promoted model."""
-    ck.unknown(params, {"botId", FAN_OUT_FIELD, "tests", "testData", "minAccuracy"}, path, problems)
-    _target(params, path, problems)
-    if "tests" in params and "testData" in params:
-        problems.append(Problem(path, "must have at most one of tests or testData"))
-    if "testData" in params:
-        problems.extend(validate_training_data(params["testData"], field=f"{path}.testData"))
-    if "tests" in params:
-        _tests(params["tests"], f"{path}.tests", problems)
-    if "minAccuracy" in params:
-        ck.number(params["minAccuracy"], f"{path}.minAccuracy", problems, low=0, high=1, open_low=False)
-
-
-def _target(params: Mapping[str, Any], path: str, problems: Problems) -> bool:
-    """Check ``botId``, or ``bots: "all"`` and no per-bot data; whether the params fan out."""
-    if FAN_OUT_FIELD not in params:
-        if ck.required(params, "botId", path, problems):
-            ck.label(params["botId"], f"{path}.botId", problems, max_len=MAX_BOT_ID)
-        return False
-    if "botId" in params:
-        problems.append(Problem(path, f"must have exactly one of botId or {FAN_OUT_FIELD}"))
-    if params[FAN_OUT_FIELD] != ALL_BOTS:
-        problems.append(Problem(f"{path}.{FAN_OUT_FIELD}", f"must be {ALL_BOTS!r} (one run per bot), got {params[FAN_OUT_FIELD]!r}"))
-    for name in PER_BOT_DATA:
-        if name in params:
-            problems.append(Problem(f"{path}.{name}", f"not allowed with {FAN_OUT_FIELD}: every bot has its own data"))
-    return True
-
-
-def _tests(tests: object, path: str, problems: Problems) -> None:
-    if not isinstance(tests, list) or not tests:
-        problems.append(Problem(path, f"must be a non-empty array of {{text, expectedIntent}}, got {ck.kind(tests)}"))
-        return
-    for i, value in enumerate(tests[:MAX_REPORTED]):
-        case = ck.mapping(value, f"{path}[{i}]", problems)
-        if case is not None:
-            ck.unknown(case, {"text", "expectedIntent"}, f"{path}[{i}]", problems)
-            ck.string(case.get("text"), f"{path}[{i}].text", problems, max_len=10_000)
-            ck.string(case.get("expectedIntent"), f"{path}[{i}].expectedIntent", problems, max_len=200)
-
-
-PARAMS: Final = {"training": _training_params, "kb-index": _kb_index_params, "bot-test": _bot_test_params}
-
 
 # --- the spec ------------------------------------------------------------------------------
 
@@ -320,9 +131,11 @@ def validate_spec(obj: object, *, field: str = "spec", require_data: bool = True
         raise ValidationError(problems, what="job spec")
     ck.unknown(spec, TOP_LEVEL, field, problems)
     out = _identity(spec, field, problems)
-    out.update(_policy(spec, field, problems))
+    out.update(_policy(spec, field, problems, timeout=_type_timeout(out.get("type"))))
     out["params"] = _params(spec, out.get("type"), field, problems, require_data=require_data)
-    out["resources"] = _resources(spec.get("resources"), f"{field}.resources", problems)
+    job_type = jobtypes.get(out.get("type"))
+    out["resources"] = _resources(spec.get("resources"), f"{field}.resources", problems,
+                                  defaults=job_type.resources if job_type else DEFAULT_RESOURCES)
     if problems:
         raise ValidationError(problems, what="job spec")
     return out
@@ -333,7 +146,7 @@ def _identity(spec: Mapping[str, Any], path: str, problems: Problems) -> Spec:
     if ck.required(spec, "id", path, problems):
         out["id"] = ck.label(spec["id"], f"{path}.id", problems)
     if ck.required(spec, "type", path, problems):
-        out["type"] = ck.choice(spec["type"], f"{path}.type", problems, JOB_TYPES)
+        out["type"] = ck.choice(spec["type"], f"{path}.type", problems, jobtypes.NAMES)
     description = spec.get("description", DEFAULTS["description"])
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         problems.append(Problem(f"{path}.description", f"must be a string of at most {MAX_DESCRIPTION} characters"))
@@ -341,7 +154,12 @@ def _identity(spec: Mapping[str, Any], path: str, problems: Problems) -> Spec:
     return out
 
 
-def _policy(spec: Mapping[str, Any], path: str, problems: Problems) -> Spec:
+def _type_timeout(name: object) -> int:
+    job_type = jobtypes.get(name)
+    return job_type.timeout_seconds if job_type else int(DEFAULTS["timeoutSeconds"])
+
+
+def _policy(spec: Mapping[str, Any], path: str, problems: Problems, *, timeout: int) -> Spec:
     out: Spec = {}
     if spec.get("schedule") is not None:
         out["schedule"] = _schedule(spec["schedule"], f"{path}.schedule", problems)
@@ -351,7 +169,7 @@ def _policy(spec: Mapping[str, Any], path: str, problems: Problems) -> Spec:
         spec.get("concurrency", DEFAULTS["concurrency"]), f"{path}.concurrency", problems, CONCURRENCY
     )
     out["timeoutSeconds"] = ck.integer(
-        spec.get("timeoutSeconds", DEFAULTS["timeoutSeconds"]), f"{path}.timeoutSeconds", problems, low=60, high=86400
+        spec.get("timeoutSeconds", timeout), f"{path}.timeoutSeconds", problems, low=60, high=86400
     )
     out["retries"] = ck.integer(spec.get("retries", DEFAULTS["retries"]), f"{path}.retries", problems, low=0, high=10)
     return out
@@ -363,9 +181,9 @@ def _params(spec: Mapping[str, Any], job_type: object, path: str, problems: Prob
     params = ck.mapping(spec["params"], f"{path}.params", problems)
     if params is None:
         return {}
-    check = PARAMS.get(str(job_type))
-    if check is not None:
-        check(params, f"{path}.params", problems, require_data=require_data)
+    registered = jobtypes.get(job_type)
+    if registered is not None:
+        registered.check_params(params, f"{path}.params", problems, require_data=require_data)
     return copy.deepcopy(dict(params))
 
 
@@ -400,4 +218,15 @@ def training_spec_for_bot(bot_id: str, *, defaults: Mapping[str, Any]) -> Spec:
     given = base.get("params")
     params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     base.update(id=f"{TRAINING_PREFIX}{bot_id}", type="training", params={**params, "botId": bot_id})
+    return validate_spec(base, require_data=False)
+
+
+def kb_spec_for_bot(bot_id: str, *, defaults: Mapping[str, Any]) -> Spec:
+    """A bot's knowledge-base spec ``kb-{botId}`` from the configured defaults (like
+    ``train-{botId}``: one history per bot; ``Replace``, newer articles supersede)."""
+    base: Spec = {"concurrency": "Replace", "description": f"Knowledge-base index of bot {bot_id}"}
+    base.update(copy.deepcopy(dict(defaults)))
+    given = base.get("params")
+    params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    base.update(id=f"{KB_PREFIX}{bot_id}", type="kb-index", params={**params, "botId": bot_id})
     return validate_spec(base, require_data=False)

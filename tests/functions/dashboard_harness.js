@@ -6,7 +6,8 @@ class Node { constructor(tag) { this.tag = tag; this.children = []; this.textCon
   appendChild(c) { this.children.push(c); return c; } addEventListener(t, f) { this.listeners[t] = f; } }
 class Row extends Node { insertCell() { return this.appendChild(new Node("td")); } }
 class Body extends Node { insertRow() { return this.appendChild(new Row("tr")); } replaceChildren() { this.children = []; } }
-const els = { specs: new Body("tbody"), runs: new Body("tbody"), error: new Node("div"), openapi: new Node("a") };
+const els = { specs: new Body("tbody"), runs: new Body("tbody"), error: new Node("div"), openapi: new Node("a"),
+  search: new Node("form"), "search-bot": new Node("input"), "search-query": new Node("input"), "search-results": new Body("ol") };
 global.Node = Node;
 global.document = { getElementById: id => els[id], createElement: t => new Node(t) };
 global.location = { pathname: "/prefix" };
@@ -18,6 +19,8 @@ const canned = {
     { id: "train-a-0", specId: "train-a", state: "succeeded", progress: 100, phase: "done", metrics: { accuracy: 0.9 },
       createdAt: "2026-01-01" }] },
   "v1/runs/train-a-1:cancel": { id: "train-a-1", state: "cancelled" },
+  "v1/bots/a%20b:search": { results: [{ articleId: "lost-card", score: 0.8123, matchedBy: ["semantic", "lexical"],
+    text: "<b>Freeze</b> your card." }] },
 };
 const calls = [];
 const loggedOut = process.argv[3] === "logged-out";
@@ -41,5 +44,11 @@ const text = n => n.children.length ? n.children.map(text).join("|") : String(n.
     openapi: els.openapi.href };
   await els.runs.children[0].children[7].children[0].listeners.click();
   for (let i = 0; i < 5; i++) await settle();
-  console.log(JSON.stringify({ ...first, calls, errorAfterCancel: els.error.textContent }));
+  const errorAfterCancel = els.error.textContent;
+  els["search-bot"].value = " a b "; els["search-query"].value = "lost card";
+  let prevented = false;
+  await els.search.listeners.submit({ preventDefault: () => { prevented = true; } });
+  for (let i = 0; i < 5; i++) await settle();
+  const search = { prevented, results: els["search-results"].children.map(text) };
+  console.log(JSON.stringify({ ...first, calls, errorAfterCancel, search }));
 })();

@@ -58,3 +58,12 @@ def test_dashboard_renders_specs_and_runs_with_progress_and_cancels(tmp_path: Pa
     assert seen["openapi"] == "/prefix/openapi.json", "URLs are relative to the page, so a path prefix works"
     assert "POST /prefix/v1/runs/train-a-1:cancel {}" in seen["calls"], "changes send a JSON body"
     assert seen["error"] == seen["errorAfterCancel"] == ""
+
+
+@NEEDS_NODE
+def test_the_dashboards_search_form_posts_the_query_and_lists_the_hits_as_text(tmp_path: Path) -> None:
+    seen = run_page(PAGE, HARNESS, tmp_path)
+    assert 'POST /prefix/v1/bots/a%20b:search {"query":"lost card","k":5}' in seen["calls"]
+    assert seen["search"] == {"prevented": True,
+                              "results": ["lost-card (0.812, semantic+lexical): <b>Freeze</b> your card."]}
+

@@ -178,7 +178,8 @@ INVALID: list[tuple[str, Any, str, str]] = [
     ("gs uri without object", with_params(trainingData={"uri": "gs://bucket"}), "spec.params.trainingData.uri", "gs://"),
     ("bad format", with_params(trainingData={"uri": "gs://bkt/x", "format": "csv"}),
      "spec.params.trainingData.format", "jobplane, rasa, snips"),
-    ("kb-index no articles", make_spec(type="kb-index", params={"botId": "b"}), "spec.params.articles", "required"),
+    ("kb-index no bot", make_spec(type="kb-index", params={"articles": [{"id": "a", "title": "t", "text": "x"}]}),
+     "spec.params.botId", "required"),
     ("kb-index empty articles", make_spec(type="kb-index", params={"botId": "b", "articles": []}),
      "spec.params.articles", "non-empty array"),
     ("kb-index text and uri", make_spec(type="kb-index", params={"botId": "b", "articles": [

@@ -21,9 +21,9 @@ from typing import Any
 from jobplane import conventions as c
 from jobplane import events, inference
 
-from . import metrics
+from . import jobtypes, metrics
 from .data import BadDataError, parse, validate
-from .job import JobEnv, execute
+from .job import JobEnv
 from .report import Reporter
 from .train import Hooks, Interrupted, Progress, TrainConfig, train
 
@@ -63,21 +63,15 @@ def cmd_run() -> int:
         log.exception("training failed")
         reporter.crashed(f"{type(e).__name__}: {e}")  # not run.failed: a retry may still succeed
         return c.EXIT_FAILED
-    reporter.progress(Progress("done", 100.0, "model trained"), force=True)
+    reporter.progress(Progress("done", 100.0, f"{env.job_type} done"), force=True)
     reporter.succeeded(data)
-    log.info("succeeded: %s promotion requested=%s", {k: v for k, v in data["metrics"].items() if not isinstance(v, dict)}, data.get("promote"))
+    log.info("succeeded: %s promotion requested=%s", {k: v for k, v in (data.get("metrics") or {}).items() if not isinstance(v, dict)},
+             data.get("promote"))
     return c.EXIT_OK
 
 
 def _dispatch(env: JobEnv, reporter: Reporter, *, stop: threading.Event) -> dict[str, Any]:
-    if env.job_type == "training":
-        return execute(env, reporter, stop=stop)
-    if env.job_type == "bot-test":
-        from . import bottest
-
-        reporter.progress(Progress("test", 10.0, "scoring the promoted model"), force=True)
-        return bottest.execute(env)
-    raise BadDataError([], what=f"job: this image runs training and bot-test jobs, not {env.job_type!r}")
+    return jobtypes.entrypoint(env.job_type)(env, reporter, stop=stop)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

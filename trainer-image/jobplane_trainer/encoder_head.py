@@ -9,7 +9,7 @@ refit and the evaluation share the vectors.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +18,9 @@ from torch import nn
 from jobplane import encoder, inference
 
 from .data import Example
+from .stages import Hooks, Interrupted, Progress, Stage, TrainConfig, autocast, shuffled
 from .model import Adam
 
-if TYPE_CHECKING:
-    from .train import Hooks, Progress, Stage, TrainConfig
 
 ENCODERS = {"minilm": encoder.NAME}
 """The option's values and the encoders they name."""
@@ -63,7 +62,6 @@ class Embeddings:
         for i in range(0, len(missing), ENCODE_CHUNK):
             chunk = missing[i : i + ENCODE_CHUNK]
             if self.should_stop():
-                from .train import Interrupted
 
                 raise Interrupted(f"stopped while encoding ({i}/{len(missing)} texts)")
             self.vectors.update(zip(chunk, self.encoder.encode(chunk)))
@@ -77,7 +75,6 @@ class Embeddings:
 
     def _report(self, done: int, total: int) -> None:
         if self.progress is not None:
-            from .train import Progress
 
             self.progress(Progress("encode", 5.0, f"{encoder.NAME}: encoded {done}/{total} texts"))
 
@@ -101,7 +98,6 @@ class HeadNet(nn.Module):
 def head_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list[str], cfg: TrainConfig, dev: torch.device,
                emb: Embeddings, epochs: int | None, name: str, span: tuple[float, float]) -> Stage:
     """The head's stage: cross-entropy on the embeddings, early stopping on the validation loss."""
-    from .train import Stage, _shuffled, autocast
 
     index = {label: i for i, label in enumerate(labels)}
     x = torch.from_numpy(emb.of([e.text for e in train])).to(dev)
@@ -125,7 +121,7 @@ def head_stage(train: Sequence[Example], val: Sequence[Example], *, labels: list
             return -float(loss_fn(net(val_x).float(), val_y))
 
     min_epochs = -(-cfg.min_steps // max(1, -(-len(train) // cfg.batch_size)))
-    return Stage(name, net, opts, lambda ep: _shuffled(len(train), seed=cfg.seed + 2, epoch=ep, size=cfg.batch_size),
+    return Stage(name, net, opts, lambda ep: shuffled(len(train), seed=cfg.seed + 2, epoch=ep, size=cfg.batch_size),
                  step, score, epochs or max(cfg.encoder_epochs, min_epochs + cfg.encoder_patience), cfg.encoder_patience, span, min_epochs)
 
 

@@ -11,7 +11,7 @@ encoder with the installed package's word embeddings and vocabulary.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,9 +21,8 @@ from torch import nn
 from jobplane import encoder
 
 from .data import Example
+from .stages import Stage, TrainConfig, autocast, shuffled
 
-if TYPE_CHECKING:
-    from .train import Stage, TrainConfig
 
 PREFIX = encoder.FINETUNED_PREFIX
 _LAYER_NAMES = {"query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
@@ -149,7 +148,6 @@ def finetune_stage(train: Sequence[Example], val: Sequence[Example], *, labels: 
                    enc: encoder.Encoder, head: dict[str, np.ndarray], epochs: int | None, name: str,
                    span: tuple[float, float]) -> Stage:
     """The encoder and the head trained together; the best epoch by validation loss is kept."""
-    from .train import Stage, _shuffled, autocast
 
     index = {label: i for i, label in enumerate(labels)}
     ids = [enc.tokenizer.encode(e.text) for e in train]
@@ -182,7 +180,7 @@ def finetune_stage(train: Sequence[Example], val: Sequence[Example], *, labels: 
                 losses.append(float(F.cross_entropy(logits, val_y[i : i + 128], reduction="sum")))
         return -sum(losses) / len(val_ids)
 
-    return Stage(name, net, [opt], lambda ep: _shuffled(len(train), seed=cfg.seed + 3, epoch=ep, size=cfg.finetune_batch_size),  # type: ignore[list-item]
+    return Stage(name, net, [opt], lambda ep: shuffled(len(train), seed=cfg.seed + 3, epoch=ep, size=cfg.finetune_batch_size),  # type: ignore[list-item]
                  step, score, n_epochs, n_epochs, span, n_epochs)
 
 

@@ -25,7 +25,7 @@ from jobplane import events
 from jobplane.conventions import PHASE_ERROR, TOKEN_EXTENSION
 from jobplane.errors import TransientError
 
-from .train import Progress
+from .stages import Progress
 
 log = logging.getLogger("jobplane_trainer")
 MIN_INTERVAL = 1.0

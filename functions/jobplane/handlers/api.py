@@ -362,6 +362,21 @@ def predict(request: flask.Request, rt: Runtime, params: Params) -> flask.Respon
     return json_response(fn(rt, bot_id, body.get("text")))
 
 
+def search(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    """The bot's knowledge base, searched: ``{"query", "k"?}`` → the top passages."""
+    bot_id = _checked_id(params["bot_id"], "bot")
+    body = _json_body(request)
+    if not isinstance(body, Mapping) or set(body) - {"query", "k"}:
+        raise ValidationError([Problem("body", 'must be an object {"query": "...", "k": 5}')], what="search request")
+    try:
+        from .. import search as kb_search
+        from ..encoder import EncoderNotFound
+
+        return json_response(kb_search.search(rt, bot_id, body.get("query"), body.get("k", kb_search.DEFAULT_K)))
+    except (ImportError, EncoderNotFound) as e:
+        raise NotImplementedYetError(f"search is not available in this deployment: {e}") from e
+
+
 # --- dead letters ------------------------------------------------------------------------------
 
 
@@ -397,6 +412,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/model"), {"GET": get_model}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/runs"), {"GET": list_bot_runs}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):predict"), {"POST": predict}),
+    Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):search"), {"POST": search}),
     Route(re.compile(r"/v1/deadletters"), {"GET": list_dead_letters}),
     Route(re.compile(r"/v1/deadletters:replay"), {"POST": replay_dead_letters}),
     Route(re.compile(r"/v1/deadletters/(?P<dead_id>[^/:]+):replay"), {"POST": replay_dead_letter}),

@@ -40,6 +40,10 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
         planning.create_only(rt, key, data)
     if plan.spec_data is not None:
         planning.point_spec_at(rt, str(plan.spec["id"]), plan.spec_data)
+    for spec_id, param, value in plan.points:
+        planning.point_spec_at(rt, spec_id, value, param=param)
+    for follow_up in plan.follow_ups:  # sent again on a redelivery: its run id absorbs it
+        rt.send(follow_up)
     if specs.is_fan_out(plan.spec):
         fanout.fan_out(event, plan, rt=rt)
         return None

@@ -49,6 +49,8 @@ def model_ready(run: Mapping[str, Any]) -> ev.Event | None:
     """``dev.jobplane.model.ready`` for a succeeded run that promoted its model, else None."""
     if run.get("state") != "succeeded" or not run.get("promoted") or not run.get("botId"):
         return None
+    if run.get("type", "training") != "training":
+        return None  # a kb-index run promotes a search index, not a model
     artifacts = run.get("artifacts") or {}
     data = {
         "botId": run["botId"],
