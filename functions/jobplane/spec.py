@@ -208,6 +208,7 @@ HYPER_PARAMETERS: Final[Mapping[str, Check]] = {
     "patience": _int_between(0, 200),
     "weightDecay": _closed_interval(0, 1),
     "promote": ck.boolean,
+    "testSplit": _closed_interval(0, 0.5),
 }
 """Optional training hyper-parameters, typed and bounded; the trainer supplies defaults."""
 
@@ -260,9 +261,11 @@ def _article(value: object, path: str, seen: set[str], problems: Problems) -> No
 
 
 def _bot_test_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    """``tests`` or ``testData``, or neither: then the bot is tested on the held-out
-    validation examples saved with its promoted model."""
-    ck.unknown(params, {"botId", FAN_OUT_FIELD, "tests", "testData", "minAccuracy"}, path, problems)
+    """``tests`` or ``testData``, or neither: then the bot is tested on the test split its
+    promoted model's training held out. ``minAccuracy`` (0–1) fails a run below it; ``maxDrop``
+    (0–1, absolute) fails one whose figures dropped more since the previous succeeded test.
+    (``baseline``, naming that previous run, is set by the launch, never by a spec.)"""
+    ck.unknown(params, {"botId", FAN_OUT_FIELD, "tests", "testData", "minAccuracy", "maxDrop"}, path, problems)
     _target(params, path, problems)
     if "tests" in params and "testData" in params:
         problems.append(Problem(path, "must have at most one of tests or testData"))
@@ -270,8 +273,9 @@ def _bot_test_params(params: Mapping[str, Any], path: str, problems: Problems, *
         problems.extend(validate_training_data(params["testData"], field=f"{path}.testData"))
     if "tests" in params:
         _tests(params["tests"], f"{path}.tests", problems)
-    if "minAccuracy" in params:
-        ck.number(params["minAccuracy"], f"{path}.minAccuracy", problems, low=0, high=1, open_low=False)
+    for name in ("minAccuracy", "maxDrop"):
+        if name in params:
+            ck.number(params[name], f"{path}.{name}", problems, low=0, high=1, open_low=False)
 
 
 def _target(params: Mapping[str, Any], path: str, problems: Problems) -> bool:

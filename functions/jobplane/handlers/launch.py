@@ -37,7 +37,7 @@ import flask
 
 from .. import conventions as c
 from .. import events as ev
-from .. import checks, concurrency, datauris, manifests, runs, slots, workers, spec as specs
+from .. import baselines, checks, concurrency, datauris, manifests, runs, slots, workers, spec as specs
 from ..errors import (
     JobplaneError,
     NotFoundError,
@@ -100,6 +100,7 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     run = runs.new_run(spec=plan.spec, trigger=_trigger(event), requested_by=_requested_by(event), now=rt.clock())
     if plan.overrides:
         run["params"] = plan.overrides
+    plan.spec = baselines.with_baseline(plan.spec, rt.store, run_id=run["id"])  # a bot test's previous success
     try:  # a redelivery is found by a read before anything is written
         return _redelivered(plan.spec, runs.read_record(rt.store, run["id"]), rt=rt)
     except NotFoundError:
