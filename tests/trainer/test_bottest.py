@@ -98,6 +98,7 @@ def test_the_figures_are_accuracy_macro_f1_per_intent_and_entity_f1(tmp_path: Pa
     assert stored["accuracy"] == figures["accuracy"] and stored["confusion_matrix"]["labels"]
 
 
+@pytest.mark.slow
 def test_a_model_that_got_worse_fails_with_regression_naming_the_intents(tmp_path: Path, trained: Any, worse: Any,
                                                                         unseen: dict[str, Any]) -> None:
     store = open_store(tmp_path.as_uri())
@@ -118,6 +119,7 @@ def test_a_model_that_got_worse_fails_with_regression_naming_the_intents(tmp_pat
     assert json.loads(store.read(c.run_artifacts_prefix("bt2") + "bot_test.json").data)["passed"] is False
 
 
+@pytest.mark.slow
 def test_an_equal_or_better_model_passes_against_its_baseline(tmp_path: Path, trained: Any, worse: Any,
                                                             unseen: dict[str, Any]) -> None:
     store = open_store(tmp_path.as_uri())
@@ -134,6 +136,7 @@ def test_an_equal_or_better_model_passes_against_its_baseline(tmp_path: Path, tr
     assert "note" not in same["comparison"]  # the same cases: like with like
 
 
+@pytest.mark.slow
 def test_a_drop_within_max_drop_passes(tmp_path: Path, trained: Any, worse: Any, unseen: dict[str, Any]) -> None:
     store = open_store(tmp_path.as_uri())
     _promote(store, "train-1", trained.model, unseen)
