@@ -51,6 +51,14 @@ def row(name: str, examples: list[Example], test: list[Example], *, seed: int) -
             "secondsBefore": t1 - t0, "secondsAfter": t2 - t1}
 
 
+def show(r: dict[str, float | str | None]) -> None:
+    ent = (f"{r['testEntF1Before']:13.4f} {r['testEntF1After']:7.4f}" if r["testEntF1Before"] is not None
+           else f"{'-':>13} {'-':>7}")
+    print(f"{r['set']:22} {r['draw']:>4} {r['examples']:>5} {r['heldOut']:>5} | {r['testAccBefore']:15.4f} {r['testAccAfter']:7.4f} "
+          f"| {ent} | {r['reportedBefore']:15.4f} {r['reportedAfter']:7.4f} | {r['secondsBefore']:8.1f} {r['secondsAfter']:6.1f}",
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--draws", type=int, default=2)
@@ -60,20 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"{args.data} is absent: nothing to measure")
         return 0
-    rows = []
     train_by, test_by = snips()
     snips_test = [e for intent in sorted(test_by) for e in test_by[intent]]
     bank_train, bank_test = banking()
-    for draw in range(args.draws):
-        rows.append(row("snips 30/intent", few_shot([e for v in train_by.values() for e in v], k=30, seed=draw), snips_test, seed=draw))
-        rows.append(row("banking77 10/intent", few_shot(bank_train, k=10, seed=draw), bank_test, seed=draw))
     print(f"{'set':22} {'draw':>4} {'n':>5} {'held':>5} | {'test acc before':>15} {'after':>7} | {'ent F1 before':>13} {'after':>7} "
-          f"| {'reported before':>15} {'after':>7} | {'s before':>8} {'after':>6}")
-    for r in rows:
-        ent = (f"{r['testEntF1Before']:13.4f} {r['testEntF1After']:7.4f}" if r["testEntF1Before"] is not None
-               else f"{'-':>13} {'-':>7}")
-        print(f"{r['set']:22} {r['draw']:>4} {r['examples']:>5} {r['heldOut']:>5} | {r['testAccBefore']:15.4f} {r['testAccAfter']:7.4f} "
-              f"| {ent} | {r['reportedBefore']:15.4f} {r['reportedAfter']:7.4f} | {r['secondsBefore']:8.1f} {r['secondsAfter']:6.1f}")
+          f"| {'reported before':>15} {'after':>7} | {'s before':>8} {'after':>6}", flush=True)
+    for draw in range(args.draws):
+        show(row("snips 30/intent", few_shot([e for v in train_by.values() for e in v], k=30, seed=draw), snips_test, seed=draw))
+        show(row("banking77 10/intent", few_shot(bank_train, k=10, seed=draw), bank_test, seed=draw))
     return 0
 
 
