@@ -62,6 +62,7 @@ def show(r: dict[str, float | str | None]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--draws", type=int, default=2)
+    parser.add_argument("--sets", default="snips,banking77", help="which data sets (comma-separated)")
     parser.add_argument("--data", type=Path, default=bench_trainer.DATA, help="the shared data sets (default ../shared/data)")
     args = parser.parse_args(argv)
     bench_trainer.DATA = args.data
@@ -74,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'set':22} {'draw':>4} {'n':>5} {'held':>5} | {'test acc before':>15} {'after':>7} | {'ent F1 before':>13} {'after':>7} "
           f"| {'reported before':>15} {'after':>7} | {'s before':>8} {'after':>6}", flush=True)
     for draw in range(args.draws):
-        show(row("snips 30/intent", few_shot([e for v in train_by.values() for e in v], k=30, seed=draw), snips_test, seed=draw))
-        show(row("banking77 10/intent", few_shot(bank_train, k=10, seed=draw), bank_test, seed=draw))
+        if "snips" in args.sets:
+            show(row("snips 30/intent", few_shot([e for v in train_by.values() for e in v], k=30, seed=draw), snips_test, seed=draw))
+        if "banking77" in args.sets:
+            show(row("banking77 10/intent", few_shot(bank_train, k=10, seed=draw), bank_test, seed=draw))
     return 0
 
 
