@@ -66,11 +66,15 @@ def _spec_schema() -> dict[str, Any]:
             "priority": {"enum": list(specs.PRIORITIES), "default": "normal"},
             "concurrency": {"enum": list(specs.CONCURRENCY), "default": "Forbid"},
             "params": {"type": "object", "description": "Per type. training: botId, trainingData "
-                       "({uri} or {examples}), testData, hyper-parameters; kb-index: botId, and articles ([{id, title, text | uri, format}]) or knowledgeBase ({uri}: a "
-                       "JSON document or a folder under bots/{botId}/), else the bot's bots/{botId}/kb/ folder; "
-                       "maxWords, overlap; "
-                       "bot-test: botId, tests or testData (else the validation examples saved with the "
-                       "bot's promoted model), minAccuracy. training and bot-test may name bots: \"all\" "
+                       "({uri} or {examples}), testData, hyper-parameters, testSplit (default 0.1 per intent, "
+                       "kept out of training); kb-index: botId, and articles ([{id, title, text | uri, format}]) or "
+                       "knowledgeBase ({uri}: a JSON document or a folder under bots/{botId}/), else the bot's "
+                       "bots/{botId}/kb/ folder; maxWords, overlap; "
+                       "bot-test: botId, tests or testData (else the test split held out of the training of the "
+                       "bot's promoted model), minAccuracy (fails a run below it: BelowMinAccuracy), maxDrop "
+                       "(default 0.05: fails a run whose accuracy, macro-F1, entity F1 or an intent's F1 dropped "
+                       "by more since the previous succeeded run of the spec for the bot: Regression). "
+                       "training and bot-test may name bots: \"all\" "
                        "instead of botId: one run per bot (a run with params.botId runs one bot).",
                        "properties": {"botId": ID, "bots": {"enum": [specs.ALL_BOTS]},
                                       "trainingData": _ref("TrainingData"), **hyper}},
@@ -239,7 +243,9 @@ def _bot_paths() -> dict[str, Any]:
             "operationId": "getModel", "summary": "The bot's promoted model", "responses": {
                 "200": _json(_ref("Model"), "Model pointer."), **_errors(404)}}},
         "/v1/bots/{botId}/runs": {"parameters": [BOT_ID], "get": {
-            "operationId": "listBotRuns", "summary": "The bot's runs, newest first", "parameters": [LIMIT],
+            "operationId": "listBotRuns", "summary": "The bot's runs, newest first (with their metrics: "
+            "?type=bot-test gives the trend of its tests)", "parameters": [LIMIT, _param(
+                "type", "query", "Only runs of this job type.", {"enum": list(JOB_TYPES)})],
             "responses": {"200": _json(_ref("RunList"), "Runs, newest first."), **_errors(400)}}},
         "/v1/bots/{botId}:predict": {"parameters": [BOT_ID], "post": {
             "operationId": "predict", "summary": "Classify an utterance with the bot's model",

@@ -142,6 +142,10 @@ def apply_event(run: Run, *, type: str, data: Mapping[str, Any], now: datetime) 
         reason = str(data.get("reason") or "Failed")
         new = transition(run, "failed", reason=reason, now=now)
         new["message"] = data.get("message")
+        if isinstance(data.get("metrics"), Mapping):  # a failed bot test keeps its figures
+            new["metrics"] = dict(data["metrics"])
+        if isinstance(data.get("artifacts"), Mapping):
+            new["artifacts"] = dict(data["artifacts"])
         return new
     if type == ev.RUN_LAUNCHED:
         return None if _RANK.get(run["state"], len(_RANK)) >= 1 else transition(run, "launched", now=now)
@@ -306,20 +310,30 @@ def forget_active(store: ObjectStore, run: Mapping[str, Any]) -> None:
             pass
 
 
+FILTER_SCAN: Final = 1000
+"""Most listing entries read for a listing filtered by job type."""
+
+
 def list_runs(
-    store: ObjectStore, *, spec_id: str | None = None, bot_id: str | None = None, limit: int = 10
+    store: ObjectStore, *, spec_id: str | None = None, bot_id: str | None = None, limit: int = 10,
+    job_type: str | None = None,
 ) -> list[Run]:
-    """Runs newest first, by a spec's or a bot's index."""
+    """Runs newest first, by a spec's or a bot's index; ``job_type``: only runs of that type
+    (the newest ``limit`` of them among the newest ``FILTER_SCAN`` entries)."""
     if (spec_id is None) == (bot_id is None):
         raise ValueError("give exactly one of spec_id or bot_id")
     prefix = f"index/specs/{spec_id}/" if spec_id else f"index/bots/{bot_id}/"
     runs: list[Run] = []
-    for key in store.list(prefix, limit=limit):
+    for key in store.list(prefix, limit=limit if job_type is None else FILTER_SCAN):
         run_id = key[len(prefix):].split("-", 1)[1]
         try:
-            runs.append(get_run(store, run_id))
+            run = get_run(store, run_id)
         except NotFoundError:
             continue
+        if job_type is None or run.get("type") == job_type:
+            runs.append(run)
+            if len(runs) >= limit:
+                break
     return runs
 
 

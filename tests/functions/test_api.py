@@ -405,6 +405,24 @@ def test_lists_a_specs_runs_newest_first(env: Api) -> None:
     assert len(env.client.get("/v1/bots/test-bot/runs?limit=2").get_json()["runs"]) == 2
 
 
+def test_a_bots_runs_filtered_by_type_give_its_bot_test_trend(env: Api) -> None:
+    env.create(make_spec())
+    env.create({**make_spec(id="smoke", type="bot-test"), "params": {"botId": "test-bot", "minAccuracy": 0.5}})
+    tests = []
+    for spec_id in ("train-test-bot", "smoke", "train-test-bot", "smoke", "smoke"):
+        run_id = env.trigger(spec_id).get_json()["runId"]
+        run_through_launch(env, env.sent[-1])
+        tests += [run_id] if spec_id == "smoke" else []
+
+    listed = env.client.get("/v1/bots/test-bot/runs?type=bot-test&limit=2").get_json()["runs"]
+
+    assert [r["id"] for r in listed] == tests[::-1][:2] and {r["type"] for r in listed} == {"bot-test"}
+    assert len(env.client.get("/v1/bots/test-bot/runs?type=training").get_json()["runs"]) == 2
+    bad = env.client.get("/v1/bots/test-bot/runs?type=train")
+    assert bad.status_code == 400 and error_of(bad)["details"] == [
+        {"field": "type", "problem": "must be one of training, kb-index, bot-test, got 'train'"}]
+
+
 @pytest.mark.parametrize("limit", ["0", "101", "x", "-1", "2.5"])
 def test_invalid_limits_are_400(env: Api, limit: str) -> None:
     env.create(make_spec())

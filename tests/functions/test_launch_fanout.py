@@ -5,6 +5,7 @@ ids derived from the ping's so a redelivery never doubles a run, and each of tho
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from jobplane import events as ev
 from jobplane import runs, runtime
 from jobplane.app import create_function_app
 from jobplane import fanout, planning
+from jobplane.baselines import previous_success
+from jobplane.handlers import launch as launch_handler
 from jobplane.local.plane import builtin_specs_dir, seed_specs
 from jobplane.runtime import Runtime
 from jobplane.settings import Settings
@@ -129,7 +132,7 @@ def test_the_requested_runs_each_launch_one_bots_job_and_redelivery_makes_no_mor
     assert sorted(r["botId"] for r in tests) == ["anna", "bob"] and len(launch.launcher.jobs) == 2
     job = launch.launcher.jobs[tests[0]["id"]]
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert json.loads(env[c.ENV_PARAMS]) == {"botId": tests[0]["botId"], "minAccuracy": 0.8}
+    assert json.loads(env[c.ENV_PARAMS]) == {"botId": tests[0]["botId"], "minAccuracy": 0.8, "maxDrop": 0.05}
     assert (env[c.ENV_JOB_TYPE], env[c.ENV_BOT_ID]) == ("bot-test", tests[0]["botId"])
     assert tests[0]["requestedBy"] == PINGS + "jobplane-spec-nightly-bot-tests"
 
@@ -225,3 +228,68 @@ def test_a_failed_send_answers_503_and_the_redelivery_sends_every_bot(launch: La
 def _headers_body(response: requests.Response) -> tuple[dict[str, str], bytes]:
     assert response.status_code == 200, response.text
     return dict(response.headers), response.content
+
+
+# --- a bot test's baseline: the previous succeeded run of the spec for the bot, in the Job's params ---
+
+
+def request_test(launch: Launch, bot: str, *, id: str, spec_id: str = "nightly-bot-tests") -> dict[str, Any]:
+    """Run ``spec_id`` for ``bot``; the launched run's record."""
+    event = ev.new_event(ev.RUN_REQUESTED, source="/test", id=id, subject=spec_id, data={"specId": spec_id, "params": {"botId": bot}})
+    response = launch.post(event)
+    assert response.status_code == 200, response.text
+    time.sleep(0.005)  # the next run is newer by the listing's millisecond
+    return runs.get_run(launch.store, runs.run_id_for(spec_id, source="/test", event_id=id))
+
+
+def job_params(launch: Launch, run: dict[str, Any]) -> dict[str, Any]:
+    job = launch.launcher.jobs[run["id"]]
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    return json.loads(env[c.ENV_PARAMS])  # type: ignore[no-any-return]
+
+
+def finish(launch: Launch, run: dict[str, Any], state: str, *, reason: str | None = None) -> None:
+    def mutate(r: runs.Run) -> runs.Run:
+        new = runs.transition(r, state, reason=reason, now=runs.parse_rfc3339(r["createdAt"]))
+        new["artifacts"] = {"botTest": launch.store.uri(c.run_artifacts_prefix(r["id"]) + "bot_test.json")}
+        return new
+
+    runs.update_run(launch.store, run["id"], mutate)
+
+
+def test_a_first_bot_test_gets_no_baseline(launch: Launch) -> None:
+    launch.add_bot("anna")
+    run = request_test(launch, "anna", id="t1")
+    assert "baseline" not in job_params(launch, run)
+
+
+def test_the_job_names_the_previous_succeeded_run_of_the_spec_for_the_bot(launch: Launch) -> None:
+    for bot in ("anna", "bob"):
+        launch.add_bot(bot)
+    good = request_test(launch, "anna", id="t1")
+    finish(launch, good, "succeeded")
+    failed = request_test(launch, "anna", id="t2")
+    finish(launch, failed, "failed", reason="Regression")  # a failed run is no baseline
+    other_bot = request_test(launch, "bob", id="t3")
+    finish(launch, other_bot, "succeeded")
+    launch.store.write(c.spec_key("smoke"), json.dumps({**json.loads(launch.store.read(c.spec_key("nightly-bot-tests")).data),
+                                                          "id": "smoke"}).encode())
+    other_spec = request_test(launch, "anna", id="t4", spec_id="smoke")
+    finish(launch, other_spec, "succeeded")
+
+    run = request_test(launch, "anna", id="t5")
+
+    assert job_params(launch, run)["baseline"] == {
+        "runId": good["id"], "metricsUri": launch.store.uri(c.run_artifacts_prefix(good["id"]) + "bot_test.json")}
+    assert "baseline" not in run.get("params", {})  # the record keeps what was asked; the Job gets the baseline
+    finish(launch, run, "succeeded")
+    assert previous_success(launch.store, spec_id="nightly-bot-tests", bot_id="anna")["id"] == run["id"]  # type: ignore[index]
+
+
+def test_a_user_cannot_hand_a_run_its_own_baseline(launch: Launch) -> None:
+    launch.add_bot("anna")
+    event = ev.new_event(ev.RUN_REQUESTED, source="/test", id="t1", subject="nightly-bot-tests", data={
+        "specId": "nightly-bot-tests", "params": {"botId": "anna", "baseline": {"runId": "x", "metricsUri": "file:///etc/passwd"}}})
+    response = launch.post(event)
+    assert response.status_code == 400 and "params.baseline" in response.text
+    assert launch.launcher.jobs == {}

@@ -5,6 +5,7 @@ promoted model (numpy inference, on the validation examples its training saved) 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -57,11 +58,50 @@ def test_nightly_bot_tests_tests_each_trained_bots_promoted_model(trained: Plane
 
     assert (run["state"], run["type"], run["botId"]) == ("succeeded", "bot-test", "pizza-bot"), run
     figures = run["metrics"]
-    assert figures["evaluatedOn"].startswith("validation") and figures["n"] > 0
+    model_run = trained.store.read(c.bot_model_key("pizza-bot"))
+    held_out = json.loads(trained.store.read(c.run_artifacts_prefix(json.loads(model_run.data)["runId"]) + "test.json").data)
+    assert figures["evaluatedOn"] == "test split held out of the model's training" and figures["n"] == len(held_out["examples"]) == 3
+    assert not {e["text"] for e in held_out["examples"]} & {e["text"] for e in trained_on(trained)}
     assert figures["accuracy"] >= figures["minAccuracy"] == 0.8 and figures["per_intent"]
+    assert figures["comparison"]["baselineRunId"] is None and figures["comparison"]["note"]
     assert trained.store.read(c.run_artifacts_prefix(run["id"]) + "bot_test.json")
     summary = final_run(trained, runs.run_id_for("nightly-bot-tests", source=ping.source, event_id=ping.id))
     assert (summary["reason"], summary["fanOut"]["runs"]) == ("FannedOut", 1)
+
+
+def trained_on(plane: Plane) -> list[dict[str, Any]]:
+    """The examples pizza-bot's promoted model trained on: its data less the held-out split."""
+    pointer = json.loads(plane.store.read(c.bot_model_key("pizza-bot")).data)
+    held = json.loads(plane.store.read(c.run_artifacts_prefix(pointer["runId"]) + "test.json").data)["examples"]
+    return [e for e in TRAINING_EXAMPLES if e not in held]
+
+
+@pytest.mark.slow
+def test_a_bot_test_that_got_worse_fails_with_regression_naming_the_intents_and_the_history_shows_the_trend(trained: Plane) -> None:
+    api = support_plane.api(trained)
+    spec = {"id": "pizza-smoke", "type": "bot-test", "params": {"botId": "pizza-bot", "minAccuracy": 0.0, "maxDrop": 0.1}}
+    assert api.post(f"{trained.url}/v1/specs", json=spec, timeout=10).status_code == 201
+    right = [{"text": e["text"], "expectedIntent": e["intent"]} for e in trained_on(trained)]
+    greets = [i for i, t in enumerate(right) if t["expectedIntent"] == "greet"][:2]
+    wrong = [{**t, "expectedIntent": "bye"} if i in greets else t for i, t in enumerate(right)]  # two greetings now answered wrong
+
+    def test_run(tests: list[dict[str, str]]) -> dict[str, Any]:
+        response = api.post(f"{trained.url}/v1/specs/pizza-smoke/runs", json={"params": {"tests": tests}}, timeout=10)
+        assert response.status_code == 202, response.text
+        return final_run(trained, response.json()["runId"])
+
+    first, worse, again = test_run(right), test_run(wrong), test_run(right)
+
+    assert first["state"] == "succeeded" and first["metrics"]["comparison"]["baselineRunId"] is None, first
+    assert (worse["state"], worse["reason"]) == ("failed", "Regression"), worse
+    assert "greet" in worse["message"] and f"since run {first['id']}" in worse["message"]
+    assert {"greet", "bye"} <= set(worse["metrics"]["comparison"]["worse"]["intents"])
+    assert worse["metrics"]["comparison"]["worse"]["overall"]["accuracy"] < -0.1 and worse["artifacts"]["botTest"]
+    assert again["state"] == "succeeded" and again["metrics"]["comparison"]["baselineRunId"] == first["id"]  # a failed run is no baseline
+    trend = api.get(f"{trained.url}/v1/bots/pizza-bot/runs", params={"type": "bot-test", "limit": 100}, timeout=10).json()["runs"]
+    mine = [(r["id"], r["metrics"]["accuracy"]) for r in trend if r["specId"] == "pizza-smoke"]
+    assert mine == [(again["id"], again["metrics"]["accuracy"]), (worse["id"], worse["metrics"]["accuracy"]),
+                    (first["id"], first["metrics"]["accuracy"])]
 
 
 @pytest.mark.slow

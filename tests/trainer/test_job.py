@@ -196,42 +196,9 @@ def test_env_without_run_id_is_bad_data() -> None:
         JobEnv.from_env({c.ENV_STORE: "file:///tmp/x"})
 
 
-def _promoted(store: ObjectStore, trained: Any) -> None:
-    from jobplane_trainer.data import to_project
-
-    store.write("runs/r1/artifacts/model.npz", trained.model)
-    store.write("runs/r1/artifacts/validation.json", json.dumps(to_project(trained.validation)).encode())
-    pointer = {"runId": "r1", "modelUri": store.uri("runs/r1/artifacts/model.npz"),
-               "validationUri": store.uri("runs/r1/artifacts/validation.json"), "metrics": {}}
-    store.write(c.bot_model_key("acme"), json.dumps(pointer).encode())
-
-
 def _test_env(store: ObjectStore, **params: Any) -> JobEnv:
     return JobEnv(run_id="bt1", spec_id="nightly", bot_id="acme", job_type="bot-test", sink="", token="",
                   store_url=store.url, params={"botId": "acme", **params})
-
-
-def test_bot_test_scores_the_promoted_model_on_its_saved_validation_examples(tmp_path: Path, trained: Any) -> None:
-    from jobplane_trainer import bottest
-
-    store = open_store(tmp_path.as_uri())
-    _promoted(store, trained)
-    data = bottest.execute(_test_env(store))
-    figures = data["metrics"]
-    assert figures["evaluatedOn"].startswith("validation") and figures["n"] == len(trained.validation)
-    assert figures["accuracy"] >= figures["minAccuracy"] == 0.8 and figures["per_intent"] and figures["passed"]
-    assert store.read(c.run_artifacts_prefix("bt1") + "bot_test.json")
-
-
-def test_bot_test_with_explicit_cases_fails_below_min_accuracy(tmp_path: Path, trained: Any) -> None:
-    from jobplane_trainer import bottest
-
-    store = open_store(tmp_path.as_uri())
-    _promoted(store, trained)
-    tests = [{"text": "book a flight to rome", "expectedIntent": "book_flight"}, {"text": "hello", "expectedIntent": "weather"}]
-    with pytest.raises(bottest.BelowMinAccuracy, match="0.500 is below minAccuracy 0.9"):
-        bottest.execute(_test_env(store, tests=tests, minAccuracy=0.9))
-    assert bottest.execute(_test_env(store, tests=tests, minAccuracy=0.5))["metrics"]["evaluatedOn"] == "tests"
 
 
 def test_bot_test_of_a_bot_without_a_model_is_bad_data(tmp_path: Path) -> None:

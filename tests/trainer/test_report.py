@@ -182,3 +182,12 @@ def test_progress_that_cannot_be_delivered_is_dropped_at_once() -> None:
         r.progress(Progress("intent", 10.0, "epoch 1"))
         r.progress(Progress("intent", 20.0, "epoch 2"))
     assert time.slept == [] and len(sink.received) == 1
+
+
+def test_a_failed_bot_test_sends_its_figures_with_the_reason() -> None:
+    sent: list[ev.Event] = []
+    results = {"metrics": {"accuracy": 0.5}, "artifacts": {"botTest": "file:///b"}, "botId": "acme"}
+    Reporter(sent.append, run_id="r1", token="t").failed("Regression", "greet -0.200", results=results)
+    assert sent[0].type == ev.RUN_FAILED
+    assert sent[0].data == {"reason": "Regression", "message": "greet -0.200", "metrics": {"accuracy": 0.5},
+                            "artifacts": {"botTest": "file:///b"}}

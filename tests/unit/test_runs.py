@@ -108,3 +108,10 @@ def test_progress_of_a_queued_run_means_it_runs() -> None:
     new = runs.apply_event(make_run(state="queued"), type=ev.RUN_PROGRESS, data=progress(1, 5), now=NOW)
     assert new is not None and new["state"] == "running" and new["startedAt"]
     assert runs.apply_event(make_run(state="queued"), type=ev.RUN_LAUNCHED, data={}, now=NOW) is None
+
+
+def test_a_failed_bot_test_keeps_its_figures_and_artifacts() -> None:
+    figures = {"accuracy": 0.7, "comparison": {"worse": {"intents": {"greet": -0.2}}}}
+    run = runs.apply_event(make_run(state="running"), type=ev.RUN_FAILED, now=NOW, data={
+        "reason": "Regression", "message": "m", "metrics": figures, "artifacts": {"botTest": "file:///b"}})
+    assert run is not None and (run["reason"], run["metrics"], run["artifacts"]) == ("Regression", figures, {"botTest": "file:///b"})

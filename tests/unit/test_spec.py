@@ -109,7 +109,9 @@ VALID_PARAMS: list[tuple[str, str, dict[str, Any]]] = [
     ("bot-test inline", "bot-test",
      {"botId": "b", "tests": [{"text": "hi", "expectedIntent": "greet"}], "minAccuracy": 0.9}),
     ("bot-test data", "bot-test", {"botId": "b", "testData": {"uri": "gs://bkt/tests.json"}}),
-    ("bot-test on the model's validation examples", "bot-test", {"botId": "b", "minAccuracy": 0.8}),
+    ("bot-test on the model's held-out test split", "bot-test", {"botId": "b", "minAccuracy": 0.8, "maxDrop": 0.05}),
+    ("training with a test split", "training", {"botId": "b", "trainingData": {"uri": "gs://bkt/x"}, "testSplit": 0.2}),
+    ("training without a test split", "training", {"botId": "b", "trainingData": {"uri": "gs://bkt/x"}, "testSplit": 0}),
     ("training fan-out", "training", {"bots": "all"}),
     ("training fan-out with hyper-parameters", "training", {"bots": "all", "epochs": 5}),
     ("bot-test fan-out", "bot-test", {"bots": "all", "minAccuracy": 0.8}),
@@ -203,6 +205,13 @@ INVALID: list[tuple[str, Any, str, str]] = [
      "spec.params.tests[0].expectedIntent", "non-empty string"),
     ("bot-test accuracy above 1", make_spec(type="bot-test", params={"botId": "b", "testData": {"uri": "gs://bkt/t"},
                                                                     "minAccuracy": 2}), "spec.params.minAccuracy", "[0, 1]"),
+    ("bot-test negative max drop", make_spec(type="bot-test", params={"botId": "b", "maxDrop": -0.1}),
+     "spec.params.maxDrop", "[0, 1]"),
+    ("bot-test max drop not a number", make_spec(type="bot-test", params={"bots": "all", "maxDrop": "5%"}),
+     "spec.params.maxDrop", "number"),
+    ("bot-test baseline is the plane's", make_spec(type="bot-test", params={"botId": "b", "baseline": {"runId": "r"}}),
+     "spec.params.baseline", "unknown field"),
+    ("training test split above half", with_params(testSplit=0.9), "spec.params.testSplit", "[0, 0.5]"),
 ]
 
 

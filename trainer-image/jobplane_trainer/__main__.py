@@ -57,7 +57,8 @@ def cmd_run() -> int:
         return c.EXIT_INTERRUPTED
     except BadDataError as e:
         log.error("%s", e)
-        reporter.failed(type(e).__name__ if type(e) is not BadDataError else "BadData", e.message)
+        reporter.failed(type(e).__name__ if type(e) is not BadDataError else "BadData", e.message,
+                        results=getattr(e, "results", None))
         return c.EXIT_BAD_DATA
     except Exception as e:
         log.exception("training failed")

@@ -21,7 +21,8 @@ from jobplane.settings import DEFAULT_MAX_DATA_BYTES, data_prefixes
 from jobplane.store import ObjectStore
 
 from . import __version__, metrics
-from .data import BadDataError, data_hash, parse, to_project, validate
+from .data import BadDataError, Example, data_hash, parse, to_project, validate
+from .holdout import DEFAULT_FRACTION, TEST_FILE, hold_out
 from .inputs import read_data, run_store
 from .report import FINAL_RETRY_SECONDS, Reporter
 from .train import Hooks, Progress, TrainConfig, TrainResult, train
@@ -107,15 +108,24 @@ def execute(env: JobEnv, reporter: Reporter, *, stop: threading.Event) -> dict[s
         save_checkpoint=lambda b: store.write(checkpoint_key(env.run_id), b, content_type="application/octet-stream"),
         load_checkpoint=lambda: _maybe_read(store, checkpoint_key(env.run_id)),
     )
-    result = train(examples, cfg=TrainConfig.from_params(env.params), hooks=hooks)
+    cfg = TrainConfig.from_params(env.params)
+    training, test = split_for_test(examples, env.params, seed=cfg.seed)
+    result = train(training, cfg=cfg, hooks=hooks, test=test or None)
+    result.metrics |= {"testSize": len(test), "heldOutTestSplit": float(env.params.get("testSplit", DEFAULT_FRACTION))}
     reporter.progress(Progress("upload", 97.0, "writing artifacts"), force=True)
     dhash = data_hash(examples)
-    artifacts = write_artifacts(store, env, result, dhash=dhash)
+    artifacts = write_artifacts(store, env, result, dhash=dhash, test=test, trained_on=data_hash(training))
     model = {"format": inference.FORMAT, "threshold": result.meta["threshold"], "trainingDataHash": f"sha256:{dhash}",
              "trainerVersion": __version__}
     return {"metrics": result.summary | {"threshold": result.meta["threshold"]}, "artifacts": artifacts,
             "promote": env.params.get("promote") is not False, "model": model, "botId": env.bot_id,
             "timings": result.timings}
+
+
+def split_for_test(examples: list[Example], params: Mapping[str, Any], *, seed: int) -> tuple[list[Example], list[Example]]:
+    """``(training, test)``: the test split (``params.testSplit``, default 10 % per intent,
+    ``holdout``) is kept out of training and the refit; the model's figures are measured on it."""
+    return hold_out(examples, fraction=float(params.get("testSplit", DEFAULT_FRACTION)), seed=seed)
 
 
 def _maybe_read(store: ObjectStore, key: str) -> bytes | None:
@@ -125,10 +135,12 @@ def _maybe_read(store: ObjectStore, key: str) -> bytes | None:
         return None
 
 
-def write_artifacts(store: ObjectStore, env: JobEnv, result: TrainResult, *, dhash: str) -> dict[str, str]:
-    """model.npz, metrics.json, confusion_matrix.{json,png}, model_card.json under the run."""
+def write_artifacts(store: ObjectStore, env: JobEnv, result: TrainResult, *, dhash: str, test: list[Example] | None = None,
+                    trained_on: str | None = None) -> dict[str, str]:
+    """model.npz, metrics.json, confusion_matrix.{json,png}, model_card.json, the validation
+    examples and the held-out test split (``test.json``) under the run."""
     prefix = c.run_artifacts_prefix(env.run_id)
-    card = model_card(env, result, dhash=dhash)
+    card = model_card(env, result, dhash=dhash) | {"trainedOnHash": f"sha256:{trained_on or dhash}", "testSize": len(test or ())}
     files: dict[str, tuple[str, bytes, str]] = {
         "model": (inference.MODEL_FILE, result.model, "application/octet-stream"),
         "metrics": ("metrics.json", _json(result.metrics), "application/json"),
@@ -136,6 +148,7 @@ def write_artifacts(store: ObjectStore, env: JobEnv, result: TrainResult, *, dha
         "confusionMatrixPng": ("confusion_matrix.png", metrics.heatmap_png(result.confusion["matrix"]), "image/png"),
         "modelCard": ("model_card.json", _json(card), "application/json"),
         "validation": ("validation.json", _json(to_project(result.validation)), "application/json"),
+        "test": (TEST_FILE, _json(to_project(test or [])), "application/json"),
     }
     out = {}
     for name, (fname, data, ctype) in files.items():

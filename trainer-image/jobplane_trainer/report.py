@@ -124,9 +124,11 @@ class Reporter:
     def succeeded(self, data: dict[str, Any]) -> None:
         self._final(self._event(events.RUN_SUCCEEDED, data))
 
-    def failed(self, reason: str, message: str) -> None:
-        """The run failed for good: only for what no retry can help (bad data)."""
-        self._final(self._event(events.RUN_FAILED, {"reason": reason, "message": message[:2000]}))
+    def failed(self, reason: str, message: str, *, results: dict[str, Any] | None = None) -> None:
+        """The run failed for good: only for what no retry can help (bad data, a failed bot
+        test). ``results``: figures and artifacts that the failed run keeps (a bot test's)."""
+        extra = {k: v for k, v in (results or {}).items() if k in ("metrics", "artifacts")}
+        self._final(self._event(events.RUN_FAILED, {"reason": reason, "message": message[:2000], **extra}))
 
     def _final(self, event: events.Event) -> None:
         send_final(self.send, event, retry_s=self.final_retry_s, sleep=self.sleep, clock=self.clock)

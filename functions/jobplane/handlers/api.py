@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..limits import MAX_JSON_DEPTH, too_deep
 from ..runtime import Runtime
+from ..settings import JOB_TYPES
 from ..spec import MAX_ID, merge_params, validate_spec
 from .common import MethodNotAllowedError, error_response, json_response, read_body
 from .login import PAGE_HEADERS, login, login_page, logout
@@ -306,7 +307,10 @@ def list_spec_runs(request: flask.Request, rt: Runtime, params: Params) -> flask
 
 def list_bot_runs(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     bot_id = _checked_id(params["bot_id"], "bot")
-    return json_response({"runs": runs.list_runs(rt.store, bot_id=bot_id, limit=_limit(request))})
+    job_type = request.args.get("type") or None
+    if job_type is not None and job_type not in JOB_TYPES:
+        raise ValidationError([Problem("type", f"must be one of {', '.join(JOB_TYPES)}, got {job_type!r}")], what="query")
+    return json_response({"runs": runs.list_runs(rt.store, bot_id=bot_id, limit=_limit(request), job_type=job_type)})
 
 
 def get_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:

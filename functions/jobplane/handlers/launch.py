@@ -16,7 +16,7 @@ from typing import Any
 import flask
 
 from .. import events as ev
-from .. import datauris, fanout, launching, planning, runs, spec as specs
+from .. import baselines, datauris, fanout, launching, planning, runs, spec as specs
 from ..errors import NotFoundError
 from ..fanout import FANNED_OUT, FANOUT_SOURCE
 from ..launching import SOURCE, summary
@@ -53,6 +53,7 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
         run["params"] = plan.overrides
     if plan.force:
         run["force"] = True  # the result cache is not asked (jobplane.cache)
+    plan.spec = baselines.with_baseline(plan.spec, rt.store, run_id=run["id"])  # a bot test's previous success
     try:  # a redelivery is found by a read before anything is written
         return _redelivered(plan.spec, runs.read_record(rt.store, run["id"]), rt=rt)
     except NotFoundError:

@@ -12,9 +12,11 @@ from .training import validate_training_data
 
 
 def check_params(params: Mapping[str, Any], path: str, problems: Problems, *, require_data: bool) -> None:
-    """``tests`` or ``testData``, or neither: then the bot is tested on the held-out
-    validation examples saved with its promoted model."""
-    ck.unknown(params, {"botId", FAN_OUT_FIELD, "tests", "testData", "minAccuracy"}, path, problems)
+    """``tests`` or ``testData``, or neither: then the bot is tested on the test split its
+    promoted model's training held out. ``minAccuracy`` (0–1) fails a run below it; ``maxDrop``
+    (0–1, absolute) fails one whose figures dropped more since the previous succeeded test.
+    (``baseline``, naming that previous run, is set by the launch, never by a spec.)"""
+    ck.unknown(params, {"botId", FAN_OUT_FIELD, "tests", "testData", "minAccuracy", "maxDrop"}, path, problems)
     target(params, path, problems)
     if "tests" in params and "testData" in params:
         problems.append(Problem(path, "must have at most one of tests or testData"))
@@ -22,8 +24,9 @@ def check_params(params: Mapping[str, Any], path: str, problems: Problems, *, re
         problems.extend(validate_training_data(params["testData"], field=f"{path}.testData"))
     if "tests" in params:
         _tests(params["tests"], f"{path}.tests", problems)
-    if "minAccuracy" in params:
-        ck.number(params["minAccuracy"], f"{path}.minAccuracy", problems, low=0, high=1, open_low=False)
+    for name in ("minAccuracy", "maxDrop"):
+        if name in params:
+            ck.number(params[name], f"{path}.{name}", problems, low=0, high=1, open_low=False)
 
 
 def _tests(tests: object, path: str, problems: Problems) -> None:

@@ -103,6 +103,7 @@ HYPER_PARAMETERS: Final[Mapping[str, Check]] = {
     "patience": _int_between(0, 200),
     "weightDecay": _closed_interval(0, 1),
     "promote": ck.boolean,
+    "testSplit": _closed_interval(0, 0.5),
 }
 """Optional training hyper-parameters, typed and bounded; the trainer supplies defaults."""
 
