@@ -102,6 +102,8 @@ def transition(run: Run, state: str, *, reason: str | None = None, now: datetime
     new["updatedAt"] = rfc3339(now)
     if reason is not None:
         new["reason"] = reason
+    elif run["state"] == "queued":
+        new.pop("reason", None)  # why it waited (WaitingForQuota, …) is over; ``queue`` keeps the wait
     if state == "running" and not new.get("startedAt"):
         new["startedAt"] = rfc3339(now)
     if state in TERMINAL:

@@ -115,3 +115,12 @@ def test_a_failed_bot_test_keeps_its_figures_and_artifacts() -> None:
     run = runs.apply_event(make_run(state="running"), type=ev.RUN_FAILED, now=NOW, data={
         "reason": "Regression", "message": "m", "metrics": figures, "artifacts": {"botTest": "file:///b"}})
     assert run is not None and (run["reason"], run["metrics"], run["artifacts"]) == ("Regression", figures, {"botTest": "file:///b"})
+
+
+@pytest.mark.parametrize("target", ["running", "succeeded"])
+def test_a_run_that_leaves_the_queue_drops_the_reason_it_waited_for(target: str) -> None:
+    queued = {**make_run(state="queued"), "reason": "WaitingForQuota",
+              "queue": {"name": "training", "since": "2026-01-01T00:00:00.000Z"}}
+    moved = runs.transition(queued, target, now=NOW)
+    assert moved["state"] == target and "reason" not in moved and moved["queue"]["name"] == "training"
+    assert runs.transition(queued, "failed", reason="ExceedsMaxQuota", now=NOW)["reason"] == "ExceedsMaxQuota"
