@@ -17,7 +17,7 @@ import pytest
 import requests
 from support.plane import api
 from support.servers import raw_request, serve_wsgi
-from support.specs import TRAINING_EXAMPLES, make_spec
+from support.specs import TEST_DATA_PREFIXES, TRAINING_EXAMPLES, make_spec
 
 from jobplane import conventions as c
 from jobplane.app import API_SERVICE
@@ -49,7 +49,7 @@ DOOR_IDS = [path for path, _ in DOORS]
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     env = {"JOBPLANE_COMMAND": json.dumps([sys.executable, str(STANDIN), "succeed"]),
-           "JOBPLANE_MAX_EVENT_BYTES": str(LIMIT)}
+           "JOBPLANE_MAX_EVENT_BYTES": str(LIMIT), "JOBPLANE_DATA_PREFIXES": ",".join(TEST_DATA_PREFIXES)}
     p = Plane(tmp_path_factory.mktemp("doors") / "data", port=0, env=env, reconcile_every=3600).start()
     try:
         yield p
