@@ -238,6 +238,7 @@ def test_progress_events_are_rate_limited_and_never_go_backwards() -> None:
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (Snips subset test)")
+@pytest.mark.timeout(900)  # real Snips data: minutes on a loaded 2-core machine
 def test_snips_subset_trains_intents_and_slots() -> None:
     train_set: list[Example] = []
     test_set: list[Example] = []
