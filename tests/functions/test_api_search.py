@@ -65,7 +65,7 @@ def test_search_answers_the_right_article_first_with_what_found_it(client: Any) 
 
 @needs_encoder
 def test_a_newly_promoted_index_is_searched_once_the_pointer_changes(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kb_search, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(kb_search.indexes, "recheck_seconds", 0.0)
     promote(client.store, "kb-acme-1", ARTICLES[:1])
     assert search(client, {"query": "opening hours"}).get_json()["index"]["runId"] == "kb-acme-1"
     promote(client.store, "kb-acme-2", ARTICLES)

@@ -96,5 +96,5 @@ def test_model_is_cached_between_requests(rt: Runtime) -> None:
 def test_a_new_pointer_generation_is_picked_up_without_an_event(rt: Runtime, trained: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     predict_fn.predict(rt, "acme", "hello")
     _promote(rt, trained.model, run_id="run-3")
-    monkeypatch.setattr(predict_fn, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(predict_fn.models, "recheck_seconds", 0.0)
     assert predict_fn.predict(rt, "acme", "hello")["model"]["runId"] == "run-3"
