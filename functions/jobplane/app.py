@@ -23,7 +23,8 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 FUNCTIONS_PREFIX: Final = "/_functions/"
 API_SERVICE: Final = "jobplane-api"
-_API_FIRST_SEGMENTS: Final = frozenset({"v1", "openapi.json", "healthz", "static", "favicon.ico", ""})
+_API_FIRST_SEGMENTS: Final = frozenset({"v1", "openapi.json", "healthz", "static", "favicon.ico", "", "runs", "bots"})
+"""Two-segment paths under these are the api's (``/runs/{id}``, ``/bots/{id}``: dashboard pages), not a broker's."""
 
 
 def main_source() -> Path:

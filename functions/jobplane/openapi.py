@@ -37,6 +37,8 @@ def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> d
 ID: Final = {"type": "string", "pattern": _ID_PATTERN, "maxLength": specs.MAX_ID}
 SPEC_ID: Final = _param("specId", "path", "Job spec id (DNS-1123 label).", ID)
 RUN_ID: Final = _param("runId", "path", "Run id (also the Kubernetes Job's name).", ID)
+ARTIFACT: Final = _param("name", "path", "An artifact's file name under the run (metrics.json, confusion_matrix.png, "
+                         "model.npz…).", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"})
 BOT_ID: Final = _param("botId", "path", "Bot id.", ID)
 LIMIT: Final = _param("limit", "query", "How many runs, newest first.",
                       {"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
@@ -231,6 +233,13 @@ def _run_paths() -> dict[str, Any]:
         "/v1/runs/{runId}": {"parameters": [RUN_ID], "get": {
             "operationId": "getRun", "summary": "Get a run", "responses": {
                 "200": _json(_ref("Run"), "The run record."), **_errors(404)}}},
+        "/v1/runs/{runId}/artifacts/{name}": {"parameters": [RUN_ID, ARTIFACT], "get": {
+            "operationId": "getRunArtifact", "summary": "Download one of the run's artifacts", "responses": {
+                "200": {"description": "The artifact's bytes, with the content type its name says (JSON, PNG, "
+                        "application/octet-stream for a model).", "content": {
+                            "application/json": {"schema": {}}, "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                **_errors(404)}}},
         "/v1/runs/{runId}:cancel": {"parameters": [RUN_ID], "post": {
             "operationId": "cancelRun", "summary": "Cancel a run and delete its Job", "responses": {
                 "200": _json(_ref("Run"), "The cancelled run."), **_errors(404, 409, 503)}}},
@@ -297,8 +306,16 @@ def _plain_paths() -> dict[str, Any]:
                                "dead": {"type": "integer"}, "unmatched": {"type": "object"}}}}}, "Alive.")}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "responses": {
             "200": _json({"type": "object"}, "OpenAPI 3.1 document.")}}},
-        "/": {"get": {"operationId": "dashboard", "summary": "The dashboard page (its data calls need a credential)",
-                      "responses": {"200": HTML}}},
+        "/": {"get": {"operationId": "dashboard", "summary": "The dashboard: specs, their schedules and last runs "
+                      "(without a session: 303 to the login page)", "parameters": [
+                          _param("pageToken", "query", "More specs after this spec id.", {"type": "string"})],
+                      "responses": {"200": HTML, "303": LOGIN_REDIRECT}}},
+        "/runs/{runId}": {"parameters": [RUN_ID], "get": {
+            "operationId": "runPage", "summary": "The dashboard's page of a run", "responses": {
+                "200": HTML, "303": LOGIN_REDIRECT, "404": HTML_404}}},
+        "/bots/{botId}": {"parameters": [BOT_ID], "get": {
+            "operationId": "botPage", "summary": "The dashboard's page of a bot: its model, history, try it", "responses": {
+                "200": HTML, "303": LOGIN_REDIRECT, "404": HTML_404}}},
         "/login": {
             "get": {"operationId": "loginPage", "summary": "Log a browser in (open /login#token=… as printed by "
                     "jobplane up)", "responses": {"200": HTML}},
@@ -315,6 +332,8 @@ def _plain_paths() -> dict[str, Any]:
 
 
 HTML: Final = {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+HTML_404: Final = {"description": "No such run or bot (an HTML page).", "content": {"text/html": {"schema": {"type": "string"}}}}
+LOGIN_REDIRECT: Final = {"description": "No session: to the login page.", "headers": {"Location": {"schema": {"type": "string"}}}}
 OPEN: Final[list[dict[str, list[str]]]] = []
 """``security`` of the paths served without a credential."""
 
@@ -338,7 +357,7 @@ def _open_paths(paths: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             if method == "parameters":
                 continue
-            if path in ("/", "/healthz", "/openapi.json", "/login", "/logout"):
+            if path in ("/healthz", "/openapi.json", "/login", "/logout"):
                 operation["security"] = OPEN
             else:
                 operation["responses"].update(_errors(401, 403))

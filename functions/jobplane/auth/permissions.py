@@ -2,7 +2,8 @@
 
 Resources ``specs``, ``runs``, ``bots`` of API group ``jobplane.dev`` with verbs get, list,
 create, update, delete; actions are subresources with verb ``create``: ``specs/runs``
-(trigger), ``runs/cancel``, ``bots/predict``, ``bots/search``; operators' ``deadletters`` (list) and
+(trigger), ``runs/cancel``, ``bots/predict``, ``bots/search``; ``runs/artifacts`` (get: download
+a run's artifacts); operators' ``deadletters`` (list) and
 ``deadletters/replay`` (create). The manifests' ClusterRoles
 (``jobplane-viewer``, ``jobplane-editor``) grant exactly these. HEAD is checked as GET.
 """
@@ -15,9 +16,10 @@ from typing import Final
 
 from .base import Permission
 
-OPEN_PATHS: Final = frozenset({"/", "/healthz", "/openapi.json", "/login", "/logout", "/favicon.ico"})
-"""Served without a credential: the dashboard's HTML shell (its data calls need one), health,
-the API description, and the login page that turns a token into the session cookie."""
+OPEN_PATHS: Final = frozenset({"/healthz", "/openapi.json", "/login", "/logout", "/favicon.ico"})
+"""Served without a credential: health, the API description, and the login page that turns a
+token into the session cookie. The dashboard's pages read the store, so they need one (a
+browser without it is sent to the login page)."""
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -48,10 +50,14 @@ RULES: Final[tuple[Rule, ...]] = (
     _rule("GET", "/v1/specs/{other}/runs", "list", "runs"),
     _rule("GET", "/v1/runs/{name}", "get", "runs"),
     _rule("POST", "/v1/runs/{name}:cancel", "create", "runs", "cancel"),
+    _rule("GET", "/v1/runs/{name}/artifacts/{other}", "get", "runs", "artifacts"),
     _rule("GET", "/v1/bots/{name}/model", "get", "bots"),
     _rule("GET", "/v1/bots/{other}/runs", "list", "runs"),
     _rule("POST", "/v1/bots/{name}:predict", "create", "bots", "predict"),
     _rule("POST", "/v1/bots/{name}:search", "create", "bots", "search"),
+    _rule("GET", "/", "list", "specs"),  # the dashboard's pages, as the API calls they make
+    _rule("GET", "/runs/{name}", "get", "runs"),
+    _rule("GET", "/bots/{name}", "get", "bots"),
     _rule("GET", "/v1/deadletters", "list", "deadletters"),
     _rule("POST", "/v1/deadletters:replay", "create", "deadletters", "replay"),
     _rule("POST", "/v1/deadletters/{name}:replay", "create", "deadletters", "replay"),

@@ -15,9 +15,8 @@ import importlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final
 
 import flask
@@ -25,7 +24,7 @@ import flask
 from .. import auth
 from .. import conventions as c
 from .. import events as ev
-from .. import datauris, deadletters, openapi, runs
+from .. import artifacts, datauris, deadletters, openapi, runs
 from ..errors import (
     ConflictError,
     JobplaneError,
@@ -40,7 +39,8 @@ from ..runtime import Runtime
 from ..settings import JOB_TYPES
 from ..spec import MAX_ID, merge_params, validate_spec
 from .common import MethodNotAllowedError, error_response, json_response, read_body
-from .login import PAGE_HEADERS, login, login_page, logout
+from . import pages
+from .login import login, login_page, logout
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
             rt.access.authorize(who, auth.required(request.method, request.path))
         return handler(request, rt, params)
     except JobplaneError as e:
+        if e.status == 401 and pages.is_page(request.method, request.path):
+            return pages.to_login(request)  # a browser without a session: the login page, not JSON
         if e.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, e)
         response = error_response(e)
@@ -154,11 +156,6 @@ def _dump(obj: Any) -> bytes:
 
 
 # --- plain pages ---------------------------------------------------------------------------------
-
-
-def dashboard(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
-    html = resources.files("jobplane").joinpath("static/dashboard.html").read_bytes()
-    return flask.Response(html, status=200, mimetype="text/html", headers=PAGE_HEADERS)
 
 
 def healthz(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
@@ -321,6 +318,21 @@ def get_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Respon
         raise NotFoundError(f"no run {run_id!r}") from None
 
 
+def get_artifact(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    """One artifact of the run, from under its ``runs/{runId}/artifacts/`` prefix only."""
+    run_id = _checked_id(params["run_id"], "run")
+    found = artifacts.read_artifact(rt.store, run_id, params["name"])
+    disposition = "inline" if found.inline else "attachment"
+    headers = {"Content-Disposition": f'{disposition}; filename="{found.name}"', "X-Content-Type-Options": "nosniff",
+               "Content-Length": str(len(found.data)), "Content-Security-Policy": "default-src 'none'; sandbox"}
+    return flask.Response(_chunks(found.data), status=200, content_type=found.content_type, headers=headers)
+
+
+def _chunks(data: bytes, size: int = 256 * 1024) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
 def cancel_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     """Mark the run cancelled, then delete its Job. Cancelling a cancelled run deletes the Job
     again (so a retry after a failed delete works); any other final state is a 409."""
@@ -403,7 +415,9 @@ def replay_dead_letters(request: flask.Request, rt: Runtime, params: Params) -> 
 
 
 ROUTES: Final[tuple[Route, ...]] = (
-    Route(re.compile(r"/"), {"GET": dashboard}),
+    Route(re.compile(r"/"), {"GET": pages.overview}),
+    Route(re.compile(r"/runs/(?P<run_id>[^/:]+)"), {"GET": pages.run_page}),
+    Route(re.compile(r"/bots/(?P<bot_id>[^/:]+)"), {"GET": pages.bot_page}),
     Route(re.compile(r"/healthz"), {"GET": healthz}),
     Route(re.compile(r"/openapi\.json"), {"GET": openapi_json}),
     Route(re.compile(r"/login"), {"GET": login_page, "POST": login}),
@@ -413,6 +427,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/v1/specs/(?P<spec_id>[^/:]+)/runs"), {"GET": list_spec_runs, "POST": trigger_run}),
     Route(re.compile(r"/v1/runs/(?P<run_id>[^/:]+)"), {"GET": get_run}),
     Route(re.compile(r"/v1/runs/(?P<run_id>[^/:]+):cancel"), {"POST": cancel_run}),
+    Route(re.compile(r"/v1/runs/(?P<run_id>[^/:]+)/artifacts/(?P<name>[^/:]+)"), {"GET": get_artifact}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/model"), {"GET": get_model}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/runs"), {"GET": list_bot_runs}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):predict"), {"POST": predict}),

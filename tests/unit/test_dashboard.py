@@ -1,0 +1,51 @@
+"""The dashboard's pure shapes: the heatmap's colours, the sparkline's coordinates, next fire
+times and a run's timings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jobplane import dashboard
+
+
+def test_heatmap_normalises_each_row_and_marks_the_diagonal() -> None:
+    found = dashboard.heatmap(["a", "b"], [[3, 1], [0, 0]])
+    first, empty = found["rows"]
+    assert found["labels"] == ["a", "b"] and first["total"] == 4
+    assert [c["share"] for c in first["cells"]] == [0.75, 0.25]
+    assert [c["diag"] for c in first["cells"]] == [True, False]
+    assert [c["colour"] for c in empty["cells"]] == ["rgb(255,255,255)"] * 2, "a row with no cases stays white"
+    assert first["cells"][0]["dark"] and not first["cells"][1]["dark"], "light text on the dark cells only"
+
+
+def test_heatmap_colour_runs_from_white_to_dark_blue() -> None:
+    cells = dashboard.heatmap(["a", "b"], [[0, 5], [5, 0]])["rows"][0]["cells"]
+    assert [c["colour"] for c in cells] == ["rgb(255,255,255)", "rgb(8,48,107)"]
+
+
+def test_sparkline_draws_higher_values_higher_and_keeps_the_last_point() -> None:
+    line = dashboard.sparkline([0.0, 0.5, 1.0], width=100, height=20, pad=0)
+    assert line is not None
+    assert line["points"] == "0.0,20.0 50.0,10.0 100.0,0.0"
+    assert line["last"] == {"x": 100.0, "y": 0.0, "value": 1.0} and (line["low"], line["high"]) == (0.0, 1.0)
+    assert dashboard.sparkline([]) is None
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"schedule": "0 2 * * 0", "timezone": "UTC"},
+     ["2026-12-06T02:00+00:00", "2026-12-13T02:00+00:00", "2026-12-20T02:00+00:00"]),
+    ({"schedule": "30 3 * * *", "timezone": "America/New_York"},
+     ["2026-12-05T03:30-05:00", "2026-12-06T03:30-05:00", "2026-12-07T03:30-05:00"]),
+    ({}, []),
+])
+def test_next_fires_are_the_schedules_next_three_times_in_its_zone(spec: dict[str, str], expected: list[str]) -> None:
+    assert dashboard.next_fires(spec, now=datetime(2026, 12, 5, 6, 0, tzinfo=UTC)) == expected
+
+
+def test_timings_say_how_long_a_run_waited_and_ran() -> None:
+    run = {"createdAt": "2026-12-01T09:00:00.000Z", "startedAt": "2026-12-01T09:00:02.500Z",
+           "finishedAt": "2026-12-01T09:01:02.500Z"}
+    assert dashboard.timings(run) == {"waited": 2.5, "ran": 60.0, "total": 62.5}
+    assert dashboard.timings({"createdAt": run["createdAt"]}) == {"waited": None, "ran": None, "total": None}
