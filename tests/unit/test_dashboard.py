@@ -3,11 +3,15 @@ times and a run's timings."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from jobplane import conventions as c
 from jobplane import dashboard
+from jobplane.store.files import FileStore
 
 
 def test_heatmap_normalises_each_row_and_marks_the_diagonal() -> None:
@@ -49,3 +53,15 @@ def test_timings_say_how_long_a_run_waited_and_ran() -> None:
            "finishedAt": "2026-12-01T09:01:02.500Z"}
     assert dashboard.timings(run) == {"waited": 2.5, "ran": 60.0, "total": 62.5}
     assert dashboard.timings({"createdAt": run["createdAt"]}) == {"waited": None, "ran": None, "total": None}
+
+
+def test_a_runs_events_read_many_at_a_time_stay_oldest_first(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store", fsync=False)
+    for i in range(40):
+        body = {"type": "dev.jobplane.run.progress", "time": f"t{i}", "data": {"progress": i, "phase": "intent"}}
+        store.write(f"{c.run_events_prefix('r-1')}{i:016d}", json.dumps(body).encode())
+
+    found = dashboard.events(store, "r-1", readers=8)
+
+    assert [e["progress"] for e in found] == list(range(40))
+    assert dashboard.events(store, "r-1", readers=1) == found
