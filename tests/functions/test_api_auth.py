@@ -80,9 +80,19 @@ def test_the_token_opens_the_api(serve: Serve) -> None:
     assert requests.get(f"{url}/v1/specs", headers=lower, timeout=10).status_code == 200, "the scheme is case-blind"
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/openapi.json", "/", "/login"])
-def test_health_the_api_description_the_dashboard_shell_and_login_need_no_token(serve: Serve, path: str) -> None:
+@pytest.mark.parametrize("path", ["/healthz", "/openapi.json", "/login"])
+def test_health_the_api_description_and_login_need_no_token(serve: Serve, path: str) -> None:
     assert requests.get(serve() + path, timeout=10).status_code == 200
+
+
+def test_the_dashboard_sends_a_browser_without_a_session_to_login_and_opens_with_the_cookie(serve: Serve) -> None:
+    url = serve()
+    browser = requests.Session()
+    first = browser.get(f"{url}/", allow_redirects=False, timeout=10)
+    assert first.status_code == 303 and first.headers["Location"] == "./login"
+    assert browser.post(f"{url}/login", json={"token": TOKEN}, headers={"Origin": url}, timeout=10).status_code == 204
+    page = browser.get(f"{url}/", allow_redirects=False, timeout=10)
+    assert page.status_code == 200 and "Job specs" in page.text
 
 
 @pytest.mark.parametrize("path", ["/", "/login"])
