@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from . import conventions as c
@@ -73,20 +73,29 @@ def _spec_row(store: ObjectStore, key: str, *, now: datetime) -> dict[str, Any] 
             "last": recent[0] if recent else None, "runs": recent}
 
 
-def next_fires(spec: Mapping[str, Any], *, now: datetime, count: int = NEXT_FIRES) -> list[str]:
-    """The spec's next ``count`` fire times (ISO 8601 in the schedule's zone); none without a schedule."""
+def next_fires(spec: Mapping[str, Any], *, now: datetime, count: int = NEXT_FIRES) -> list[dict[str, str]]:
+    """The spec's next ``count`` fire times, ``{"iso", "text"}`` in the schedule's zone
+    (``"Mon 07 Dec 03:30"``); none without a schedule."""
     schedule = spec.get("schedule")
     if not schedule:
         return []
-    out: list[str] = []
+    out: list[dict[str, str]] = []
     moment = now
     try:
         for _ in range(count):
             moment = cronexpr.next_fire(str(schedule), spec.get("timezone"), moment)
-            out.append(moment.isoformat(timespec="minutes"))
+            out.append({"iso": moment.isoformat(timespec="minutes"), "text": moment.strftime("%a %d %b %H:%M")})
     except cronexpr.CronError:
         pass  # validated when stored; a schedule that never fires lists no times
     return out
+
+
+def stamp(value: Any) -> str:
+    """A record's RFC 3339 time as ``2026-12-06 05:17:02 UTC`` (anything else as it is)."""
+    try:
+        return runs.parse_rfc3339(str(value)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return "" if value is None else str(value)
 
 
 # --- a run -----------------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ def test_the_overview_lists_each_specs_schedule_next_fire_times_last_run_and_las
 
     assert 'href="./runs/' + made[-1]["id"] in text, "links are relative to the page"
     assert rows(text) == [r["id"] for r in reversed(made)][:10], "the newest ten, newest first"
-    fires = re.findall(r"<time>([^<]+)</time>", text.split('class="next-fires"')[1].split("</dd>")[0])
+    fires = re.findall(r'<time datetime="([^"]+)">[A-Z][a-z]{2} \d\d [A-Z][a-z]{2} 03:30</time>',
+                       text.split('class="next-fires"')[1].split("</dd>")[0])
     assert len(fires) == 3 and all(t.endswith("T03:30+01:00") for t in fires), fires
     assert "<code>30 3 * * *</code> (Europe/Berlin)" in text
     assert "61.0%" in text, "the last run's accuracy"
@@ -97,6 +98,15 @@ def test_the_overview_pages_specs_with_a_next_link(client: Any, store: FileStore
     assert re.findall(r'data-spec="([^"]+)"', first) == ["train-a", "train-b"]
     assert 'href="?pageToken=train-b"' in first
     assert re.findall(r'data-spec="([^"]+)"', second) == ["train-c"] and "pageToken=" not in second
+
+
+def test_a_page_runs_only_its_own_script(client: Any, store: FileStore) -> None:
+    response = client.get("/")
+    policy = response.headers["Content-Security-Policy"]
+    nonce = re.search(r"script-src 'nonce-([^']+)'", policy)
+    assert nonce is not None and f'<script nonce="{nonce.group(1)}">' in response.get_data(as_text=True)
+    assert "frame-ancestors 'none'" in policy and response.headers["X-Frame-Options"] == "DENY"
+    assert nonce.group(1) not in client.get("/").headers["Content-Security-Policy"], "a fresh nonce each time"
 
 
 def test_every_value_from_the_store_is_escaped(client: Any, store: FileStore) -> None:

@@ -128,6 +128,11 @@ def test_a_run_started_from_the_dashboard_is_followed_to_its_run_page_and_its_bo
     assert page.locator("table.heatmap th[scope=row]").all_inner_texts() == labels
     assert page.locator("table.heatmap td.cell").count() == 9 and page.locator("table.heatmap td.diag").count() == 3
     assert page.locator("#intents tbody tr").count() == 3
+    audit = support_plane.api(plane).get(f"{plane.url}/v1/audit", params={"runId": run_id(page)}, timeout=10)
+    if audit.status_code == 200:  # the audit trail, where this plane has one
+        page.wait_for_selector("#audit:not([hidden]) #audit-entries tr", timeout=10_000)
+    else:
+        assert page.locator("#audit").is_hidden(), "no audit section without GET /v1/audit"
     shot(page, "run")
 
     page.click("a[href*='bots/']")
@@ -139,6 +144,10 @@ def test_a_run_started_from_the_dashboard_is_followed_to_its_run_page_and_its_bo
     assert prediction["text"] == "book a table for four", "the utterance is shown as typed, entities marked in it"
     assert all(m in "book a table for four" for m in prediction["marked"]), prediction
     assert set(prediction["entities"]) <= {"party_size"}, prediction
+
+
+def run_id(page: Any) -> str:
+    return str(page.evaluate("() => document.body.dataset.run"))
 
 
 def try_it(page: Any, text: str, *, wait: float = 30.0) -> dict[str, Any]:

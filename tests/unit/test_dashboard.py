@@ -45,7 +45,19 @@ def test_sparkline_draws_higher_values_higher_and_keeps_the_last_point() -> None
     ({}, []),
 ])
 def test_next_fires_are_the_schedules_next_three_times_in_its_zone(spec: dict[str, str], expected: list[str]) -> None:
-    assert dashboard.next_fires(spec, now=datetime(2026, 12, 5, 6, 0, tzinfo=UTC)) == expected
+    found = dashboard.next_fires(spec, now=datetime(2026, 12, 5, 6, 0, tzinfo=UTC))
+    assert [t["iso"] for t in found] == expected
+
+
+def test_next_fires_read_as_weekday_day_month_and_local_time() -> None:
+    found = dashboard.next_fires({"schedule": "0 2 * * 0", "timezone": "Europe/Berlin"},
+                                 now=datetime(2026, 12, 5, 6, 0, tzinfo=UTC), count=1)
+    assert found == [{"iso": "2026-12-06T02:00+01:00", "text": "Sun 06 Dec 02:00"}]
+
+
+def test_stamps_read_as_utc_seconds() -> None:
+    assert dashboard.stamp("2026-12-06T05:17:02.433Z") == "2026-12-06 05:17:02 UTC"
+    assert dashboard.stamp(None) == "" and dashboard.stamp("soon") == "soon"
 
 
 def test_timings_say_how_long_a_run_waited_and_ran() -> None:
