@@ -57,7 +57,8 @@ def browser() -> Iterator[Any]:
     if executable is None:
         pytest.skip(f"no Chromium found (looked for {', '.join(BROWSERS)} on PATH and JOBPLANE_BROWSER): "
                     "apt-get install chromium")
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # root (CI containers) cannot use the sandbox
+    args = ["--disable-dev-shm-usage"]  # containers' /dev/shm is often too small for Chromium
+    args += ["--no-sandbox"] if os.geteuid() == 0 else []  # root (CI containers) cannot use the sandbox
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
         try:
