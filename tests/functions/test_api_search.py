@@ -106,5 +106,5 @@ def test_the_cli_searches_over_http_with_the_token(client: Any, monkeypatch: pyt
         assert cli.main(["search", "acme", "I lost my card", "-k", "2", "--url", url]) == 0
         out = capsys.readouterr().out
         monkeypatch.setenv("JOBPLANE_TOKEN", "wrong")
-        assert cli.main(["search", "acme", "card", "--url", url]) == 2
+        assert cli.main(["search", "acme", "card", "--url", url]) == cli.Exit.AUTH
     assert out.startswith("1. lost-card ") and "2. " in out and "freeze it" in out

@@ -16,7 +16,7 @@ from support.plane import api
 from support.servers import free_port
 from support.specs import TEST_DATA_PREFIXES, make_spec
 
-from jobplane.cli import main
+from jobplane.cli import Exit, main
 from jobplane.demo import ProgressBar, describe_prediction, format_matrix, sample_bot
 
 
@@ -33,7 +33,7 @@ def test_render_pingsource_of_an_invalid_spec_lists_every_problem_and_fails(tmp_
     path = tmp_path / "spec.json"
     path.write_text(json.dumps({"id": "Bad_Id", "type": "juggling"}))
 
-    assert main(["render-pingsource", str(path)]) == 2
+    assert main(["render-pingsource", str(path)]) == Exit.USAGE
     err = capsys.readouterr().err
     assert "spec.id" in err and "spec.type" in err
 
@@ -132,11 +132,12 @@ def test_specs_and_runs_list_what_the_api_of_a_running_plane_holds(tmp_path: Pat
         data_dir = str(plane.data_dir)
         assert main(["specs", "--url", plane.url, "--data-dir", data_dir]) == 0
         assert main(["runs", "--url", plane.url, "--spec", "train-test-bot", "--data-dir", data_dir]) == 0
-        assert main(["runs", "--url", plane.url, "--spec", "nope", "--data-dir", data_dir]) == 2
+        assert main(["runs", "--url", plane.url, "--spec", "nope", "--data-dir", data_dir]) == Exit.NOT_FOUND
     out, err = capsys.readouterr()
     assert "train-test-bot" in out and "0 3 * * *" in out
     assert "HTTP 404" in err
 
 
-def test_commands_against_a_plane_that_is_not_running_say_so() -> None:
-    assert main(["specs", "--url", f"http://127.0.0.1:{free_port()}"]) == 2
+def test_commands_against_a_plane_that_is_not_running_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["specs", "--url", f"http://127.0.0.1:{free_port()}"]) == Exit.UNAVAILABLE
+    assert "cannot reach the plane" in capsys.readouterr().err

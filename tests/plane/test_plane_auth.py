@@ -19,7 +19,7 @@ import requests
 from support.plane import api
 from support.servers import free_port
 
-from jobplane.cli import main
+from jobplane.cli import Exit, main
 from jobplane.local.plane import Plane
 
 
@@ -75,7 +75,7 @@ def test_the_cli_finds_the_token_in_the_data_dir_or_jobplane_token(
     monkeypatch.delenv("JOBPLANE_TOKEN", raising=False)
     with Plane(tmp_path / "data", env={}).start() as plane:
         assert main(["specs", "--url", plane.url, "--data-dir", str(plane.data_dir)]) == 0
-        assert main(["specs", "--url", plane.url, "--data-dir", str(tmp_path / "elsewhere")]) == 2
+        assert main(["specs", "--url", plane.url, "--data-dir", str(tmp_path / "elsewhere")]) == Exit.AUTH
         assert "HTTP 401" in capsys.readouterr().err
         monkeypatch.setenv("JOBPLANE_TOKEN", plane.settings.api_token)
         assert main(["specs", "--url", plane.url, "--data-dir", str(tmp_path / "elsewhere")]) == 0

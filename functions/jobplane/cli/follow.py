@@ -24,6 +24,8 @@ from .exits import CliError, Exit
 from .render import clip, duration
 
 POLL_SECONDS: Final = 0.5
+BAR_WIDTH: Final = 80
+"""What the state, bar, percentage and ETA take of a line: the message gets the rest."""
 APPEAR_SECONDS: Final = 30.0
 """How long a run that was just requested may take to be recorded before it counts as missing."""
 
@@ -54,7 +56,7 @@ def follow(api: Api, run_id: str, *, out: Console, interval: float = POLL_SECOND
             run = _fetch(api, run_id, missing_ok=time.monotonic() < deadline)
             if run is not None:
                 where = str(run.get("phase") or run.get("state")) if run.get("state") == "running" else str(run.get("state"))
-                message = _message(run)
+                message = clip(_message(run), max(10, out.width - BAR_WIDTH))
                 bar.update(task, completed=int(run.get("progress") or 0), description=where,
                            eta=run.get("eta"), message=message)
                 log.line(int(run.get("progress") or 0), where, message)
@@ -68,8 +70,8 @@ def _message(run: dict[str, Any]) -> str:
     if run.get("state") == "succeeded":
         return ""
     if runs.is_terminal(run):
-        return clip(": ".join(str(run[k]) for k in ("reason", "message") if run.get(k)), 70)
-    return clip(run.get("message"), 70)
+        return ": ".join(str(run[k]) for k in ("reason", "message") if run.get(k))
+    return str(run.get("message") or "")
 
 
 def _fetch(api: Api, run_id: str, *, missing_ok: bool) -> dict[str, Any] | None:
