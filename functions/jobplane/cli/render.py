@@ -132,7 +132,7 @@ def run_summary(run: Mapping[str, Any], *, now: datetime | None = None) -> Table
     rows: list[tuple[str, Any]] = [
         ("run", run.get("id")), ("state", state(run.get("state"))),
         ("progress", f"{int(run.get('progress') or 0)}%" + (f"  {run['phase']}" if run.get("phase") else "")),
-        ("message", run.get("message")), ("eta", duration(float(run["eta"])) if _number(run.get("eta")) else None),
+        ("message", run.get("message")), ("eta", duration(float(run["eta"])) if _number(run.get("eta")) and not runs.is_terminal(run) else None),
         ("reason", waiting(run, now=now) if run.get("state") == "queued" else run.get("reason")),
         ("spec", run.get("specId")), ("bot", run.get("botId")), ("type", run.get("type")),
         ("trigger", " ".join(str(trigger[k]) for k in ("type", "source", "id") if trigger.get(k)) or None),
