@@ -249,4 +249,4 @@ def test_an_outage_longer_than_the_retry_budget_is_replayed_into_one_run_per_eve
             (run,) = runs_of(plane.url, data_dir, bot)
             assert run["trigger"]["id"] == f"chg-{bot}"
     assert ("replayed 20" in listing) == (spare is not None)  # stored ones stay listed, marked replayed
-    assert re.search(r"\bdead\b", listing) is None
+    assert not [row for row in listing.splitlines()[2:] if re.search(r"\bdead\b", row)]  # under the table's header
