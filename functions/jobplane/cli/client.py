@@ -154,8 +154,10 @@ class Api:
         return self._answer("POST", url, response), response.headers
 
 
-def unreachable(method: str, url: str, e: Exception) -> CliError:
-    return CliError(f"{method} {url}: cannot reach the plane: {short(str(e), 200)} "
+def unreachable(method: str, url: str, e: requests.RequestException) -> CliError:
+    why = "no answer in time" if isinstance(e, requests.Timeout) else (
+        "connection refused or no such host" if isinstance(e, requests.ConnectionError) else short(str(e), 200))
+    return CliError(f"{method} {url}: cannot reach the plane: {why} "
                     "(is `jobplane up` running, and --url or JOBPLANE_URL right?)", code=Exit.UNAVAILABLE)
 
 

@@ -14,7 +14,7 @@ from .follow import APPEAR_SECONDS, POLL_SECONDS, follow
 from .options import AsJson, DataDir, Interval, Token, Url
 from .render import console, print_json, run_summary, runs_table
 
-RunId = Annotated[str, typer.Argument(help="The run's id.", show_default=False)]
+RunId = Annotated[str, typer.Argument(metavar="RUN", help="The run's id.", show_default=False)]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Follow the run to its end with a live progress bar; "
                                       "the exit code then says how it ended.")]
 

@@ -15,7 +15,7 @@ from .render import console, print_json, specs_table
 specs = typer.Typer(name="specs", help="Job specs: create, list, show, delete. Alone: list them.",
                     invoke_without_command=True, no_args_is_help=False)
 
-SpecId = Annotated[str, typer.Argument(help="The spec's id.", show_default=False)]
+SpecId = Annotated[str, typer.Argument(metavar="ID", help="The spec's id.", show_default=False)]
 
 
 @specs.callback()
