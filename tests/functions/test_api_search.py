@@ -105,6 +105,9 @@ def test_the_cli_searches_over_http_with_the_token(client: Any, monkeypatch: pyt
     with serve_wsgi(create_function_app("api")) as url:
         assert cli.main(["search", "acme", "I lost my card", "-k", "2", "--url", url]) == 0
         out = capsys.readouterr().out
+        assert cli.main(["search", "acme", "I lost my card", "-k", "2", "--url", url, "--json"]) == 0
+        answer = json.loads(capsys.readouterr().out)
         monkeypatch.setenv("JOBPLANE_TOKEN", "wrong")
         assert cli.main(["search", "acme", "card", "--url", url]) == cli.Exit.AUTH
     assert out.startswith("1. lost-card ") and "2. " in out and "freeze it" in out
+    assert [r["articleId"] for r in answer["results"]][:1] == ["lost-card"] and len(answer["results"]) == 2
