@@ -126,8 +126,8 @@ class Api:
             page = self.get(path, limit=limit, pageToken=token, **params) or {}
             got += len(page.get(key) or [])
             yield page
-            token = page.get("nextPageToken")
-            if not token or (want is not None and got >= want):
+            token, previous = page.get("nextPageToken"), token
+            if not token or token == previous or (want is not None and got >= want):
                 return
 
     def listing(self, path: str, key: str, *, want: int | None = None, **params: Any) -> dict[str, Any]:
@@ -144,14 +144,20 @@ class Api:
         return body
 
     def send_event(self, event: ev.Event) -> tuple[Any, Mapping[str, str]]:
-        """POST ``event`` (binary mode) to the broker; its JSON answer (None when empty) and headers."""
+        """POST ``event`` (binary mode) to the broker; its JSON answer (None when it has none: a
+        broker may answer 202 with an empty or plain body) and its headers."""
         headers, body = ev.to_http(event)
         url = self.target.broker_url
         try:
             response = self.http.post(url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as e:
             raise unreachable("POST", url, e) from e
-        return self._answer("POST", url, response), response.headers
+        if response.status_code >= 400:
+            raise api_error("POST", url, response, has_token=bool(self.target.token))
+        try:
+            return response.json(), response.headers
+        except ValueError:
+            return None, response.headers
 
 
 def unreachable(method: str, url: str, e: requests.RequestException) -> CliError:
