@@ -46,3 +46,23 @@ def test_a_run_summary_leaves_out_what_the_record_does_not_have() -> None:
     text = shown(run_summary(run, now=datetime(2026, 1, 1, 12, 1, 0, tzinfo=UTC)))
     assert "40%  training" in text and "eta       1m05s" in text and "took      1m00s" in text
     assert "accuracy  0.900" in text and "perIntent" not in text and "finished" not in text
+
+
+def test_the_eta_is_the_trainers_own_else_an_estimate_marked_with_a_tilde() -> None:
+    from rich.progress import Progress
+
+    from jobplane.cli.follow import EtaColumn
+
+    clock = [0.0]
+    progress = Progress(EtaColumn(), console=Console(file=io.StringIO()), auto_refresh=False, get_time=lambda: clock[0])
+    told = progress.add_task("t", total=100, completed=40, eta=65.0)
+    guessed = progress.add_task("g", total=100, eta=None)
+    column = EtaColumn()
+    assert column.render(progress.tasks[told]).plain == "eta 1m05s"
+    assert column.render(progress.tasks[guessed]).plain == ""  # nothing to estimate from yet
+    for now, done in ((1.0, 10), (11.0, 20)):
+        clock[0] = now
+        progress.update(guessed, completed=done)
+    assert column.render(progress.tasks[guessed]).plain == "eta ~1m20s"  # 1 %/s, 80 % to go
+    progress.update(told, completed=100)
+    assert column.render(progress.tasks[told]).plain == ""  # done: no eta
