@@ -35,12 +35,12 @@ def run(ctx: typer.Context,
         body["force"] = True
     api = Api(Target.from_context(ctx))
     answer = api.post(f"/v1/specs/{spec_id}/runs", body)
-    if not follow_:
-        print_json(answer) if wants_json(ctx) else console().print(f"requested run {answer['runId']} of spec {spec_id}")
-        return
     if not wants_json(ctx):
         console().print(f"requested run {answer['runId']} of spec {spec_id}")
-    finish(ctx, api, str(answer["runId"]), interval=interval, appear_within=APPEAR_SECONDS)
+    elif not follow_:  # following, stdout gets the final record alone
+        print_json(answer)
+    if follow_:
+        finish(ctx, api, str(answer["runId"]), interval=interval, appear_within=APPEAR_SECONDS)
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
