@@ -82,7 +82,12 @@ def _plane_args(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "up":  # the plane's lines as JSON (JOBPLANE_LOG_FORMAT=text: plain), as on a cluster
+        from . import logs
+
+        logs.configure(logs.format_from(os.environ), level=level)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(level)  # one line per request only with -v
     from .errors import JobplaneError
 

@@ -156,10 +156,17 @@ def _plan_kb(bot_id: str, data: Mapping[str, Any], *, rt: Runtime) -> Plan:
     return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides, writes=writes, points=points)
 
 
+def kb_trigger(event_id: str) -> tuple[str, str]:
+    """(source, id) of the kb-index ``run.requested`` beside a bot.changed's training run: one
+    per trigger, so its run id is known from the bot.changed alone (``receipts``)."""
+    return KB_SOURCE, f"{event_id}-kb"
+
+
 def _kb_request(event_id: str, kb: Plan) -> ev.Event:
     """The kb-index run beside a bot.changed's training run (id from the event's: one per trigger)."""
     body = {"specId": kb.spec["id"], "params": {"knowledgeBase": kb.spec["params"]["knowledgeBase"]}}
-    return ev.new_event(ev.RUN_REQUESTED, source=KB_SOURCE, id=f"{event_id}-kb", subject=kb.spec["id"], data=body)
+    source, request_id = kb_trigger(event_id)
+    return ev.new_event(ev.RUN_REQUESTED, source=source, id=request_id, subject=kb.spec["id"], data=body)
 
 
 def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
