@@ -1,7 +1,7 @@
 """The audit trail: who created, changed, deleted, triggered or cancelled what, when, and how it went.
 
 Append-only by construction: each entry is written create-only under keys no write ever
-reuses (``{invertedMillis}-{entryId}``), once under ``audit/all/`` and once under each of its
+reuses (the entry's id, ``{invertedMicros}-{random}``), once under ``audit/all/`` and once under each of its
 spec's, bot's and run's prefixes (``audit/specs/{id}/``, ``audit/bots/{id}/``,
 ``audit/runs/{id}/``), each object holding the whole entry. A filtered query so reads one
 prefix, newest first, as run listings do (``runs.listing_keys``); the page token is the last
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,8 +35,8 @@ ACTIONS: Final = ("create", "update", "delete", "trigger", "cancel")
 OK: Final = "ok"
 PREFIX: Final = "audit/"
 ALL: Final = "audit/all/"
-_INVERT_BASE: Final = 10**13
-_NAME: Final = re.compile(r"^\d{13}-[0-9a-f]{1,32}$")
+_INVERT_BASE: Final = 10**16
+_NAME: Final = re.compile(r"^\d{16}-[0-9a-f]{8}$")
 FILTERS: Final = (("runId", "runs"), ("specId", "specs"), ("botId", "bots"))
 """Query parameter → index prefix, most selective first: a query reads the first one given."""
 MAX_DETAIL: Final = 500
@@ -48,13 +49,13 @@ Entry = dict[str, Any]
 
 def entry(
     *, action: str, target: str, subject: str, outcome: str, now: datetime, spec_id: str | None = None,
-    bot_id: str | None = None, run_id: str | None = None, detail: str | None = None, entry_id: str | None = None,
+    bot_id: str | None = None, run_id: str | None = None, detail: str | None = None,
 ) -> Entry:
     """One audit entry (pure but for a random id when none is given)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     found: Entry = {
-        "id": entry_id or uuid.uuid4().hex[:16],
+        "id": new_id(now),
         "time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "subject": subject or "unknown",
         "action": action,
@@ -67,6 +68,20 @@ def entry(
     if detail:
         found["detail"] = detail[:MAX_DETAIL]
     return found
+
+
+_last_micros = 0
+_id_lock = threading.Lock()
+
+
+def new_id(now: datetime) -> str:
+    """``{inverted microseconds}-{random}``: ids sort newest first, and within this process
+    strictly (two entries in one microsecond still sort in the order they were made)."""
+    global _last_micros
+    micros = int(now.timestamp() * 1_000_000)
+    with _id_lock:
+        micros = _last_micros = max(micros, _last_micros + 1)
+    return f"{_INVERT_BASE - micros:016d}-{uuid.uuid4().hex[:8]}"
 
 
 def is_id(value: object) -> bool:
@@ -91,7 +106,9 @@ def outcome_of(err: BaseException | None) -> str:
 
 def keys(found: Mapping[str, Any]) -> list[str]:
     """Where the entry is written: ``audit/all/`` and its spec's, bot's and run's prefixes."""
-    name = f"{_inverted(str(found['time']))}-{found['id']}"
+    name = str(found["id"])
+    if not _NAME.match(name):
+        raise ValueError(f"audit entry id {name!r} is not one new_id made")
     prefixes = [ALL] + [f"{PREFIX}{where}/{found[field]}/" for field, where in FILTERS if found.get(field)]
     return [prefix + name for prefix in prefixes]
 
@@ -145,7 +162,3 @@ def query(store: ObjectStore, *, filters: Mapping[str, str], limit: int, token: 
         last = key[len(prefix):]
     return Page(found, None)
 
-
-def _inverted(stamp: str) -> str:
-    millis = int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
-    return f"{_INVERT_BASE - millis:013d}"
