@@ -132,6 +132,8 @@ def _run_schema() -> dict[str, Any]:
                       "position": {"type": ["integer", "null"], "minimum": 0}}},
         "preemptions": {"type": "integer", "minimum": 0,
                         "description": "Times the run's Job was evicted to give quota back (no failed attempt)."},
+        "traceparent": {"type": "string", "description": "W3C trace context of the trigger (its CloudEvent's "
+                        "traceparent, or derived from its source and id); the Job gets the same trace."},
     }}
 
 
