@@ -27,21 +27,26 @@ ENV_FORMAT: Final = "JOBPLANE_LOG_FORMAT"
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _context: ContextVar[dict[str, str]] = ContextVar("jobplane_log_context", default={})  # noqa: B039 - never mutated
+_inside: ContextVar[bool] = ContextVar("jobplane_log_bound", default=False)
 
 
 @contextlib.contextmanager
 def bound(**fields: object) -> Iterator[None]:
     """Within the block, every line this thread (or task) logs carries ``fields`` (None: left out)."""
     token = _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+    inside = _inside.set(True)
     try:
         yield
     finally:
+        _inside.reset(inside)
         _context.reset(token)
 
 
 def bind(**fields: object) -> None:
-    """Add ``fields`` to the current context until the enclosing ``bound`` block ends."""
-    _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+    """Add ``fields`` to the current context until the enclosing ``bound`` block ends; outside
+    one (a handler called directly), nothing: a field must never outlive what it describes."""
+    if _inside.get():
+        _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
 
 
 def context() -> dict[str, str]:

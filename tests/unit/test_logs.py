@@ -64,3 +64,10 @@ def test_configure_replaces_its_own_handler_and_keep_leaves_the_first() -> None:
     finally:
         root.handlers[:] = saved[1]
         root.setLevel(saved[0])
+
+
+def test_a_field_bound_outside_a_block_is_not_kept() -> None:
+    logs.bind(runId="stray")
+    logger, out = capture()
+    logger.info("later")
+    assert "runId" not in json.loads(out.getvalue())
