@@ -92,7 +92,7 @@ def test_each_spec_and_run_change_is_an_entry_naming_who_what_and_the_outcome(en
         ("create", "spec/train-test-bot", "ok"),
     ]
     assert {e["subject"] for e in entries} == {"alice"}
-    assert all(e["specId"] == "train-test-bot" for e in entries)
+    assert all(e["specId"] == "train-test-bot" and e["botId"] == "test-bot" for e in entries)
     trigger, cancel = entries[2], entries[1]
     assert trigger["botId"] == cancel["botId"] == "test-bot" and trigger["runId"] == cancel["runId"] == run_id
     assert [e["time"] for e in entries] == sorted((e["time"] for e in entries), reverse=True)
