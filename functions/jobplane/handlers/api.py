@@ -271,7 +271,8 @@ def _check_if_match(request: flask.Request, generation: int) -> None:
 def delete_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     spec_id = _checked_id(params["spec_id"], "spec")
     try:
-        audit.note(request.environ, botId=_spec_fields(_read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")[0]).get("botId"))
+        stored, _ = _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")
+        audit.note(request.environ, botId=_spec_fields(stored).get("botId"))
         rt.store.delete(c.spec_key(spec_id))
     except NotFoundError:
         raise NotFoundError(f"no spec {spec_id!r}") from None
