@@ -16,7 +16,16 @@ from werkzeug.exceptions import HTTPException
 from jobplane import runtime
 
 
+SCRAPED: frozenset[str] = frozenset({"launch", "status", "reconcile", "deadletter"})
+"""Cluster-local targets that answer ``GET /metrics`` themselves, without a credential (each
+pod counts what it handled); the api serves its own behind RBAC, predict (public) none."""
+
+
 def _handle(name: str, request: flask.Request) -> flask.Response:
+    if name in SCRAPED and request.method == "GET" and request.path.rstrip("/") == "/metrics":
+        from jobplane import metrics
+
+        return flask.Response(metrics.render(), status=200, headers={"Content-Type": metrics.CONTENT_TYPE})
     module = importlib.import_module(f"jobplane.handlers.{name}")
     response: flask.Response = module.handle(request, runtime.current())
     return response
@@ -41,6 +50,16 @@ def _configure_door(app: flask.Flask) -> None:
     app.register_error_handler(Exception, http_error_response)
 
 
+def _configure_logs() -> None:
+    """JSON log lines (``jobplane.logs``); ``JOBPLANE_LOG_FORMAT=text`` for plain ones."""
+    import os
+
+    from jobplane import logs
+
+    logs.configure(logs.format_from(os.environ), keep=True)
+
+
+_configure_logs()
 _configure_door(flask.current_app)  # functions-framework runs this file inside its app's context
 
 

@@ -36,6 +36,10 @@ ENV_DATA_PREFIXES: Final = "JOBPLANE_DATA_PREFIXES"
 """Store URI prefixes the run may read data from besides its bot's ``bots/{botId}/``."""
 ENV_MAX_DATA_BYTES: Final = "JOBPLANE_MAX_DATA_BYTES"
 """Largest data object the trainer reads."""
+ENV_TRACEPARENT: Final = "TRACEPARENT"
+"""The run's W3C trace context (``tracing``); the trainer's callbacks carry it back."""
+ANNOTATION_TRACEPARENT: Final = "jobplane.dev/traceparent"
+"""The same trace context on the Job's metadata, for whoever reads Jobs (not a label: too long)."""
 
 # --- trainer exit codes -------------------------------------------------------------------
 EXIT_OK: Final = 0
@@ -53,6 +57,8 @@ reconciler quotes when the Job fails."""
 
 # --- CloudEvent extension carrying the per-run callback token ------------------------------
 TOKEN_EXTENSION: Final = "jobplanetoken"
+TRACE_EXTENSION: Final = "traceparent"
+"""CloudEvents' distributed-tracing extension attribute (W3C ``traceparent``)."""
 
 # --- Knative Services (one per function target) -------------------------------------------
 SERVICE_TARGETS: Final[dict[str, str]] = {

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from . import conventions as c
 from . import events as ev
-from . import checks, queueing, runs, spec as specs
+from . import checks, queueing, runs, spec as specs, tracing
 from .planning import FORCE_FIELD, REQUESTED_BY_EXTENSION, Plan, requested_by, trigger
 from .runtime import Runtime
 
@@ -86,7 +86,8 @@ def _bot_request(event: ev.Event, plan: Plan, bot_id: str) -> ev.Event:
         data[FORCE_FIELD] = True
     return ev.new_event(
         ev.RUN_REQUESTED, source=FANOUT_SOURCE, id=f"{event.id}-{bot_id}", subject=data["specId"], data=data,
-        extensions={REQUESTED_BY_EXTENSION: requested_by(event)},
+        extensions={REQUESTED_BY_EXTENSION: requested_by(event),
+                    c.TRACE_EXTENSION: tracing.of_event(event.source, event.id, event.extensions)},
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from . import events as ev
-from . import cache, concurrency, manifests, runs, slots, workers
+from . import cache, concurrency, manifests, metrics, runs, slots, workers
 from .errors import JobplaneError, NotFoundError, PreconditionFailedError, UnavailableError
 from .launcher.base import JobStatus
 from .runtime import Runtime
@@ -162,6 +162,7 @@ def _launch(spec: Mapping[str, Any], run: runs.Run, *, stored: runs.Stored | Non
     except JobplaneError as e:
         _store_unlaunched(run, e, stored=stored, rt=rt)
         raise
+    metrics.launched(run, now=rt.clock())
     launched = _mark_launched(run, _ref(job), rt=rt)
     writes = [*runs.start_index(rt.store, runs.index_keys(launched)),
               *(workers.submit(_supersede, old, by=run, rt=rt) for old in replaces),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from . import conventions as c
-from . import queueing
+from . import queueing, tracing
 from .errors import PermanentError
 from .runs import parse_rfc3339
 from .settings import Settings
@@ -64,12 +64,18 @@ def build_job(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Sett
     }
     if settings.kueue:
         job_spec["suspend"] = True
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": str(run["id"]), "namespace": settings.namespace, "labels": job_meta_labels},
-        "spec": job_spec,
-    }
+    metadata: dict[str, Any] = {"name": str(run["id"]), "namespace": settings.namespace, "labels": job_meta_labels}
+    trace = job_traceparent(run)
+    if trace:
+        metadata["annotations"] = {c.ANNOTATION_TRACEPARENT: trace}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
+
+
+def job_traceparent(run: Mapping[str, Any]) -> str | None:
+    """The Job's hop of the run's trace (``tracing.child``: same trace, a parent id of the run's
+    own), or None for a run that carries none (a record from before tracing)."""
+    trace = run.get("traceparent")
+    return tracing.child(str(trace), seed=str(run["id"])) if trace else None
 
 
 def job_labels(spec: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, str]:
@@ -214,6 +220,9 @@ def job_env(spec: Mapping[str, Any], run: Mapping[str, Any], *, settings: Settin
     }
     if settings.data_prefixes:
         env[c.ENV_DATA_PREFIXES] = ",".join(settings.data_prefixes)
+    trace = job_traceparent(run)
+    if trace:
+        env[c.ENV_TRACEPARENT] = trace
     return [{"name": k, "value": v} for k, v in env.items()]
 
 

@@ -132,6 +132,8 @@ def _run_schema() -> dict[str, Any]:
                       "position": {"type": ["integer", "null"], "minimum": 0}}},
         "preemptions": {"type": "integer", "minimum": 0,
                         "description": "Times the run's Job was evicted to give quota back (no failed attempt)."},
+        "traceparent": {"type": "string", "description": "W3C trace context of the trigger (its CloudEvent's "
+                        "traceparent, or derived from its source and id); the Job gets the same trace."},
     }}
 
 
@@ -297,6 +299,33 @@ def _dead_letter_paths() -> dict[str, Any]:
     }
 
 
+def _audit_paths() -> dict[str, Any]:
+    """The audit trail and the Prometheus scrape."""
+    entry = {"type": "object", "required": ["id", "time", "subject", "action", "target", "outcome"], "properties": {
+        "id": {"type": "string"}, "time": {"type": "string", "format": "date-time"},
+        "subject": {"type": "string", "description": "The authenticated subject, or the CloudEvent's source."},
+        "action": {"enum": ["create", "update", "delete", "trigger", "cancel"]},
+        "target": {"type": "string", "description": "spec/ID or run/ID."},
+        "specId": {"type": "string"}, "botId": {"type": "string"}, "runId": {"type": "string"},
+        "outcome": {"type": "string", "description": "ok, or the error's code (not_found, conflict, invalid, …)."},
+        "detail": {"type": "string"}}}
+    filters = [_param(name, "query", f"Only entries about this {what}.", ID)
+               for name, what in (("specId", "spec"), ("botId", "bot"), ("runId", "run"))]
+    return {
+        "/v1/audit": {"get": {
+            "operationId": "listAudit", "summary": "Who created, changed, deleted, triggered or cancelled what",
+            "parameters": [*filters, {**LIMIT, "description": "How many entries, newest first."},
+                           _param("pageToken", "query", "nextPageToken of the previous page.", {"type": "string"})],
+            "responses": {"200": _json({"type": "object", "required": ["entries"], "properties": {
+                "entries": {"type": "array", "items": entry}, "nextPageToken": {"type": "string"}}},
+                "Audit entries, newest first."), **_errors(400)}}},
+        "/metrics": {"get": {
+            "operationId": "metrics", "summary": "This process's counters (Prometheus text format)",
+            "responses": {"200": {"description": "Prometheus text exposition format.",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    }
+
+
 def _plain_paths() -> dict[str, Any]:
     return {
         "/healthz": {"get": {"operationId": "health", "summary": "Liveness", "responses": {
@@ -370,7 +399,8 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "jobplane API", "version": VERSION,
                  "description": "Job specs, runs and models of the jobplane event-driven jobs plane."},
-        "paths": _open_paths({**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths(), **_dead_letter_paths()}),
+        "paths": _open_paths({**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths(), **_dead_letter_paths(),
+                              **_audit_paths()}),
         "components": {"schemas": _schemas(), "responses": _responses(), "securitySchemes": _security_schemes()},
         "security": [{"bearer": []}, {"session": []}],
     })

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from . import conventions as c
 from . import events as ev
-from . import checks, spec as specs
+from . import checks, spec as specs, tracing
 from .errors import NotFoundError, PermanentError, PreconditionFailedError, Problem, UnavailableError, ValidationError
 from .runtime import Runtime
 
@@ -60,7 +60,8 @@ def plan_for(event: ev.Event, *, rt: Runtime) -> Plan:
     data = _data_object(event)
     force = _force(data)
     if event.type == ev.BOT_CHANGED:
-        plan = _plan_bot_changed(data, event_id=event.id, rt=rt)
+        plan = _plan_bot_changed(data, event_id=event.id, trace=tracing.of_event(event.source, event.id, event.extensions),
+                                 rt=rt)
     elif event.type == ev.PING:
         plan = _plan_stored(_required_spec_id(data), {}, rt=rt)
     elif event.type == ev.RUN_REQUESTED:
@@ -95,7 +96,7 @@ def _data_object(event: ev.Event) -> dict[str, Any]:
     return data
 
 
-def _plan_bot_changed(data: Mapping[str, Any], *, event_id: str, rt: Runtime) -> Plan:
+def _plan_bot_changed(data: Mapping[str, Any], *, event_id: str, trace: str, rt: Runtime) -> Plan:
     """The bot's training run; with ``knowledgeBase``, its kb-index run too (this event's run
     when the event carries no training data, else a ``run.requested`` sent beside it)."""
     problems = _bot_problems(data)
@@ -110,7 +111,7 @@ def _plan_bot_changed(data: Mapping[str, Any], *, event_id: str, rt: Runtime) ->
     if kb is not None:
         plan.writes.extend(kb.writes)
         plan.points.extend(kb.points)
-        plan.follow_ups.append(_kb_request(event_id, kb))
+        plan.follow_ups.append(_kb_request(event_id, kb, trace=trace))
     return plan
 
 
@@ -156,10 +157,19 @@ def _plan_kb(bot_id: str, data: Mapping[str, Any], *, rt: Runtime) -> Plan:
     return Plan(spec=_validated(_with_params(stored, overrides)), overrides=overrides, writes=writes, points=points)
 
 
-def _kb_request(event_id: str, kb: Plan) -> ev.Event:
-    """The kb-index run beside a bot.changed's training run (id from the event's: one per trigger)."""
+def kb_trigger(event_id: str) -> tuple[str, str]:
+    """(source, id) of the kb-index ``run.requested`` beside a bot.changed's training run: one
+    per trigger, so its run id is known from the bot.changed alone (``receipts``)."""
+    return KB_SOURCE, f"{event_id}-kb"
+
+
+def _kb_request(event_id: str, kb: Plan, *, trace: str) -> ev.Event:
+    """The kb-index run beside a bot.changed's training run (id from the event's: one per
+    trigger; the same trace)."""
     body = {"specId": kb.spec["id"], "params": {"knowledgeBase": kb.spec["params"]["knowledgeBase"]}}
-    return ev.new_event(ev.RUN_REQUESTED, source=KB_SOURCE, id=f"{event_id}-kb", subject=kb.spec["id"], data=body)
+    source, request_id = kb_trigger(event_id)
+    return ev.new_event(ev.RUN_REQUESTED, source=source, id=request_id, subject=kb.spec["id"], data=body,
+                        extensions={c.TRACE_EXTENSION: trace})
 
 
 def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from . import conventions as c
-from . import workers
+from . import metrics, workers
 from .errors import NotFoundError, PreconditionFailedError, UnavailableError
 from .store.base import ObjectStore
 
@@ -220,6 +220,7 @@ def create_record(store: ObjectStore, run: Run) -> Stored:
     makes a redelivery find its run. A run of that id already there is read and returned."""
     try:
         generation = store.write(c.run_key(run["id"]), _dump(run), if_generation_match=0)
+        metrics.run_written(None, run)
         return Stored(run, generation, created=True)
     except PreconditionFailedError:
         blob = store.read(c.run_key(run["id"]))
@@ -295,6 +296,7 @@ def update_run(
             if not trusting:  # a stale ``known`` is no contention: read at once
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
             continue
+        metrics.run_written(current, new)
         if is_terminal(new):
             forget_active(store, new)
         return new

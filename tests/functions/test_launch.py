@@ -38,7 +38,8 @@ class Launch:
         return requests.post(self.url, data=body, headers=headers, timeout=10)
 
     def keys(self) -> list[str]:
-        return sorted(self.store.list(""))
+        """The plane's state; the audit trail (which keeps refused attempts too) aside."""
+        return sorted(k for k in self.store.list("") if not k.startswith("audit/"))
 
     def put_spec(self, spec: dict[str, Any]) -> None:
         self.store.write(c.spec_key(spec["id"]), json.dumps(spec).encode())

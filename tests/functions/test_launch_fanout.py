@@ -21,7 +21,7 @@ from jobplane import conventions as c
 from jobplane import events as ev
 from jobplane import runs, runtime
 from jobplane.app import create_function_app
-from jobplane import fanout, planning
+from jobplane import fanout, planning, tracing
 from jobplane.baselines import previous_success
 from jobplane.handlers import launch as launch_handler
 from jobplane.local.plane import builtin_specs_dir, seed_specs
@@ -293,3 +293,11 @@ def test_a_user_cannot_hand_a_run_its_own_baseline(launch: Launch) -> None:
     response = launch.post(event)
     assert response.status_code == 400 and "params.baseline" in response.text
     assert launch.launcher.jobs == {}
+
+
+def test_each_bots_request_carries_the_sweeps_trace(launch: Launch) -> None:
+    for bot in ("anna", "bob"):
+        launch.add_bot(bot)
+    sent = fan_out(launch, ping("retrain-all"))
+    trace = tracing.of_event(ping("retrain-all").source, "ping-1", {})
+    assert [e.extensions["traceparent"] for e in sent] == [trace, trace]

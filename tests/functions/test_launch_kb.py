@@ -3,6 +3,7 @@ training or alone, through the launch function's real app."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,3 +120,15 @@ def test_a_knowledge_base_folder_under_the_bots_prefix_runs(launch: Launch) -> N
     uri = launch.store.uri("bots/pizza-bot/kb") + "/"
     assert launch.post(bot_changed(knowledgeBase={"uri": uri})).status_code == 200
     assert launch.spec("kb-pizza-bot")["params"]["knowledgeBase"] == {"uri": uri}
+
+
+def test_the_kb_follow_up_carries_the_bot_changed_trace_into_its_run(launch: Launch) -> None:
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    event = bot_changed(trainingData={"examples": TRAINING_EXAMPLES}, knowledgeBase={"articles": ARTICLES})
+    event = dataclasses.replace(event, extensions={"traceparent": trace})
+    assert launch.post(event).status_code == 200
+    [follow_up] = launch.sent
+    assert follow_up.extensions["traceparent"] == trace
+    assert launch.post(follow_up).status_code == 200
+    kb_run = runs.get_run(launch.store, runs.run_id_for("kb-pizza-bot", source=follow_up.source, event_id=follow_up.id))
+    assert kb_run["traceparent"] == trace

@@ -95,3 +95,18 @@ def test_a_bad_limit_setting_is_refused_with_the_variable(tmp_path: Path) -> Non
     read = Settings.from_env({"JOBPLANE_STORE": (tmp_path / "s").as_uri(), "JOBPLANE_MAX_EVENT_BYTES": "2097152"})
     assert read.max_event_bytes == 2 * 1024 * 1024
     assert Settings.from_env({"JOBPLANE_STORE": (tmp_path / "s").as_uri()}).max_event_bytes == 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_cluster_local_functions_serve_metrics_openly_and_the_api_behind_its_credential(
+    urls: dict[str, str], target: str,
+) -> None:
+    response = requests.get(urls[target] + "/metrics", timeout=10)
+    if target in ("launch", "status", "reconcile", "deadletter"):
+        assert response.status_code == 200 and "jobplane_events_total" in response.text
+    elif target == "api":
+        assert response.status_code == 401
+        authed = requests.get(urls[target] + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert authed.status_code == 200 and "jobplane_run_transitions_total" in authed.text
+    else:
+        assert "jobplane_events_total" not in response.text, "predict is public: no metrics there"

@@ -36,6 +36,8 @@ def main(mode: str = "succeed", gate: str = "") -> int:
     run_id = os.environ[c.ENV_RUN_ID]
     send = ev.http_sender(os.environ[c.ENV_SINK])
     ext = {c.TOKEN_EXTENSION: os.environ[c.ENV_TOKEN]}
+    if os.environ.get(c.ENV_TRACEPARENT):  # carried back as the real trainer's Reporter does
+        ext[c.TRACE_EXTENSION] = os.environ[c.ENV_TRACEPARENT]
 
     seq = [0]
 

@@ -191,3 +191,21 @@ def test_a_failed_bot_test_sends_its_figures_with_the_reason() -> None:
     assert sent[0].type == ev.RUN_FAILED
     assert sent[0].data == {"reason": "Regression", "message": "greet -0.200", "metrics": {"accuracy": 0.5},
                             "artifacts": {"botTest": "file:///b"}}
+
+
+def test_every_callback_carries_the_runs_traceparent_when_the_job_has_one() -> None:
+    sent: list[ev.Event] = []
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = Reporter(sent.append, run_id="r1", token="tok", throttle=Throttle(0.0), clock_ms=MsClock(1),
+                      sleep=lambda _: None, traceparent=trace)
+    traced.progress(Progress("intent", 10.0, "epoch 1"))
+    traced.succeeded({"metrics": {}})
+    reporter(sent, MsClock(2)).progress(Progress("intent", 10.0, "epoch 1"))
+    assert [e.extensions.get(c.TRACE_EXTENSION) for e in sent] == [trace, trace, None]
+    assert all(e.extensions[c.TOKEN_EXTENSION] == "tok" for e in sent)
+
+
+def test_the_job_env_reads_the_traceparent() -> None:
+    env = JobEnv.from_env({c.ENV_RUN_ID: "r1", c.ENV_STORE: "file:///tmp/x", c.ENV_TRACEPARENT: "00-a-b-01"})
+    assert env.traceparent == "00-a-b-01"
+    assert JobEnv.from_env({c.ENV_RUN_ID: "r1", c.ENV_STORE: "file:///tmp/x"}).traceparent == ""

@@ -247,3 +247,19 @@ def test_oversized_params_are_refused_with_a_hint() -> None:
     spec["params"]["articles"] = [{"id": f"a{i}", "title": "t", "text": "x" * 1000} for i in range(40)]
     with pytest.raises(PermanentError, match="by uri"):
         build_job(spec, run_for(spec), settings=make_settings())
+
+
+def test_the_job_carries_the_runs_trace_as_its_own_hop_in_env_and_annotation() -> None:
+    spec = make_spec()
+    run = {**run_for(spec), "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    job = build_job(spec, run, settings=make_settings())
+    hop = env_of(job)[c.ENV_TRACEPARENT]
+    assert hop.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-") and hop != run["traceparent"]
+    assert job["metadata"]["annotations"] == {c.ANNOTATION_TRACEPARENT: hop}
+    assert build_job(spec, run, settings=make_settings()) == job, "deterministic: a redelivery rebuilds the same Job"
+    kubernetes_validate.validate(job, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_a_run_without_a_trace_gets_a_job_without_one() -> None:
+    job = build_job(make_spec(), run_for(make_spec()), settings=make_settings())
+    assert c.ENV_TRACEPARENT not in env_of(job) and "annotations" not in job["metadata"]

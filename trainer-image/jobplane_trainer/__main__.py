@@ -49,7 +49,7 @@ def cmd_run() -> int:
         log.error("%s", e)
         return c.EXIT_BAD_DATA
     reporter = Reporter(events.http_sender(env.sink) if env.sink else _log_sender, run_id=env.run_id, token=env.token,
-                        final_retry_s=env.final_retry_s)
+                        final_retry_s=env.final_retry_s, traceparent=env.traceparent)
     try:
         data = _dispatch(env, reporter, stop=stop)
     except Interrupted as e:

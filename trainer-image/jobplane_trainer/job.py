@@ -48,6 +48,8 @@ class JobEnv:
     """Store URI prefixes, besides ``bots/{botId}/``, the run may read data from."""
     max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
     """Largest data object the run reads."""
+    traceparent: str = ""
+    """The run's W3C trace context (``TRACEPARENT``); every callback carries it back."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobEnv:
@@ -73,7 +75,7 @@ class JobEnv:
             bot_id=env.get(c.ENV_BOT_ID) or str(params.get("botId", "")), job_type=env.get(c.ENV_JOB_TYPE, "training"),
             sink=env.get(c.ENV_SINK, ""), token=env.get(c.ENV_TOKEN, ""), store_url=env[c.ENV_STORE], params=params,
             final_retry_s=final_retry_s,
-            data_prefixes=prefixes, max_data_bytes=max_data,
+            data_prefixes=prefixes, max_data_bytes=max_data, traceparent=env.get(c.ENV_TRACEPARENT, ""),
         )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobplane import events
-from jobplane.conventions import PHASE_ERROR, TOKEN_EXTENSION
+from jobplane.conventions import PHASE_ERROR, TOKEN_EXTENSION, TRACE_EXTENSION
 from jobplane.errors import TransientError
 
 from .stages import Progress
@@ -71,14 +71,17 @@ class Reporter:
     def __init__(self, send: Callable[[events.Event], None], *, run_id: str, token: str,
                  throttle: Throttle | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock_ms: Callable[[], int] = epoch_ms, final_retry_s: float = FINAL_RETRY_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """``final_retry_s``: how long a final event is retried; ``clock``: what measures it."""
+                 clock: Callable[[], float] = time.monotonic, traceparent: str = "") -> None:
+        """``final_retry_s``: how long a final event is retried; ``clock``: what measures it;
+        ``traceparent``: the run's trace context, carried on every event (CloudEvents'
+        distributed-tracing extension) so the status function logs it."""
         self.send = send
         self.final_retry_s = final_retry_s
         self.clock = clock
         self.clock_ms = clock_ms
         self.run_id = run_id
         self.token = token
+        self.extensions = {TOKEN_EXTENSION: token, **({TRACE_EXTENSION: traceparent} if traceparent else {})}
         self.throttle = throttle or Throttle()
         self.sleep = sleep
         self.seq = 0
@@ -87,7 +90,7 @@ class Reporter:
 
     def _event(self, type_: str, data: dict[str, Any]) -> events.Event:
         return events.new_event(type_, source=f"/jobplane/trainer/{self.run_id}", subject=self.run_id,
-                                data=data, extensions={TOKEN_EXTENSION: self.token})
+                                data=data, extensions=dict(self.extensions))
 
     def progress(self, p: Progress, *, force: bool = False) -> None:
         """A ``run.progress`` event unless one went out less than a second ago (a new phase

@@ -4,7 +4,8 @@ Resources ``specs``, ``runs``, ``bots`` of API group ``jobplane.dev`` with verbs
 create, update, delete; actions are subresources with verb ``create``: ``specs/runs``
 (trigger), ``runs/cancel``, ``bots/predict``, ``bots/search``; ``runs/artifacts`` (get: download
 a run's artifacts); operators' ``deadletters`` (list) and
-``deadletters/replay`` (create). The manifests' ClusterRoles
+``deadletters/replay`` (create); the audit trail ``audit`` (list) and ``metrics`` (get: the
+Prometheus scrape, a credential like any other). The manifests' ClusterRoles
 (``jobplane-viewer``, ``jobplane-editor``) grant exactly these. HEAD is checked as GET.
 """
 
@@ -61,6 +62,8 @@ RULES: Final[tuple[Rule, ...]] = (
     _rule("GET", "/v1/deadletters", "list", "deadletters"),
     _rule("POST", "/v1/deadletters:replay", "create", "deadletters", "replay"),
     _rule("POST", "/v1/deadletters/{name}:replay", "create", "deadletters", "replay"),
+    _rule("GET", "/v1/audit", "list", "audit"),
+    _rule("GET", "/metrics", "get", "metrics"),
 )
 """(method, path) → (verb, resource, subresource, name from the path)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -61,10 +62,15 @@ EventingDir = Annotated[Path | None, typer.Option(
 
 
 @app.callback()
-def root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at INFO, one line per HTTP request.")] = False,
+def root(ctx: typer.Context, verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at INFO, one line per HTTP request.")] = False,
          url: Url = None, token: Token = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand == "up":  # the plane's lines as JSON (JOBPLANE_LOG_FORMAT=text: plain), as on a cluster
+        from .. import logs
+
+        logs.configure(logs.format_from(os.environ), level=level)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(level)  # one line per request only with -v
 
 

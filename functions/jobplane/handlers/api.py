@@ -24,7 +24,7 @@ import flask
 from .. import auth
 from .. import conventions as c
 from .. import events as ev
-from .. import artifacts, datauris, deadletters, openapi, runs
+from .. import artifacts, audit, datauris, deadletters, metrics, openapi, runs, tracing
 from ..errors import (
     ConflictError,
     JobplaneError,
@@ -67,10 +67,21 @@ class Route:
 
 
 def handle(request: flask.Request, rt: Runtime) -> flask.Response:
+    """Answer the request; a create, update, delete, trigger or cancel leaves an audit entry,
+    whatever its outcome (``jobplane.audit``)."""
+    seen: dict[str, Any] = {}
+    response = _answer(request, rt, seen)
+    if seen.get("handler") in AUDITED:
+        audit.record(rt.store, _audit_entry(request, rt, seen, response))
+    return response
+
+
+def _answer(request: flask.Request, rt: Runtime, seen: dict[str, Any]) -> flask.Response:
     """Admit (Host, Origin, credential), route by path and method, authorize; map every error
-    to the API's JSON error shape."""
+    to the API's JSON error shape. ``seen``: who asked and which handler the path names."""
     try:
         who = auth.admit(auth.RequestView.from_environ(request.environ), settings=rt.settings, access=rt.access)
+        seen["who"] = who
         route, params = _route(request.path)
         method = "GET" if request.method == "HEAD" else request.method
         handler = route.methods.get(method)
@@ -79,6 +90,7 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
             response = error_response(MethodNotAllowedError(f"{request.method} {request.path}: allowed are {allowed}"))
             response.headers["Allow"] = allowed
             return response
+        seen["handler"], seen["params"] = handler, params
         if who is not None:
             rt.access.authorize(who, auth.required(request.method, request.path))
         return handler(request, rt, params)
@@ -93,6 +105,25 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
     except Exception as e:  # noqa: BLE001 - the client gets a generic 500, the log the details
         log.exception("%s %s failed", request.method, request.path)
         return error_response(e)
+
+
+def _audit_entry(request: flask.Request, rt: Runtime, seen: Mapping[str, Any], response: flask.Response) -> audit.Entry:
+    """The audit entry of an audited request: who (the authenticated user), what (the handler's
+    action on the spec or run the request named), the outcome (``ok`` or the error's code)."""
+    action, kind = AUDITED[seen["handler"]]
+    params, noted = seen.get("params") or {}, audit.noted(request.environ)
+    spec_id = noted.get("specId") or params.get("spec_id")
+    run_id = noted.get("runId") or params.get("run_id")
+    name = run_id if kind == "run" else spec_id
+    outcome, detail = audit.OK, f"{request.method} {request.path}"
+    if response.status_code >= 400:
+        error = (response.get_json(silent=True) or {}).get("error") or {}
+        outcome = str(error.get("code") or response.status_code)
+        detail += f": {error.get('message', '')}"
+    who = seen.get("who")
+    return audit.entry(action=action, target=f"{kind}/{name}" if audit.is_id(name) else kind,
+                       subject=who.user if who is not None else "anonymous", outcome=outcome, now=rt.clock(),
+                       spec_id=spec_id, bot_id=noted.get("botId"), run_id=run_id, detail=detail)
 
 
 def _route(path: str) -> tuple[Route, Params]:
@@ -188,7 +219,9 @@ def list_specs(request: flask.Request, rt: Runtime, params: Params) -> flask.Res
 
 
 def create_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
-    spec = _stored_form(validate_spec(_json_body(request)), rt=rt)
+    body = _json_body(request)
+    audit.note(request.environ, **_spec_fields(body))
+    spec = _stored_form(validate_spec(body), rt=rt)
     try:
         generation = rt.store.write(c.spec_key(spec["id"]), _dump(spec), if_generation_match=0)
     except PreconditionFailedError:
@@ -206,6 +239,7 @@ def get_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Respo
 def put_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     spec_id = _checked_id(params["spec_id"], "spec")
     body = _json_body(request)
+    audit.note(request.environ, botId=_spec_fields(body).get("botId"))
     if isinstance(body, dict) and body.setdefault("id", spec_id) != spec_id:
         raise ValidationError([Problem("spec.id", f"must match the path ({spec_id!r}), got {body['id']!r}")],
                               what="job spec")
@@ -220,6 +254,14 @@ def put_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Respo
     return json_response(spec, headers={"ETag": f'"{new_generation}"'})
 
 
+def _spec_fields(body: Any) -> dict[str, Any]:
+    """A spec body's id and bot (for its audit entry), as far as it has them."""
+    if not isinstance(body, Mapping):
+        return {}
+    params = body.get("params")
+    return {"specId": body.get("id"), "botId": params.get("botId") if isinstance(params, Mapping) else None}
+
+
 def _check_if_match(request: flask.Request, generation: int) -> None:
     wanted = request.headers.get("If-Match")
     if wanted and wanted.strip() not in ("*", f'"{generation}"', str(generation)):
@@ -229,6 +271,8 @@ def _check_if_match(request: flask.Request, generation: int) -> None:
 def delete_spec(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     spec_id = _checked_id(params["spec_id"], "spec")
     try:
+        stored, _ = _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")
+        audit.note(request.environ, botId=_spec_fields(stored).get("botId"))
         rt.store.delete(c.spec_key(spec_id))
     except NotFoundError:
         raise NotFoundError(f"no spec {spec_id!r}") from None
@@ -266,6 +310,7 @@ def trigger_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Re
     """Send ``run.requested`` and answer 202 with the run id launch will give the run."""
     spec_id = _checked_id(params["spec_id"], "spec")
     stored, _ = _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")
+    audit.note(request.environ, botId=_spec_fields(stored).get("botId"))
     body = _json_body(request, required=False)
     overrides = _run_overrides(body, stored, rt=rt)
     data: dict[str, Any] = {"specId": spec_id}
@@ -273,9 +318,12 @@ def trigger_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Re
         data["params"] = overrides
     if body.get("force") is True:
         data["force"] = True  # train even when a succeeded run had the same inputs (no cache hit)
-    event = ev.new_event(ev.RUN_REQUESTED, source=SOURCE, subject=spec_id, data=data)
-    rt.send(event)
+    trace = tracing.parse(request.headers.get(c.TRACE_EXTENSION)) or tracing.new()
+    event = ev.new_event(ev.RUN_REQUESTED, source=SOURCE, subject=spec_id, data=data,
+                         extensions={c.TRACE_EXTENSION: trace})
     run_id = runs.run_id_for(spec_id, source=SOURCE, event_id=event.id)
+    audit.note(request.environ, runId=run_id)
+    rt.send(event)
     return json_response({"runId": run_id, "specId": spec_id}, 202, headers={"Location": f"/v1/runs/{run_id}"})
 
 
@@ -339,6 +387,7 @@ def cancel_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Res
     run_id = _checked_id(params["run_id"], "run")
 
     def mutate(run: runs.Run) -> runs.Run | None:
+        audit.note(request.environ, specId=run.get("specId"), botId=run.get("botId"))
         if run["state"] == "cancelled":
             return None
         if runs.is_terminal(run):
@@ -414,12 +463,40 @@ def replay_dead_letters(request: flask.Request, rt: Runtime, params: Params) -> 
     return json_response({"replayed": done, "more": more}, status=202)
 
 
+# --- audit trail, metrics ---------------------------------------------------------------------
+
+
+def list_audit(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    """Audit entries newest first, filtered by ``specId``, ``botId``, ``runId``."""
+    filters = {name: request.args.get(name, "") for name in ("specId", "botId", "runId")}
+    for name, value in filters.items():
+        if value and not audit.is_id(value):
+            raise ValidationError([Problem(name, f"must be an id (DNS-1123 label), got {value!r}")], what="query")
+    page = audit.query(rt.store, filters=filters, limit=_limit(request), token=request.args.get("pageToken", ""))
+    body: dict[str, Any] = {"entries": page.entries}
+    if page.next_token:
+        body["nextPageToken"] = page.next_token
+    return json_response(body)
+
+
+def prometheus(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    """This process's counters in Prometheus' text format (``jobplane.metrics``)."""
+    return flask.Response(metrics.render(), status=200, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+AUDITED: Final[dict[Handler, tuple[str, str]]] = {
+    create_spec: ("create", "spec"), put_spec: ("update", "spec"), delete_spec: ("delete", "spec"),
+    trigger_run: ("trigger", "run"), cancel_run: ("cancel", "run"),
+}
+"""Handlers whose every call is an audit entry: (action, kind of target)."""
+
 ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/"), {"GET": pages.overview}),
     Route(re.compile(r"/runs/(?P<run_id>[^/:]+)"), {"GET": pages.run_page}),
     Route(re.compile(r"/bots/(?P<bot_id>[^/:]+)"), {"GET": pages.bot_page}),
     Route(re.compile(r"/healthz"), {"GET": healthz}),
     Route(re.compile(r"/openapi\.json"), {"GET": openapi_json}),
+    Route(re.compile(r"/metrics"), {"GET": prometheus}),
     Route(re.compile(r"/login"), {"GET": login_page, "POST": login}),
     Route(re.compile(r"/logout"), {"POST": logout}),
     Route(re.compile(r"/v1/specs"), {"GET": list_specs, "POST": create_spec}),
@@ -433,6 +510,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):predict"), {"POST": predict}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):search"), {"POST": search}),
     Route(re.compile(r"/v1/deadletters"), {"GET": list_dead_letters}),
+    Route(re.compile(r"/v1/audit"), {"GET": list_audit}),
     Route(re.compile(r"/v1/deadletters:replay"), {"POST": replay_dead_letters}),
     Route(re.compile(r"/v1/deadletters/(?P<dead_id>[^/:]+):replay"), {"POST": replay_dead_letter}),
 )

@@ -16,6 +16,7 @@ from typing import Any, Final
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .. import logs, metrics, tracing
 from ..errors import RETRY_AFTER_SECONDS, JobplaneError, PermanentError, PreconditionFailedError, TransientError
 from ..events import Event, from_http, to_http
 from ..limits import BODY_LIMIT_KEY, DEFAULT_MAX_EVENT_BYTES, read_capped, too_large
@@ -48,7 +49,16 @@ def event_endpoint(request: flask.Request, fn: Callable[[Event], Event | None]) 
         event = from_http(dict(request.headers), read_body(request))
     except PermanentError as e:
         log.warning("rejected malformed event: %s", e.message)
+        metrics.event_malformed()
         return error_response(e)
+    trace = tracing.of_event(event.source, event.id, event.extensions)
+    with logs.bound(eventType=event.type, eventSource=event.source, eventId=event.id, traceparent=trace):
+        response = _answer_event(event, fn)
+    metrics.event_handled(event.type, response.status_code)
+    return response
+
+
+def _answer_event(event: Event, fn: Callable[[Event], Event | None]) -> flask.Response:
     try:
         reply = fn(event)
     except Exception as e:  # noqa: BLE001 - the status depends on the kind; see event_status

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import flask
 
-from .. import deadletters
+from .. import deadletters, metrics
 from .. import events as ev
 from ..errors import PreconditionFailedError, short
 from ..runtime import Runtime
@@ -66,6 +66,7 @@ def record_dead_letter(store: ObjectStore, event: ev.Event, *, now: datetime) ->
         if not _replace_replayed(store, key, body):
             log.info("dead letter %s already recorded", key)
             return key, False
+    metrics.dead_lettered(event.type)
     log.warning(
         "dead letter: %s from %s (id %s) failed at %s with %s",
         event.type, event.source, event.id, event.extensions.get(ERROR_DEST), event.extensions.get(ERROR_CODE),

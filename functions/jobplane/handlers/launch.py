@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import flask
 
 from .. import events as ev
-from .. import baselines, datauris, fanout, launching, planning, runs, spec as specs
+from .. import audit, baselines, datauris, fanout, launching, logs, planning, receipts, runs, spec as specs, tracing
 from ..errors import NotFoundError
 from ..fanout import FANNED_OUT, FANOUT_SOURCE
 from ..launching import SOURCE, summary
@@ -28,8 +28,37 @@ __all__ = ["FANNED_OUT", "FANOUT_SOURCE", "SOURCE", "handle", "on_event", "summa
 log = logging.getLogger(__name__)
 
 
+PLANE_SOURCES: Final = "/jobplane/"
+"""Sources of the plane's own follow-ups (the api's trigger, a fan-out's or a bot.changed's
+kb-index request): their origin was audited already (the API request, the first event)."""
+
+
 def handle(request: flask.Request, rt: Runtime) -> flask.Response:
-    return event_endpoint(request, lambda event: on_event(event, rt=rt))
+    return event_endpoint(request, lambda event: audited(event, rt=rt))
+
+
+def audited(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
+    """``on_event``, with an audit entry per run the event triggers (subject: its ``source``),
+    whatever the outcome."""
+    error: BaseException | None = None
+    try:
+        return on_event(event, rt=rt)
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        if not event.source.startswith(PLANE_SOURCES):
+            for found in trigger_entries(event, error, rt=rt):
+                audit.record(rt.store, found)
+
+
+def trigger_entries(event: ev.Event, error: BaseException | None, *, rt: Runtime) -> list[audit.Entry]:
+    """The audit entries of a trigger event: one per run it names (one naming the event when none)."""
+    detail = f"{event.type} {event.id}" + (f": {error}" if error is not None else "")
+    named = receipts.expected_runs(event) or [{}]
+    return [audit.entry(action="trigger", target=f"run/{r['runId']}" if r else "run", subject=event.source,
+                        outcome=audit.outcome_of(error), now=rt.clock(), spec_id=r.get("specId"),
+                        bot_id=r.get("botId"), run_id=r.get("runId"), detail=detail) for r in named]
 
 
 def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
@@ -49,6 +78,8 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
         return None
     run = runs.new_run(spec=plan.spec, trigger=planning.trigger(event), requested_by=planning.requested_by(event),
                        now=rt.clock())
+    run["traceparent"] = tracing.of_event(event.source, event.id, event.extensions)
+    logs.bind(runId=run["id"], specId=run["specId"], botId=run.get("botId"))
     if plan.overrides:
         run["params"] = plan.overrides
     if plan.force:

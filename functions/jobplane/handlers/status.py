@@ -9,18 +9,21 @@ Thin by design: the token check, the append-only log and the coalesced record wr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
 import flask
 
 from .. import events as ev
-from .. import cache, progress, promotion
+from .. import cache, logs, progress, promotion
 from ..errors import PermanentError
 from ..runtime import Runtime
 from .common import event_endpoint
 
 SOURCE: Final = "/jobplane/status"
+
+log = logging.getLogger(__name__)
 
 
 def handle(request: flask.Request, rt: Runtime) -> flask.Response:
@@ -34,8 +37,10 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     if event.type not in progress.CALLBACK_TYPES:
         raise PermanentError(f"status takes run.progress/succeeded/failed callbacks, got {event.type!r}")
     run_id = progress.run_id_of(event)
+    logs.bind(runId=run_id)  # with the event's traceparent (event_endpoint): the Job's hop of the run's trace
     progress.authorize(event, run_id, key=rt.settings.callback_key, store=rt.store, now=rt.clock())
     final = progress.ingest(event, run_id, store=rt.store, now=rt.clock())
+    log.log(logging.DEBUG if event.type == ev.RUN_PROGRESS else logging.INFO, "run %s: %s", run_id, event.type)
     if final is None:
         return None
     if event.type == ev.RUN_SUCCEEDED:

@@ -46,6 +46,7 @@ from typing import Any, Final
 
 import requests
 
+from .. import metrics
 from ..errors import RETRY_AFTER_SECONDS, JobplaneError, PermanentError, UnavailableError, short
 from ..events import Event, from_http, to_dict, to_http
 from ..limits import DEFAULT_MAX_EVENT_BYTES, read_capped
@@ -145,8 +146,10 @@ class LocalBroker:
         db: str | Path = ":memory:",
         headers_for: Callable[[str], Mapping[str, str]] = lambda url: {},
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        receipt: Callable[[Event], list[dict[str, Any]] | None] = lambda event: None,
     ) -> None:
         self.name, self.namespace = name, namespace
+        self.receipt = receipt  # the runs an accepted event will make (``receipts``), answered to its sender
         self.headers_for = headers_for  # extra headers per URL: the embedded plane's token for its functions
         self.max_event_bytes = max_event_bytes
         self.triggers = [t for t in triggers if t.broker == name and t.namespace == namespace]
@@ -206,8 +209,14 @@ class LocalBroker:
         except (UnavailableError, sqlite3.Error) as e:
             err = e if isinstance(e, UnavailableError) else UnavailableError(f"broker journal: {e}")
             return _respond(start_response, 503, "unavailable", err)
-        start_response("202 Accepted", [("Content-Length", "0")])
-        return [b""]
+        return _accepted(start_response, event, self._receipt_of(event))
+
+    def _receipt_of(self, event: Event) -> list[dict[str, Any]] | None:
+        try:
+            return self.receipt(event)
+        except Exception:  # noqa: BLE001 - the event is kept already; only the answer's body is lost
+            log.exception("broker: the runs of %s %s could not be named", event.type, event.id)
+            return None
 
     def _accept(self, event: Event, *, hops: int, finish: int | None = None) -> int:
         """Journal one row per matching Trigger (and finish row ``finish`` in the same commit)."""
@@ -452,6 +461,7 @@ class LocalBroker:
     def _bury(self, task: _Task, url: str, status: int, detail: str) -> None:
         """Where Knative would lose the event: keep it dead in the journal, replayable."""
         self.journal.bury(task.row, detail=detail)
+        metrics.dead_lettered(task.event.type)
         self._record(task.event, task.trigger, url, task.attempt, "dead", detail + "; kept in the journal", status)
         log.error("broker: %s %s kept dead (replay it with `jobplane deadletter replay`): %s",
                   task.event.type, task.event.id, detail)
@@ -505,6 +515,20 @@ def parse_reply(resp: _Response) -> tuple[Event | None, str | None]:
             return None, f"malformed reply event: {e.message}"
         return None, "received a non-empty response not recognized as CloudEvent. The response MUST be either empty or a valid CloudEvent"
     return (None if resp.status == 202 else event), None
+
+
+def _accepted(start_response: WSGIStartResponse, event: Event, runs: list[dict[str, Any]] | None) -> list[bytes]:
+    """202, empty as Knative's ingress answers; for an event that makes runs, ``{"id", "runs"}``
+    and ``Location`` of the first run, so the sender can follow it."""
+    if runs is None:
+        start_response("202 Accepted", [("Content-Length", "0")])
+        return [b""]
+    body = json.dumps({"id": event.id, "runs": runs}, separators=(",", ":")).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if runs:
+        headers.append(("Location", f"/v1/runs/{runs[0]['runId']}"))
+    start_response("202 Accepted", headers)
+    return [body]
 
 
 def _now() -> float:

@@ -25,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from .. import conventions as c
 from .. import events as ev
+from .. import receipts
 from ..app import WSGIApp, build_app, json_error
 from ..auth.frontdoor import front_door_guard, function_headers
 from ..errors import JobplaneError, PermanentError, PreconditionFailedError, UnavailableError
@@ -50,6 +51,8 @@ REPORT_GRACE: Final = timedelta(seconds=60)
 the Broker's whole retry schedule, so a callback still being retried is not judged missing)."""
 HOST: Final = "127.0.0.1"
 BROKER_DB: Final = "broker.db"
+RECEIPT_FIELDS: Final = ("runId", "specId", "type")
+"""Each run in the ingress's answer to a ``bot.changed`` or ``run.requested``."""
 """The broker's journal in the data dir: accepted events until delivered (see local/journal.py)."""
 PASSED_TO_JOBS: Final = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT")
 """Environment the local Jobs inherit from the plane: what a pod gets from its node and
@@ -187,7 +190,7 @@ class Plane:
         self.broker = local_broker.LocalBroker(
             triggers, resolve=resolve, delivery=config.delivery, name=config.name, namespace=config.namespace,
             db=self.data_dir / BROKER_DB, max_event_bytes=self.settings.max_event_bytes,
-            headers_for=headers_for,
+            headers_for=headers_for, receipt=self._receipt,
         )
         self.runtime.broker = self.broker
         self._app = build_app(
@@ -208,6 +211,19 @@ class Plane:
             namespace=namespace,
             broker=broker,
         )
+
+    def _receipt(self, event: ev.Event) -> list[dict[str, Any]] | None:
+        """What the ingress answers for a ``bot.changed`` or ``run.requested``: the runs it makes."""
+        if event.type not in (ev.BOT_CHANGED, ev.RUN_REQUESTED):
+            return None
+        found = receipts.expected_runs(event, spec_type=self._spec_type) or []
+        return [{key: run[key] for key in RECEIPT_FIELDS} for run in found]
+
+    def _spec_type(self, spec_id: str) -> str | None:
+        try:
+            return str(json.loads(self.store.read(c.spec_key(spec_id)).data).get("type") or "") or None
+        except (JobplaneError, ValueError):
+            return None
 
     def _send(self, event: ev.Event) -> None:
         """``Runtime.send``: straight into the local broker (no HTTP round trip)."""
