@@ -8,11 +8,15 @@ import logging
 import flask
 
 from .. import events as ev
-from ..reconcile import reconcile
+from ..reconcile import Seen, reconcile
 from ..runtime import Runtime
 from .common import event_endpoint
 
 log = logging.getLogger(__name__)
+
+_seen: dict[tuple[str, int], Seen] = {}
+"""What this process's passes saw of the Jobs, per (store, launcher): a pass reads only the runs
+whose Jobs ended, vanished or moved since (``jobplane.reconcile.Seen``)."""
 
 
 def handle(request: flask.Request, rt: Runtime) -> flask.Response:
@@ -22,7 +26,10 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
 def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     """Any event starts a pass (the PingSource's data is not needed); transient failures
     answer 503 through ``event_endpoint`` so the delivery is retried."""
-    report = reconcile(rt.store, rt.launcher, now=rt.clock())
+    launcher = rt.launcher
+    seen = _seen.setdefault((rt.store.url, id(launcher)), Seen())
+    report = reconcile(rt.store, launcher, now=rt.clock(), seen=seen)
     if report.failed or report.errors:
-        log.info("reconcile: checked %d, failed %s, errors %d", report.checked, report.failed, len(report.errors))
+        log.info("reconcile: checked %d (read %d), failed %s, errors %d", report.checked, report.read, report.failed,
+                 len(report.errors))
     return None
