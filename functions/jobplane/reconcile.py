@@ -41,6 +41,10 @@ again by the broker's redeliveries (5 retries with exponential backoff: about 30
 REASON_MISSING: Final = "JobMissing"
 REASON_NO_REPORT: Final = "CompletedWithoutReport"
 REASON_NOT_LAUNCHED: Final = "NotLaunched"
+QUEUE_READS: Final = 250
+"""Most runs a pass reads only because their Job moved in the queue (a sweep's thousands of Jobs
+queue at once): the rest are read by the next passes. Runs whose Jobs ended or vanished, or can
+never be admitted, are read whatever their number."""
 ERROR_LOOKBACK: Final = 20
 """Newest progress entries of a run's log searched for the trainer's last reported error."""
 MESSAGE_LIMIT: Final = 2000
@@ -90,19 +94,23 @@ class Seen:
 
 
 def reconcile(store: ObjectStore, launcher: Launcher, *, now: datetime, grace: timedelta = GRACE,
-              launch_grace: timedelta = LAUNCH_GRACE, seen: Seen | None = None) -> Report:
+              launch_grace: timedelta = LAUNCH_GRACE, seen: Seen | None = None,
+              queue_reads: int = QUEUE_READS) -> Report:
     """One pass over the active runs; a transient failure on one run does not stop the others,
     and is raised at the end so the PingSource delivery is retried. Reads the records of the
     runs whose Jobs ended, are missing, or changed their state or place in the queue since
-    ``seen`` (a fresh one: every run with a Job once), never the others'."""
+    ``seen`` (a fresh one: every run with a Job once; at most ``queue_reads`` of those that
+    only moved in the queue), never the others'."""
     report, seen = Report(), seen if seen is not None else Seen()
     active = runs.list_active(store)
     jobs = _jobs_by_run(launcher) if active else {}
     for run_id in active:
         listed = jobs.get(run_id)
-        if listed is not None and seen.knows(run_id, listed):
+        if listed is not None and (seen.knows(run_id, listed) or (_settled(listed) and queue_reads <= 0)):
             report.checked += 1
             continue
+        if listed is not None and _settled(listed):
+            queue_reads -= 1
         _check(store, launcher, run_id, listed, now=now, grace=grace, launch_grace=launch_grace,
                seen=seen, report=report)
     seen.jobs = {k: v for k, v in seen.jobs.items() if k in jobs}

@@ -118,6 +118,22 @@ def test_a_pass_reads_only_the_runs_whose_jobs_ended_vanished_or_moved(tmp_path:
     assert reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen).read == 0
 
 
+def test_a_burst_of_jobs_entering_the_queue_is_written_down_over_several_passes(tmp_path: Path) -> None:
+    store, launcher, seen = CountingStore(FileStore(tmp_path)), FakeLauncher(), Seen()
+    burst = [stored_run(store, str(i)) for i in range(25)]
+    for r in burst:
+        launcher.launch({"metadata": {"name": r["id"], "labels": {"app.kubernetes.io/managed-by": "jobplane"}}})
+        launcher.states[r["id"]] = "queued"
+    dead = burst[-1]["id"]
+    launcher.states[dead] = "failed"
+
+    passes = [reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen, queue_reads=10) for _ in range(4)]
+
+    assert [p.read for p in passes] == [11, 10, 4, 0]  # the ended Job's run whatever the budget
+    assert passes[0].failed == {dead: "Failed"}
+    assert all(runs.get_run(store, r["id"])["state"] == "queued" for r in burst[:-1])
+
+
 def test_a_run_with_no_job_at_all_is_read_every_pass_until_its_grace_ends(tmp_path: Path) -> None:
     store, seen = CountingStore(FileStore(tmp_path)), Seen()
     crashed = stored_run(store, "a", state="requested")  # its launch died before the Job's create

@@ -1,13 +1,18 @@
 """The reconcile function: a PingSource fires it every minute; it ends the runs whose Jobs
-died without reporting (see ``jobplane.reconcile``). Answers 204: the pass wrote what it found."""
+died without reporting (see ``jobplane.reconcile``). A second PingSource, whose data is
+``{"retention": "sweep"}``, makes it sweep a page of what the retention policy no longer keeps
+(``jobplane.retention``). Answers 204: the pass wrote what it found."""
 
 from __future__ import annotations
 
 import logging
 
+from collections.abc import Mapping
+
 import flask
 
 from .. import events as ev
+from .. import retention
 from ..reconcile import Seen, reconcile
 from ..runtime import Runtime
 from .common import event_endpoint
@@ -23,9 +28,18 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
     return event_endpoint(request, lambda event: on_event(event, rt=rt))
 
 
+RETENTION_FIELD = "retention"
+"""The retention PingSource's data: ``{"retention": "sweep"}``."""
+
+
 def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
-    """Any event starts a pass (the PingSource's data is not needed); transient failures
-    answer 503 through ``event_endpoint`` so the delivery is retried."""
+    """The retention tick sweeps; any other event starts a reconciler pass (its data is not
+    needed). Transient failures answer 503 through ``event_endpoint`` so the delivery is retried."""
+    if isinstance(event.data, Mapping) and RETENTION_FIELD in event.data:
+        swept = retention.sweep(rt.store, rt.settings.retention, now=rt.clock())
+        if swept.deleted or swept.raced:
+            log.info("retention: %s", "; ".join(retention.describe(swept)[:1] + (["raced"] if swept.raced else [])))
+        return None
     launcher = rt.launcher
     seen = _seen.setdefault((rt.store.url, id(launcher)), Seen())
     report = reconcile(rt.store, launcher, now=rt.clock(), seen=seen)
