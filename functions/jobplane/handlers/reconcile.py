@@ -28,14 +28,10 @@ def handle(request: flask.Request, rt: Runtime) -> flask.Response:
     return event_endpoint(request, lambda event: on_event(event, rt=rt))
 
 
-RETENTION_FIELD = "retention"
-"""The retention PingSource's data: ``{"retention": "sweep"}``."""
-
-
 def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     """The retention tick sweeps; any other event starts a reconciler pass (its data is not
     needed). Transient failures answer 503 through ``event_endpoint`` so the delivery is retried."""
-    if isinstance(event.data, Mapping) and RETENTION_FIELD in event.data:
+    if isinstance(event.data, Mapping) and ev.RETENTION_PING_FIELD in event.data:
         swept = retention.sweep(rt.store, rt.settings.retention, now=rt.clock())
         if swept.deleted or swept.raced:
             log.info("retention: %s", "; ".join(retention.describe(swept)[:1] + (["raced"] if swept.raced else [])))
