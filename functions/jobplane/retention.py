@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,10 +69,13 @@ class Report:
     """Another sweep moved the cursor meanwhile: this one's deletions stand, its cursor does not."""
 
 
-def sweep(store: ObjectStore, policy: RetentionPolicy, *, now: datetime, dry_run: bool = False) -> Report:
-    """One bounded sweep: a page of backfill (until done), then a page of each stage."""
+def sweep(store: ObjectStore, policy: RetentionPolicy, *, now: datetime, dry_run: bool = False,
+          budget_s: float | None = None) -> Report:
+    """One bounded sweep: a page of backfill (until done), then a page of each stage; with
+    ``budget_s``, it stops judging after that many seconds and keeps the cursor where it got
+    (the reconcile function's request must end within its Service's timeout)."""
     cursor, generation = _read_cursor(store)
-    s = _Sweep(store, policy, now=now, dry_run=dry_run)
+    s = _Sweep(store, policy, now=now, dry_run=dry_run, deadline=None if budget_s is None else time.monotonic() + budget_s)
     if cursor.get("backfill") != BACKFILLED:
         cursor["backfill"] = s.backfill(cursor.get("backfill", ""))
     cursor["records"] = s.stage("records", after=cursor.get("records", ""))
@@ -97,8 +101,9 @@ def _read_cursor(store: ObjectStore) -> tuple[dict[str, str], int]:
 class _Sweep:
     """One sweep's work and what it has read (each pointer, spec and listing once)."""
 
-    def __init__(self, store: ObjectStore, policy: RetentionPolicy, *, now: datetime, dry_run: bool) -> None:
-        self.store, self.policy, self.dry = store, policy, dry_run
+    def __init__(self, store: ObjectStore, policy: RetentionPolicy, *, now: datetime, dry_run: bool,
+                 deadline: float | None = None) -> None:
+        self.store, self.policy, self.dry, self.deadline = store, policy, dry_run, deadline
         self.report = Report(dry_run=dry_run)
         now_ms = int(now.timestamp() * 1000)
         self.now = now
@@ -119,6 +124,8 @@ class _Sweep:
     def backfill(self, after: str) -> str:
         """Enter a page of listing entries from before ``index/created/`` into it; ``done`` at the end."""
         keys = list(self.store.list("index/specs/", start_after=after, limit=self.policy.page))
+        if self.out_of_time():
+            return after
         for key in keys:
             millis, run_id = runs.from_listing_key(key)
             if not self.dry:
@@ -131,11 +138,14 @@ class _Sweep:
         last = after
         for key in self.store.list(runs.CREATED_PREFIX, start_after=after, limit=self.policy.page):
             millis, run_id = runs.from_created_key(key)
-            if millis >= self.horizon[stage]:
+            if millis >= self.horizon[stage] or self.out_of_time():
                 break
             self.judge(run_id, created=key, stage=stage)
             last = key
         return last
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
 
     def judge(self, run_id: str, *, created: str, stage: str) -> None:
         try:

@@ -37,7 +37,7 @@ class RetentionPolicy:
     (``JOBPLANE_RETENTION_ARTIFACTS_DAYS``)."""
     keep_trainings: int = 5
     """Succeeded training runs per bot whose artifacts stay whatever their age (``JOBPLANE_RETENTION_KEEP_TRAININGS``)."""
-    page: int = 200
+    page: int = 100
     """Runs each stage of one sweep looks at, oldest first (``JOBPLANE_RETENTION_PAGE``)."""
 
 

@@ -207,3 +207,13 @@ def test_the_retention_command_dry_prints_what_it_would_delete(tmp_path: Path, c
     assert f"would delete {c.run_key(ids['ancient'])}" in out and snapshot(store) == before
     assert cli.main(["retention", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("deleted 3 run(s)") and not exists(store, c.run_key(ids["ancient"]))
+
+
+def test_a_sweep_out_of_time_stops_and_the_next_goes_on_from_where_it_stopped(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    ids = build(store)
+
+    stopped = sweep(store, POLICY, now=NOW, budget_s=0)
+
+    assert stopped.deleted == [] and exists(store, c.run_key(ids["ancient"]))
+    assert sweep(store, POLICY, now=NOW).runs_deleted

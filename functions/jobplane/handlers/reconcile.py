@@ -19,6 +19,10 @@ from .common import event_endpoint
 
 log = logging.getLogger(__name__)
 
+SWEEP_BUDGET_S = 30.0
+"""A sweep stops judging after this long: the Service answers within its 50 s timeout, and the
+cursor keeps what was done (knative/base/service_reconciler.yaml)."""
+
 _seen: dict[tuple[str, int], Seen] = {}
 """What this process's passes saw of the Jobs, per (store, launcher): a pass reads only the runs
 whose Jobs ended, vanished or moved since (``jobplane.reconcile.Seen``)."""
@@ -32,7 +36,7 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     """The retention tick sweeps; any other event starts a reconciler pass (its data is not
     needed). Transient failures answer 503 through ``event_endpoint`` so the delivery is retried."""
     if isinstance(event.data, Mapping) and ev.RETENTION_PING_FIELD in event.data:
-        swept = retention.sweep(rt.store, rt.settings.retention, now=rt.clock())
+        swept = retention.sweep(rt.store, rt.settings.retention, now=rt.clock(), budget_s=SWEEP_BUDGET_S)
         if swept.deleted or swept.raced:
             log.info("retention: %s", "; ".join(retention.describe(swept)[:1] + (["raced"] if swept.raced else [])))
         return None
