@@ -136,7 +136,7 @@ class _Sweep:
     def stage(self, stage: str, *, after: str) -> str:
         """Judge a page of runs older than the stage's horizon, after ``after``; the new cursor."""
         last = after
-        for key in self.store.list(runs.CREATED_PREFIX, start_after=after, limit=self.policy.page):
+        for key in list(self.store.list(runs.CREATED_PREFIX, start_after=after, limit=self.policy.page)):
             millis, run_id = runs.from_created_key(key)
             if millis >= self.horizon[stage] or self.out_of_time():
                 break
@@ -280,7 +280,10 @@ class _Sweep:
             self.store.write(c.run_key(str(new["id"])), json.dumps(new, sort_keys=True, separators=(",", ":")).encode(),
                              if_generation_match=stored.generation)
         except PreconditionFailedError:
-            runs.update_run(self.store, str(new["id"]), self._retired)
+            try:
+                runs.update_run(self.store, str(new["id"]), self._retired)
+            except NotFoundError:
+                pass  # deleted meanwhile (another sweep's records stage): nothing left to mark
 
     def _retired(self, run: runs.Run) -> runs.Run | None:
         if run.get("artifactsRetiredAt"):
