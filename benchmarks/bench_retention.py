@@ -27,7 +27,7 @@ from sim.store import MemoryStore  # noqa: E402
 
 from jobplane import cache, runs  # noqa: E402
 from jobplane import conventions as c  # noqa: E402
-from jobplane.retention import sweep  # noqa: E402
+from jobplane.retention import CURSOR_KEY, sweep  # noqa: E402
 from jobplane.settings import RetentionPolicy  # noqa: E402
 
 NOW = datetime(2027, 6, 1, tzinfo=UTC)
@@ -87,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     store = MemoryStore(second=lambda: 0)
     made = history(store, bots=args.bots, days=args.days, change_every=args.change_every)
+    store.write(CURSOR_KEY, b'{"backfill": "done"}')  # every run was made with its index/created/ entry
     objects_before, data_before = store.count(), store.count("bots/")
     policy = RetentionPolicy(page=args.page)
     start, base = time.perf_counter(), counters(store)
@@ -97,7 +98,7 @@ def main() -> None:
         ops = sum(counters(store).values()) - sum(before.values())
         sweeps, largest = sweeps + 1, max(largest, ops)
         judged += len(report.runs_deleted) + len(report.artifacts_retired) + len(report.kept)
-        if report.cursor.get("backfill") == "done" and not report.deleted and not report.kept:
+        if not report.deleted and not report.kept:
             break
     spent = {k: v - base[k] for k, v in counters(store).items()}
     total = sum(spent.values())

@@ -71,15 +71,16 @@ class Report:
 
 def sweep(store: ObjectStore, policy: RetentionPolicy, *, now: datetime, dry_run: bool = False,
           budget_s: float | None = None) -> Report:
-    """One bounded sweep: a page of backfill (until done), then a page of each stage; with
+    """One bounded sweep: a page of backfill until it is done, then a page of each stage; with
     ``budget_s``, it stops judging after that many seconds and keeps the cursor where it got
     (the reconcile function's request must end within its Service's timeout)."""
     cursor, generation = _read_cursor(store)
     s = _Sweep(store, policy, now=now, dry_run=dry_run, deadline=None if budget_s is None else time.monotonic() + budget_s)
     if cursor.get("backfill") != BACKFILLED:
         cursor["backfill"] = s.backfill(cursor.get("backfill", ""))
-    cursor["records"] = s.stage("records", after=cursor.get("records", ""))
-    cursor["artifacts"] = s.stage("artifacts", after=max(cursor.get("artifacts", ""), cursor["records"]))
+    if cursor["backfill"] == BACKFILLED:  # not before: a run entered later could sort behind the cursors
+        cursor["records"] = s.stage("records", after=cursor.get("records", ""))
+        cursor["artifacts"] = s.stage("artifacts", after=max(cursor.get("artifacts", ""), cursor["records"]))
     s.flush_notes()
     s.report.cursor = cursor
     if not dry_run:

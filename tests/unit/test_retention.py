@@ -93,6 +93,7 @@ def test_a_sweep_of_small_pages_resumes_from_its_cursor_to_the_same_end(tmp_path
     build(whole), build(paged)
     sweep(whole, POLICY, now=NOW)
     small = RetentionPolicy(records_days=400, artifacts_days=90, keep_trainings=3, page=2)
+    paged.write(CURSOR_KEY, b'{"backfill": "done"}')  # every run has its index/created/ entry
 
     first = sweep(paged, small, now=NOW)
     assert len(first.runs_deleted) + len(first.kept) <= 2 * 2  # two runs a stage
@@ -160,10 +161,12 @@ def test_runs_stored_before_the_oldest_first_index_are_entered_then_swept(tmp_pa
     for key in list(store.list(runs.CREATED_PREFIX)):
         store.delete(key)
 
-    first = sweep(store, POLICY, now=NOW)
-    swept_fully(store)
+    small = RetentionPolicy(records_days=400, artifacts_days=90, keep_trainings=3, page=5)
+    first = sweep(store, small, now=NOW)
+    assert (first.backfilled, first.deleted) == (5, [])  # the stages wait for the backfill's end
+    swept_fully(store, small)
 
-    assert first.backfilled == 12
+    assert first.backfilled == 5
     assert not exists(store, f"runs/{ids['ancient']}/")
     assert not exists(store, c.run_artifacts_prefix(ids["cached-old"]))
 
