@@ -50,6 +50,8 @@ SCAN: Final = 500
 """Most listing entries of one spec read to tell its kept runs or the data its recent runs name;
 beyond, the sweep keeps the data (it cannot tell)."""
 CAS_ATTEMPTS: Final = 5
+BACKFILL_PAGES: Final = 10
+"""The backfill enters this many pages' worth of runs a sweep (one create-only write each)."""
 
 
 @dataclass
@@ -124,15 +126,14 @@ class _Sweep:
 
     def backfill(self, after: str) -> str:
         """Enter a page of listing entries from before ``index/created/`` into it; ``done`` at the end."""
-        keys = list(self.store.list("index/specs/", start_after=after, limit=self.policy.page))
+        page = self.policy.page * BACKFILL_PAGES
+        keys = list(self.store.list("index/specs/", start_after=after, limit=page))
         if self.out_of_time():
             return after
-        for key in keys:
-            millis, run_id = runs.from_listing_key(key)
-            if not self.dry:
-                runs.write_index(self.store, [runs.created_key(millis, run_id)])
-            self.report.backfilled += 1
-        return BACKFILLED if len(keys) < self.policy.page else keys[-1]
+        if not self.dry:  # create-only, concurrently: one write a run
+            runs.write_index(self.store, [runs.created_key(*runs.from_listing_key(key)) for key in keys])
+        self.report.backfilled += len(keys)
+        return BACKFILLED if len(keys) < page else keys[-1]
 
     def stage(self, stage: str, *, after: str) -> str:
         """Judge a page of runs older than the stage's horizon, after ``after``; the new cursor."""
