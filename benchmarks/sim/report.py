@@ -47,6 +47,10 @@ class Report:
     objects_per_run: float = 0.0
     reconcile_passes: int = 0
     reconcile_reads_max: int = 0
+    reconcile_reads_total: int = 0
+    reconcile_active_max: int = 0
+    """Active runs at the pass with the most: what a pass reading every active run's record reads."""
+    reconcile_active_total: int = 0
     wall_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:

@@ -123,6 +123,7 @@ class World:
                             default_training=defaults, command=("true",))
         self.rt = Runtime(settings=settings, store=self.store, launcher_factory=lambda: self.launcher,
                           send=self._send, clock=self.clock)
+        self.seen = reconcile.Seen()
         self.times = trainer_times()
         self.bots: dict[str, Bot] = {}
         self.size: dict[str, float] = {}
@@ -307,13 +308,22 @@ class World:
         return True
 
     def _pass(self) -> None:
+        """One reconciler pass, with this world's memory of the Jobs it saw (as the reconcile
+        function keeps one per process). Beside its reads, the active runs it looked at: what a
+        pass that reads every active run's record (the reconciler before ``Seen``) would read."""
+        counted = self.store.lists, self.store.list_keys
+        active = sum(1 for _ in self.store.list("index/active/"))
+        self.store.lists, self.store.list_keys = counted  # the simulator's look, not the plane's
         before = self.store.reads
         try:
-            reconcile.reconcile(self.store, self.launcher, now=self.clock())
+            reconcile.reconcile(self.store, self.launcher, now=self.clock(), seen=self.seen)
         except JobplaneError:
             pass
-        self.report.reconcile_passes += 1
-        self.report.reconcile_reads_max = max(self.report.reconcile_reads_max, self.store.reads - before)
+        reads = self.store.reads - before
+        r = self.report
+        r.reconcile_passes += 1
+        r.reconcile_reads_max, r.reconcile_reads_total = max(r.reconcile_reads_max, reads), r.reconcile_reads_total + reads
+        r.reconcile_active_max, r.reconcile_active_total = max(r.reconcile_active_max, active), r.reconcile_active_total + active
 
     # --- what the world watches ---
 

@@ -24,6 +24,10 @@ from .limits import check_depth, too_deep
 
 BOT_CHANGED: Final = "dev.jobplane.bot.changed"
 PING: Final = "dev.knative.sources.ping"
+RETENTION_PING_FIELD: Final = "retention"
+"""A ping whose data has this field (``{"retention": "sweep"}``, eventing/pingsource_retention.yaml)
+makes the reconcile function sweep a page of what the retention policy no longer keeps
+(``jobplane.retention``); like the reconciler's own tick it sinks straight to that Service."""
 RUN_REQUESTED: Final = "dev.jobplane.run.requested"
 RUN_LAUNCHED: Final = "dev.jobplane.run.launched"
 RUN_PROGRESS: Final = "dev.jobplane.run.progress"

@@ -41,6 +41,10 @@ again by the broker's redeliveries (5 retries with exponential backoff: about 30
 REASON_MISSING: Final = "JobMissing"
 REASON_NO_REPORT: Final = "CompletedWithoutReport"
 REASON_NOT_LAUNCHED: Final = "NotLaunched"
+QUEUE_READS: Final = 250
+"""Most runs a pass reads only because their Job moved in the queue (a sweep's thousands of Jobs
+queue at once): the rest are read by the next passes. Runs whose Jobs ended or vanished, or can
+never be admitted, are read whatever their number."""
 ERROR_LOOKBACK: Final = 20
 """Newest progress entries of a run's log searched for the trainer's last reported error."""
 MESSAGE_LIMIT: Final = 2000
@@ -54,6 +58,9 @@ class Report:
     """What one pass did."""
 
     checked: int = 0
+    """Active runs looked at (read, or passed over because their Job was listed as before)."""
+    read: int = 0
+    """Active runs whose record was read."""
     failed: dict[str, str] = field(default_factory=dict)
     """Run id → the reason it was marked failed with."""
     moved: dict[str, str] = field(default_factory=dict)
@@ -63,35 +70,109 @@ class Report:
     """A transient failure happened: the pass should be retried."""
 
 
+@dataclass
+class Seen:
+    """What earlier passes of this process saw of the Jobs still queued or running: a Job
+    listed as before needs no read of its run (nothing the pass could do changed). A process
+    starting cold (a pod scaled from zero) has seen nothing and reads each such run once."""
+
+    jobs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """Run id → the Job's state and place in the queue when its run was last read."""
+    warm: bool = False
+    """A whole pass has been made: a Job first listed ``running`` since is new, and its run
+    cannot be ``queued`` (only a reconciler writes that, and this one would have seen it
+    queued): nothing to do for it."""
+
+    def knows(self, run_id: str, job: JobStatus) -> bool:
+        """Whether the run of this listed Job needs no read (remembering a new running one)."""
+        if self.jobs.get(run_id) == fingerprint(job):
+            return True
+        if self.warm and job.state == "running" and run_id not in self.jobs:
+            self.jobs[run_id] = fingerprint(job)
+            return True
+        return False
+
+
 def reconcile(store: ObjectStore, launcher: Launcher, *, now: datetime, grace: timedelta = GRACE,
-              launch_grace: timedelta = LAUNCH_GRACE) -> Report:
+              launch_grace: timedelta = LAUNCH_GRACE, seen: Seen | None = None,
+              queue_reads: int = QUEUE_READS) -> Report:
     """One pass over the active runs; a transient failure on one run does not stop the others,
-    and is raised at the end so the PingSource delivery is retried."""
-    report = Report()
-    active = _active_runs(store)
-    jobs = {s.name: s for s in launcher.list({c.LABEL_MANAGED_BY: c.MANAGED_BY})} if active else {}
-    for run in active:
-        report.checked += 1
-        try:
-            job = _job_status(run, jobs, launcher)
-            error = last_reported_error(store, run) if job.state == "failed" else None
-            verdict = judge(run, job, now=now, grace=grace, launch_grace=launch_grace, last_error=error)
-            if verdict:
-                _mark_failed(store, run["id"], reason=verdict[0], message=verdict[1], now=now)
-                report.failed[run["id"]] = verdict[0]
-                if job.state == "queued":
-                    launcher.cancel(job.name)  # never admitted: its Job would wait for ever
-            elif queue_update(run, job, now=now) is not None:
-                new = runs.update_run(store, run["id"], lambda r: queue_update(r, job, now=now))
-                report.moved[run["id"]] = str(new.get("state"))
-        except JobplaneError as e:
-            log.warning("reconcile: run %s: %s", run["id"], e)
-            report.errors.append(f"{run['id']}: {e}")
-            if e.retryable:
-                report.retry = True
+    and is raised at the end so the PingSource delivery is retried. Reads the records of the
+    runs whose Jobs ended, are missing, or changed their state or place in the queue since
+    ``seen`` (a fresh one: every run with a Job once; at most ``queue_reads`` of those that
+    only moved in the queue), never the others'."""
+    report, seen = Report(), seen if seen is not None else Seen()
+    active = runs.list_active(store)
+    jobs = _jobs_by_run(launcher) if active else {}
+    for run_id in active:
+        listed = jobs.get(run_id)
+        if listed is not None and (seen.knows(run_id, listed) or (_settled(listed) and queue_reads <= 0)):
+            report.checked += 1
+            continue
+        if listed is not None and _settled(listed):
+            queue_reads -= 1
+        _check(store, launcher, run_id, listed, now=now, grace=grace, launch_grace=launch_grace,
+               seen=seen, report=report)
+    seen.jobs = {k: v for k, v in seen.jobs.items() if k in jobs}
+    seen.warm = seen.warm or not report.errors
     if report.retry:
         raise UnavailableError(f"reconcile: {len(report.errors)} of {report.checked} runs failed: {report.errors[0]}")
     return report
+
+
+def _check(store: ObjectStore, launcher: Launcher, run_id: str, listed: JobStatus | None, *, now: datetime,
+           grace: timedelta, launch_grace: timedelta, seen: Seen, report: Report) -> None:
+    """Read one active run and act on its Job; a run ended already only loses its marker."""
+    seen.jobs.pop(run_id, None)
+    try:
+        stored = _active_run(store, run_id)
+        if stored is None:
+            return
+        run = stored.run
+        report.read += 1
+        report.checked += 1
+        job = listed or launcher.describe(job_name(run))
+        error = last_reported_error(store, run) if job.state == "failed" else None
+        verdict = judge(run, job, now=now, grace=grace, launch_grace=launch_grace, last_error=error)
+        if verdict:
+            _mark_failed(store, stored, reason=verdict[0], message=verdict[1], now=now)
+            report.failed[run["id"]] = verdict[0]
+            if job.state == "queued":
+                launcher.cancel(job.name)  # never admitted: its Job would wait for ever
+            return
+        if queue_update(run, job, now=now) is not None:
+            new = runs.update_run(store, run["id"], lambda r: queue_update(r, job, now=now), known=stored)
+            report.moved[run["id"]] = str(new.get("state"))
+        if listed is not None and _settled(job):
+            seen.jobs[run_id] = fingerprint(job)
+    except JobplaneError as e:
+        log.warning("reconcile: run %s: %s", run_id, e)
+        report.errors.append(f"{run_id}: {e}")
+        if e.retryable:
+            report.retry = True
+
+
+def fingerprint(job: JobStatus) -> tuple[Any, ...]:
+    """What of a listed Job decides its run's fate: its state and its place in the queue."""
+    q = job.queue
+    return (job.state, job.reason) + ((q.verdict, q.reason, q.message, q.since, q.position) if q else ())
+
+
+def _settled(job: JobStatus) -> bool:
+    """A queued or running Job whose run needs no look until it changes: not one whose wait
+    may become hopeless with time alone (``Inadmissible`` for longer than its grace)."""
+    if job.state == "running":
+        return True
+    return job.state == "queued" and (job.queue is None or (
+        job.queue.verdict == "queued" and job.queue.reason != queueing.REASON_INADMISSIBLE))
+
+
+def _jobs_by_run(launcher: Launcher) -> dict[str, JobStatus]:
+    """The plane's Jobs by their run's id (one list call; the Job is named after its run)."""
+    found = {}
+    for status in launcher.list({c.LABEL_MANAGED_BY: c.MANAGED_BY}):
+        found[str(status.labels.get(c.LABEL_RUN_ID) or status.name)] = status
+    return found
 
 
 def judge(run: Mapping[str, Any], job: JobStatus, *, now: datetime, grace: timedelta,
@@ -181,28 +262,20 @@ def job_name(run: Mapping[str, Any]) -> str:
     return str((run.get("job") or {}).get("name") or run["id"])
 
 
-def _active_runs(store: ObjectStore) -> list[runs.Run]:
-    found = []
-    for run_id in runs.list_active(store):
-        try:
-            run = runs.get_run(store, run_id)
-        except NotFoundError:
-            continue
-        if runs.is_terminal(run):
-            runs.forget_active(store, run)  # a marker that outlived its run's end (a write raced the end)
-        else:
-            found.append(run)
-    return found
+def _active_run(store: ObjectStore, run_id: str) -> runs.Stored | None:
+    """The run's record when it is still active; a marker that outlived its run's end (a
+    write raced the end) is removed, and a missing record is passed over."""
+    try:
+        stored = runs.read_record(store, run_id)
+    except NotFoundError:
+        return None
+    if runs.is_terminal(stored.run):
+        runs.forget_active(store, stored.run)
+        return None
+    return stored
 
 
-def _job_status(run: Mapping[str, Any], jobs: Mapping[str, JobStatus], launcher: Launcher) -> JobStatus:
-    """From the one list call; a Job absent there is asked for by name before it counts as
-    missing (it may have been created after the list)."""
-    name = job_name(run)
-    return jobs.get(name) or launcher.describe(name)
-
-
-def _mark_failed(store: ObjectStore, run_id: str, *, reason: str, message: str, now: datetime) -> None:
+def _mark_failed(store: ObjectStore, stored: runs.Stored, *, reason: str, message: str, now: datetime) -> None:
     def mutate(run: runs.Run) -> runs.Run | None:
         if runs.is_terminal(run):
             return None
@@ -210,6 +283,6 @@ def _mark_failed(store: ObjectStore, run_id: str, *, reason: str, message: str, 
         new["message"] = message
         return new
 
-    runs.update_run(store, run_id, mutate)
-    log.info("run %s marked failed: %s", run_id, reason)
+    runs.update_run(store, str(stored.run["id"]), mutate, known=stored)
+    log.info("run %s marked failed: %s", stored.run["id"], reason)
 

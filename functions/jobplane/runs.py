@@ -178,13 +178,42 @@ def _inverted(created_at: str) -> str:
     return f"{_INVERT_BASE - millis:013d}"
 
 
+CREATED_PREFIX: Final = "index/created/"
+"""Every run, oldest first: ``{millis since the epoch, 13 digits}-{runId}`` (the retention sweep's walk)."""
+
+
 def listing_keys(run: Mapping[str, Any]) -> list[str]:
-    """The run's entries in the spec's and the bot's newest-first listings."""
+    """The run's entries in the spec's and the bot's newest-first listings, and in the
+    oldest-first one of every run (``created_key``)."""
     stamp = f"{_inverted(run['createdAt'])}-{run['id']}"
     keys = [f"index/specs/{run['specId']}/{stamp}"]
     if run.get("botId"):
         keys.append(f"index/bots/{run['botId']}/{stamp}")
+    keys.append(created_key(run["createdAt"], str(run["id"])))
     return keys
+
+
+def created_key(created_at: str | int, run_id: str) -> str:
+    """``index/created/{millis}-{runId}`` for a creation time (RFC 3339, or epoch millis)."""
+    millis = created_at if isinstance(created_at, int) else int(parse_rfc3339(created_at).timestamp() * 1000)
+    return f"{CREATED_PREFIX}{millis:013d}-{run_id}"
+
+
+def from_created_key(key: str) -> tuple[int, str]:
+    """``(millis, runId)`` of an ``index/created/`` key."""
+    millis, _, run_id = key[len(CREATED_PREFIX):].partition("-")
+    return int(millis), run_id
+
+
+def from_listing_key(key: str) -> tuple[int, str]:
+    """``(createdAt millis, runId)`` of an ``index/specs/…`` or ``index/bots/…`` entry."""
+    inverted, _, run_id = key.rsplit("/", 1)[1].partition("-")
+    return _INVERT_BASE - int(inverted), run_id
+
+
+def inverted_millis(millis: int) -> str:
+    """The inverted-time segment of listing entries for ``millis`` (newer sorts first)."""
+    return f"{_INVERT_BASE - millis:013d}"
 
 
 def active_key(run: Mapping[str, Any]) -> str:

@@ -26,6 +26,27 @@ DEFAULT_MAX_DATA_BYTES = 64 * 1024 * 1024
 """Largest data object (training, test data, an article) a run reads: 64 MiB."""
 
 
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """What the retention sweep keeps (docs/scaling.md, "Retention policy")."""
+
+    records_days: int = 400
+    """Run records, listing entries and progress logs older than this go (``JOBPLANE_RETENTION_RECORDS_DAYS``)."""
+    artifacts_days: int = 90
+    """Artifacts, cache entries and training data of runs older than this go, unless kept
+    (``JOBPLANE_RETENTION_ARTIFACTS_DAYS``)."""
+    keep_trainings: int = 5
+    """Succeeded training runs per bot whose artifacts stay whatever their age (``JOBPLANE_RETENTION_KEEP_TRAININGS``)."""
+    page: int = 100
+    """Runs each stage of one sweep looks at, oldest first (``JOBPLANE_RETENTION_PAGE``)."""
+
+
+RETENTION_ENV: dict[str, str] = {"JOBPLANE_RETENTION_RECORDS_DAYS": "records_days",
+                                 "JOBPLANE_RETENTION_ARTIFACTS_DAYS": "artifacts_days",
+                                 "JOBPLANE_RETENTION_KEEP_TRAININGS": "keep_trainings",
+                                 "JOBPLANE_RETENTION_PAGE": "page"}
+
+
 def local_command() -> tuple[str, ...]:
     """The trainer command for the embedded plane: this interpreter, same entry point."""
     return (sys.executable, "-m", "jobplane_trainer", "run")
@@ -72,6 +93,8 @@ class Settings:
     ``bots/{botId}/``, that runs may read data from (``JOBPLANE_DATA_PREFIXES``, comma-separated)."""
     max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
     """Largest data object a run reads (``JOBPLANE_MAX_DATA_BYTES``); bigger ones fail the run."""
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    """The retention sweep's ages (``JOBPLANE_RETENTION_*``)."""
 
     auth: str = "kubernetes"
     """``JOBPLANE_AUTH``: ``token`` (the embedded default: ``api_token``), ``kubernetes`` (the
@@ -115,6 +138,7 @@ class Settings:
         auth, api_token, allowed_hosts = _auth_settings(env, base, problems)
         max_event_bytes = _byte_limit(env, base.max_event_bytes, problems)
         prefixes, max_data = _data_settings(env, base, problems)
+        retention = _retention_settings(env, base.retention, problems)
         if problems:
             raise ValidationError(problems, what="settings")
         return replace(
@@ -136,6 +160,7 @@ class Settings:
             max_event_bytes=max_event_bytes,
             data_prefixes=prefixes,
             max_data_bytes=max_data,
+            retention=retention,
         )
 
 
@@ -190,6 +215,31 @@ def _data_settings(env: Mapping[str, str], base: Settings, problems: list[Proble
     if "JOBPLANE_MAX_DATA_BYTES" in env:
         max_data = _positive_int(env["JOBPLANE_MAX_DATA_BYTES"], "JOBPLANE_MAX_DATA_BYTES", problems)
     return prefixes, max_data
+
+
+def retention_from_env(env: Mapping[str, str]) -> RetentionPolicy:
+    """``JOBPLANE_RETENTION_*`` alone (the ``jobplane retention`` command, which needs no other setting)."""
+    problems: list[Problem] = []
+    policy = _retention_settings(env, RetentionPolicy(), problems)
+    if problems:
+        raise ValidationError(problems, what="settings")
+    return policy
+
+
+def _retention_settings(env: Mapping[str, str], base: RetentionPolicy, problems: list[Problem]) -> RetentionPolicy:
+    """``JOBPLANE_RETENTION_*`` (positive integers; unset: ``base``'s); records outlive artifacts."""
+    changes: dict[str, int] = {}
+    for var, name in RETENTION_ENV.items():
+        raw = env.get(var)
+        if raw is not None and (not raw.strip().isdigit() or int(raw) < 1):
+            problems.append(Problem(var, f"must be a positive integer, got {raw!r}"))
+        elif raw is not None:
+            changes[name] = int(raw)
+    policy = replace(base, **changes)
+    if policy.records_days < policy.artifacts_days:
+        problems.append(Problem("JOBPLANE_RETENTION_RECORDS_DAYS", f"must be at least the artifacts' "
+                                f"{policy.artifacts_days} days, got {policy.records_days}"))
+    return policy
 
 
 def data_prefixes(raw: str, problems: list[Problem]) -> tuple[str, ...]:

@@ -47,3 +47,9 @@ def test_one_job_per_event_is_what_the_invariants_catch(jobplane: Report) -> Non
 
     assert per_event.crowded_moments > 0  # the same bot trains twice at once
     assert per_event.training_jobs > jobplane.training_jobs
+
+
+def test_the_reconciler_reads_far_fewer_records_than_there_are_active_runs(jobplane: Report) -> None:
+    """A pass reads the runs whose Jobs ended, vanished or moved in the queue, not every active one."""
+    assert jobplane.reconcile_active_max > 0
+    assert jobplane.reconcile_reads_total * 4 < jobplane.reconcile_active_total

@@ -1,10 +1,10 @@
-"""Store wrappers for tests: count and time every write, per key."""
+"""Store wrappers for tests: count and time every write, and count every read, per key."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,15 +13,18 @@ from jobplane.store.base import Blob, ObjectStore
 
 class CountingStore:
     """Delegates to ``inner``; records when each successful write per key was started
-    (monotonic seconds)."""
+    (monotonic seconds), and how often each key was read."""
 
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.url = inner.url
         self.writes: dict[str, list[float]] = defaultdict(list)
+        self.reads: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def read(self, key: str) -> Blob:
+        with self._lock:
+            self.reads[key] += 1
         return self.inner.read(key)
 
     def write(self, key: str, data: bytes, *, if_generation_match: int | None = None,

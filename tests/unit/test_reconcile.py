@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from support.fakes import FakeLauncher
 from support.specs import make_spec
+from support.stores import CountingStore
 
 from jobplane import conventions as c
 from jobplane import events as ev
@@ -17,7 +18,8 @@ from jobplane import progress, runs
 from jobplane.errors import UnavailableError
 from jobplane.launcher.base import JobStatus
 from jobplane.queueing import QueueInfo
-from jobplane.reconcile import CREATE_GRACE, GRACE, LAUNCH_GRACE, failure_message, judge, queue_update, reconcile
+from jobplane.reconcile import (CREATE_GRACE, GRACE, LAUNCH_GRACE, Seen, failure_message, judge, queue_update,
+                                reconcile)
 from jobplane.store.files import FileStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -77,6 +79,67 @@ def test_reconcile_fails_runs_of_dead_jobs_and_leaves_the_rest(tmp_path: Path) -
     assert runs.get_run(store, alive["id"])["state"] == "launched"
     assert runs.get_run(store, done["id"])["state"] == "succeeded"
     assert sorted(runs.list_active(store)) == [alive["id"]]
+
+
+def records_read(store: CountingStore) -> set[str]:
+    return {key.split("/")[1] for key, n in store.reads.items() if key.endswith("/run.json") and n}
+
+
+def test_a_pass_reads_only_the_runs_whose_jobs_ended_vanished_or_moved(tmp_path: Path) -> None:
+    store, launcher, seen = CountingStore(FileStore(tmp_path)), FakeLauncher(), Seen()
+    active = [stored_run(store, str(i)) for i in range(40)]
+    for r in active:
+        launcher.launch({"metadata": {"name": r["id"], "labels": {"app.kubernetes.io/managed-by": "jobplane"}}})
+    first = reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen)
+    assert (first.checked, first.read) == (40, 40)  # a cold process reads each run once
+    store.reads.clear()
+
+    quiet = reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen)
+
+    assert (quiet.checked, quiet.read, records_read(store)) == (40, 0, set())
+    late = stored_run(store, "late")  # launched since, its Job already running: nothing to do
+    launcher.launch({"metadata": {"name": late["id"], "labels": {"app.kubernetes.io/managed-by": "jobplane"}}})
+    store.reads.clear()
+    assert reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen).read == 0
+    failed, gone, waits, _ = (r["id"] for r in active[:4])
+    launcher.states[failed] = "failed"
+    launcher.cancel(gone)
+    launcher.states[waits] = "queued"
+    store.reads.clear()
+
+    report = reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen)
+
+    assert records_read(store) == {failed, gone, waits}
+    assert (report.checked, report.read) == (41, 3)
+    assert report.failed == {failed: "Failed", gone: "JobMissing"}
+    assert report.moved == {waits: "queued"}
+    assert sorted(runs.list_active(store)) == sorted([late["id"]] + [r["id"] for r in active if r["id"] not in (failed, gone)])
+    store.reads.clear()
+    assert reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen).read == 0
+
+
+def test_a_burst_of_jobs_entering_the_queue_is_written_down_over_several_passes(tmp_path: Path) -> None:
+    store, launcher, seen = CountingStore(FileStore(tmp_path)), FakeLauncher(), Seen()
+    burst = [stored_run(store, str(i)) for i in range(25)]
+    for r in burst:
+        launcher.launch({"metadata": {"name": r["id"], "labels": {"app.kubernetes.io/managed-by": "jobplane"}}})
+        launcher.states[r["id"]] = "queued"
+    dead = burst[-1]["id"]
+    launcher.states[dead] = "failed"
+
+    passes = [reconcile(store, launcher, now=T0 + CREATE_GRACE, seen=seen, queue_reads=10) for _ in range(4)]
+
+    assert [p.read for p in passes] == [11, 10, 4, 0]  # the ended Job's run whatever the budget
+    assert passes[0].failed == {dead: "Failed"}
+    assert all(runs.get_run(store, r["id"])["state"] == "queued" for r in burst[:-1])
+
+
+def test_a_run_with_no_job_at_all_is_read_every_pass_until_its_grace_ends(tmp_path: Path) -> None:
+    store, seen = CountingStore(FileStore(tmp_path)), Seen()
+    crashed = stored_run(store, "a", state="requested")  # its launch died before the Job's create
+    assert reconcile(store, FakeLauncher(), now=T0, seen=seen).failed == {}
+    assert reconcile(store, FakeLauncher(), now=T0 + LAUNCH_GRACE, seen=seen).failed == {crashed["id"]: "NotLaunched"}
+    assert store.reads[c.run_key(crashed["id"])] >= 2
 
 
 class DownLauncher(FakeLauncher):

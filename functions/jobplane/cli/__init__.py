@@ -10,6 +10,7 @@ its HTTP API.
     jobplane emit bot-changed acme --data bot.json --follow # a bot.changed CloudEvent to the broker
     jobplane predict acme "I lost my card" | search acme "lost card" -k 3
     jobplane render-pingsource spec.json | deadletter list|replay | audit --bot acme
+    jobplane retention --dry-run                            # what the retention sweep would delete
 
 Every API command takes ``--url`` (``$JOBPLANE_URL``, default the embedded plane's), sends
 ``Authorization: Bearer`` with ``--token``, else ``$JOBPLANE_TOKEN``, else the token the plane

@@ -156,6 +156,35 @@ def render_pingsource(
         raise CliError(e.message, code=Exit.USAGE) from e
 
 
+@app.command("retention", rich_help_panel=LOCAL)
+def retention_sweep(ctx: typer.Context,
+                    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what it would delete; delete nothing.")] = False,
+                    data_dir: PlaneDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
+    """Sweep a page of what the retention policy no longer keeps from the plane's store
+    ($JOBPLANE_STORE wins; ages from JOBPLANE_RETENTION_*), and say what it deleted and kept."""
+    import dataclasses
+    import os
+    from datetime import UTC, datetime
+
+    from .. import retention
+    from ..errors import JobplaneError
+    from ..settings import retention_from_env
+    from ..store import open_store
+    from .client import wants_json
+    from .render import print_json
+
+    store_url = os.environ.get("JOBPLANE_STORE") or (data_dir.resolve() / "store").as_uri()
+    try:
+        report = retention.sweep(open_store(store_url), retention_from_env(os.environ), now=datetime.now(UTC),
+                                 dry_run=dry_run)
+    except JobplaneError as e:
+        raise CliError(e.message, code=Exit.UNAVAILABLE if e.retryable else Exit.USAGE) from e
+    if wants_json(ctx):
+        print_json(dataclasses.asdict(report))
+    else:
+        typer.echo("\n".join(retention.describe(report)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; its exit code (what ``jobplane --help`` lists)."""
     try:

@@ -37,6 +37,7 @@ from ..store import open_store
 from ..store.base import ObjectStore
 
 if TYPE_CHECKING:
+    from ..reconcile import Seen
     from .broker import LocalBroker
     from .cron import LocalCron
 
@@ -147,6 +148,8 @@ class Plane:
         self.port = int(self._server.server_port)
         self.url = f"http://{HOST}:{self.port}"
         self.reconcile_every = reconcile_every
+        self._seen: Seen | None = None
+        """The reconciler's memory of the Jobs it saw (``jobplane.reconcile.Seen``)."""
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._follow_up_lock = threading.Lock()
@@ -278,7 +281,9 @@ class Plane:
         from .. import reconcile as reconciler
 
         try:
-            report = reconciler.reconcile(self.store, self.launcher, now=self.runtime.clock(), grace=REPORT_GRACE)
+            self._seen = self._seen or reconciler.Seen()
+            report = reconciler.reconcile(self.store, self.launcher, now=self.runtime.clock(), grace=REPORT_GRACE,
+                                          seen=self._seen)
         except Exception:  # noqa: BLE001 - a pass must never kill the plane; the next one retries
             log.exception("reconcile pass failed")
             return
