@@ -38,6 +38,16 @@ MODEL_FIELDS: Final = ("format", "threshold", "trainingDataHash", "trainerVersio
 """What the trainer reports about its model that the pointer carries (scalars only)."""
 
 
+def settled(run: Mapping[str, Any]) -> bool:
+    """Terminal, and for a succeeded run whose model or index may be promoted, the decision
+    made (``gate``): what a follower waits for before it uses the bot's model. The record reads
+    ``succeeded`` a moment before promotion judges it (promotion trusts only a stored success)."""
+    if not runs.is_terminal(run):
+        return False
+    awaits = run.get("state") == "succeeded" and run.get("type") in PROMOTED_TYPES and bool(run.get("botId"))
+    return not awaits or "gate" in run
+
+
 def promote(store: ObjectStore, run: runs.Run, *, data: Mapping[str, Any], now: datetime) -> runs.Run:
     """Judge a finished training run's model and move the pointer if it wins; the run's
     record notes the decision (``promoted``, ``gate``). Anything but a ``succeeded`` training

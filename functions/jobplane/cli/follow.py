@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskProgressColumn, TextColumn
 from rich.text import Text
 
-from .. import runs
+from .. import promotion, runs
 from .client import Api
 from .exits import CliError, Exit
 from .render import clip, duration
@@ -26,6 +26,9 @@ from .render import clip, duration
 POLL_SECONDS: Final = 0.5
 BAR_WIDTH: Final = 80
 """What the state, bar, percentage and ETA take of a line: the message gets the rest."""
+SETTLE_SECONDS: Final = 30.0
+"""How long a succeeded run is waited on for its promotion decision (``promotion.settled``), so
+that a ``predict`` right after ``run --follow`` meets the new model."""
 APPEAR_SECONDS: Final = 30.0
 """How long a run that was just requested may take to be recorded before it counts as missing."""
 
@@ -45,13 +48,15 @@ class EtaColumn(ProgressColumn):
 
 def follow(api: Api, run_id: str, *, out: Console, interval: float = POLL_SECONDS,
            appear_within: float = 0.0, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """The run record once its state is terminal, drawn on ``out`` while it goes."""
+    """The run record once its state is terminal (and its promotion decided), drawn on ``out``
+    while it goes."""
     columns = (TextColumn("{task.description:<22}"), BarColumn(bar_width=30), TaskProgressColumn(), EtaColumn(),
                TextColumn("{task.fields[message]}"))
     with Progress(*columns, console=out, auto_refresh=out.is_terminal) as bar:
         task = bar.add_task("requested", total=100, eta=None, message="")
         log = _Log(out)
         deadline = time.monotonic() + appear_within
+        settle_by = 0.0
         while True:
             run = _fetch(api, run_id, missing_ok=time.monotonic() < deadline)
             if run is not None:
@@ -61,7 +66,9 @@ def follow(api: Api, run_id: str, *, out: Console, interval: float = POLL_SECOND
                            eta=run.get("eta"), message=message)
                 log.line(int(run.get("progress") or 0), where, message)
                 if runs.is_terminal(run):
-                    return run
+                    settle_by = settle_by or time.monotonic() + SETTLE_SECONDS
+                    if promotion.settled(run) or time.monotonic() > settle_by:
+                        return run
             sleep(interval)
 
 

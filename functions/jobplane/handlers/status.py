@@ -43,10 +43,10 @@ def on_event(event: ev.Event, *, rt: Runtime) -> ev.Event | None:
     log.log(logging.DEBUG if event.type == ev.RUN_PROGRESS else logging.INFO, "run %s: %s", run_id, event.type)
     if final is None:
         return None
+    cache.remember(rt.store, final)  # a succeeded run's inputs name it from now on (before the gate: see promotion.settled)
     if event.type == ev.RUN_SUCCEEDED:
         data = event.data if isinstance(event.data, Mapping) else {}
         final = promotion.promote(rt.store, final, data=data, now=rt.clock())
-    cache.remember(rt.store, final)  # a succeeded run's inputs name it from now on
     return model_ready(final)
 
 
