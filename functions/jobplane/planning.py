@@ -23,7 +23,9 @@ from typing import Any, Final
 
 from . import conventions as c
 from . import events as ev
-from . import checks, spec as specs, tracing
+from . import schemas, spec as specs, tracing
+from .jobtypes import kb_index
+from .jobtypes.training import check_data_semantics
 from .errors import NotFoundError, PermanentError, PreconditionFailedError, Problem, UnavailableError, ValidationError
 from .runtime import Runtime
 
@@ -173,32 +175,20 @@ def _kb_request(event_id: str, kb: Plan, *, trace: str) -> ev.Event:
 
 
 def _bot_problems(data: Mapping[str, Any]) -> list[Problem]:
-    problems: list[Problem] = []
-    checks.label(data.get("botId"), "data.botId", problems, max_len=specs.MAX_BOT_ID)  # it names train-{botId}
-    revision = data.get("revision")
-    if revision is not None and not isinstance(revision, str | int):
-        problems.append(Problem("data.revision", f"expected a string, got {type(revision).__name__}"))
-    training = data.get("trainingData")
-    if "knowledgeBase" in data:
-        problems.extend(_kb_problems(data["knowledgeBase"]))
-        if training is None:
-            return problems
-    if not isinstance(training, Mapping):
-        problems.append(Problem("data.trainingData", "expected an object with uri or examples"))
-    else:
-        problems.extend(specs.validate_training_data(training, field="data.trainingData"))
+    """The event's data against ``BotChangedData`` (the botId names ``train-{botId}``), and the
+    rules a schema cannot say about its training data and articles."""
+    problems = schemas.problems(data, "BotChangedData", "data")
+    check_data_semantics(data.get("trainingData"), "data.trainingData", problems)
+    kb = data.get("knowledgeBase")
+    if isinstance(kb, Mapping) and isinstance(kb.get("articles"), list):
+        problems.extend(p for p in _duplicate_ids(kb["articles"]) if p not in problems)
     return problems
 
 
-def _kb_problems(kb: object) -> list[Problem]:
-    problems: list[Problem] = []
-    if not isinstance(kb, Mapping) or ("uri" in kb) == ("articles" in kb) or set(kb) - {"uri", "articles"}:
-        return [Problem("data.knowledgeBase", "expected an object with exactly one of uri or articles")]
-    if "uri" in kb:
-        checks.uri(kb["uri"], "data.knowledgeBase.uri", problems)
-    else:
-        specs.validate_articles(kb["articles"], field="data.knowledgeBase.articles", problems=problems)
-    return problems
+def _duplicate_ids(articles: list[Any]) -> list[Problem]:
+    found: list[Problem] = []
+    kb_index.check_params({"articles": articles}, "data.knowledgeBase", found)
+    return found
 
 
 def _inline_data_object(bot_id: str, revision: object, training: Mapping[str, Any]) -> tuple[str, bytes]:

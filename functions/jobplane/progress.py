@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from . import conventions as c
 from . import events as ev
-from . import runs, tokens
+from . import runs, schemas, tokens
 from .errors import (
     ForbiddenError,
     JobplaneError,
@@ -171,33 +171,15 @@ rejections = Rejections()
 
 
 def validate_callback(event: ev.Event) -> Mapping[str, Any]:
-    """The callback's data, checked; ``ValidationError`` listing every problem."""
+    """The callback's data, checked against its type's schema (``RunProgressData``…);
+    ``ValidationError`` listing every problem."""
     data = event.data if event.data is not None else {}
     if not isinstance(data, Mapping):
         raise ValidationError([Problem("data", f"must be a JSON object, got {type(data).__name__}")], what="callback")
-    problems: list[Problem] = []
-    if event.type == ev.RUN_PROGRESS:
-        seq, progress = data.get("seq"), data.get("progress")
-        if not _is_int(seq) or not 1 <= seq <= MAX_SEQ:
-            problems.append(Problem("data.seq", f"must be an integer from 1 to {MAX_SEQ}, got {seq!r}"))
-        if not _is_number(progress) or not 0 <= progress <= 100:
-            problems.append(Problem("data.progress", f"must be a number from 0 to 100, got {progress!r}"))
-    for name in ("phase", "message", "reason"):
-        if data.get(name) is not None and not isinstance(data.get(name), str):
-            problems.append(Problem(f"data.{name}", f"must be a string, got {type(data.get(name)).__name__}"))
-    if data.get("metrics") is not None and not isinstance(data.get("metrics"), Mapping):
-        problems.append(Problem("data.metrics", "must be a JSON object"))
+    problems = schemas.problems(data, schemas.EVENT_DATA[event.type], "data")
     if problems:
         raise ValidationError(problems, what=f"{event.type} data")
     return data
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --- the append-only log -------------------------------------------------------------------

@@ -25,8 +25,9 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import checks as ck
-from . import cronexpr, jobtypes
+from . import cronexpr, jobtypes, schemas
 from .errors import Problem, ValidationError
+from .jobtypes.base import JobType
 from .jobtypes.base import ALL_BOTS as ALL_BOTS  # the spec's contract names, re-exported
 from .jobtypes.base import DEFAULT_RESOURCES as DEFAULT_RESOURCES
 from .jobtypes.base import FAN_OUT_FIELD as FAN_OUT_FIELD
@@ -40,80 +41,26 @@ from .jobtypes.kb_index import KB_PREFIX as KB_PREFIX
 from .jobtypes.kb_index import validate_articles as validate_articles
 from .jobtypes.training import DATA_FORMATS as DATA_FORMATS
 from .jobtypes.training import HYPER_PARAMETERS as HYPER_PARAMETERS
-from .jobtypes.training import validate_examples as validate_examples
 from .jobtypes.training import validate_training_data as validate_training_data
 
 Spec = dict[str, Any]
 Problems = ck.Problems
 
-PRIORITIES: Final = ("high", "normal", "low")
-CONCURRENCY: Final = ("Allow", "Forbid", "Replace")
-MAX_DESCRIPTION: Final = 2000
+_FIELDS: Final[Mapping[str, Any]] = schemas.source_defs()["JobSpec"]["properties"]
+PRIORITIES: Final = tuple(_FIELDS["priority"]["enum"])
+CONCURRENCY: Final = tuple(_FIELDS["concurrency"]["enum"])
+MAX_DESCRIPTION: Final = int(_FIELDS["description"]["maxLength"])
 DEFAULTS: Final[Mapping[str, Any]] = {
-    "description": "",
-    "timezone": "UTC",
-    "priority": "normal",
-    "concurrency": "Forbid",
-    "timeoutSeconds": 3600,
-    "retries": 2,
+    name: _FIELDS[name]["default"]
+    for name in ("description", "timezone", "priority", "concurrency", "timeoutSeconds", "retries")
 }
-"""Defaults of every type; a type's own module says its resources and timeout (``jobtypes``)."""
+"""Defaults of every type (the schema's); a type's own module says its resources and timeout (``jobtypes``)."""
 TRAINING_DEFAULTS: Final[Mapping[str, Any]] = {"concurrency": "Replace"}
 FAN_OUT_TYPES: Final = tuple(name for name, t in jobtypes.REGISTRY.items() if t.fan_out)
 """Job types whose spec may fan out to every bot (``params.bots: "all"``)."""
-TOP_LEVEL: Final = frozenset(
-    {"id", "type", "description", "schedule", "timezone", "priority", "concurrency", "params",
-     "resources", "timeoutSeconds", "retries"}
-)
-
-
-# --- resources -----------------------------------------------------------------------------
-
-
-def _resources(value: object, path: str, problems: Problems, *, defaults: Mapping[str, Any] = DEFAULT_RESOURCES) -> dict[str, Any]:
-    resources = dict(defaults)
-    obj = ck.mapping(value, path, problems) if value is not None else {}
-    if obj is None:
-        return resources
-    ck.unknown(obj, set(DEFAULT_RESOURCES), path, problems)
-    if "gpus" in obj:
-        resources["gpus"] = ck.integer(obj["gpus"], f"{path}.gpus", problems, low=0, high=8)
-    if "cpu" in obj:
-        resources["cpu"] = ck.quantity(obj["cpu"], f"{path}.cpu", problems, minimum=Decimal("0.001"), unit="CPU")
-    if "memory" in obj:
-        memory = obj["memory"]
-        if isinstance(memory, str) and memory.endswith("m"):
-            problems.append(Problem(f"{path}.memory", f"'m' means millibytes; did you mean {memory[:-1]}Mi? got {memory!r}"))
-        else:
-            resources["memory"] = ck.quantity(memory, f"{path}.memory", problems, minimum=Decimal(2**20), unit="bytes (1Mi)")
-    return resources
-
-
-# --- schedule ------------------------------------------------------------------------------
-
-
-def _schedule(value: object, path: str, problems: Problems) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        problems.append(Problem(path, f"must be a cron expression such as \"0 3 * * *\" or \"@daily\", got {ck.kind(value)}"))
-        return None
-    try:
-        cronexpr.parse(value)
-    except cronexpr.CronError as e:
-        problems.append(Problem(path, f"{e}; got {value!r}"))
-        return None
-    return " ".join(value.split())
-
-
-def _timezone(value: object, path: str, problems: Problems) -> str | None:
-    if isinstance(value, str) and value and not value.startswith(("/", ".")) and ".." not in value:
-        try:
-            ZoneInfo(value)
-            return value
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    problems.append(Problem(path, f"must be an IANA time zone such as \"Europe/Berlin\" or \"UTC\", got {value!r}"))
-    return None
-
+TOP_LEVEL: Final = frozenset(_FIELDS)
+MIN_CPU: Final = Decimal("0.001")
+MIN_MEMORY: Final = Decimal(2**20)
 
 
 # --- the spec ------------------------------------------------------------------------------
@@ -122,69 +69,95 @@ def _timezone(value: object, path: str, problems: Problems) -> str | None:
 def validate_spec(obj: object, *, field: str = "spec", require_data: bool = True) -> Spec:
     """The spec normalized with defaults, or ``ValidationError`` listing every problem.
 
-    ``require_data=False`` accepts a training spec without ``trainingData`` (a bot's spec
-    before its data arrives; the run supplies it).
+    Structure from the schema (``TrainingSpec``… by ``type``; ``JobSpec`` when the type is
+    unknown), then the rules a schema cannot say. ``require_data=False`` accepts a training
+    spec without ``trainingData`` (a bot's spec before its data arrives; the run supplies it).
     """
-    problems: Problems = []
-    spec = ck.mapping(obj, field, problems)
-    if spec is None:
+    job_type = jobtypes.get(obj.get("type")) if isinstance(obj, Mapping) else None
+    definition = schemas.spec_def(job_type.name) if job_type else "JobSpec"
+    problems = schemas.problems(obj, definition, field)
+    if not require_data:
+        problems = [p for p in problems if p != Problem(f"{field}.params.trainingData", "required")]
+    if not isinstance(obj, Mapping):
         raise ValidationError(problems, what="job spec")
-    ck.unknown(spec, TOP_LEVEL, field, problems)
-    out = _identity(spec, field, problems)
-    out.update(_policy(spec, field, problems, timeout=_type_timeout(out.get("type"))))
-    out["params"] = _params(spec, out.get("type"), field, problems, require_data=require_data)
-    job_type = jobtypes.get(out.get("type"))
-    out["resources"] = _resources(spec.get("resources"), f"{field}.resources", problems,
-                                  defaults=job_type.resources if job_type else DEFAULT_RESOURCES)
+    problems = _merge(problems, _semantic_problems(obj, field, job_type))
     if problems:
         raise ValidationError(problems, what="job spec")
-    return out
+    return _normalized(obj, job_type)
 
 
-def _identity(spec: Mapping[str, Any], path: str, problems: Problems) -> Spec:
-    out: Spec = {}
-    if ck.required(spec, "id", path, problems):
-        out["id"] = ck.label(spec["id"], f"{path}.id", problems)
-    if ck.required(spec, "type", path, problems):
-        out["type"] = ck.choice(spec["type"], f"{path}.type", problems, jobtypes.NAMES)
-    description = spec.get("description", DEFAULTS["description"])
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-        problems.append(Problem(f"{path}.description", f"must be a string of at most {MAX_DESCRIPTION} characters"))
-    out["description"] = description
-    return out
+def _semantic_problems(spec: Mapping[str, Any], path: str, job_type: JobType | None) -> Problems:
+    problems: Problems = []
+    if isinstance(spec.get("schedule"), str) and spec["schedule"].strip():
+        _schedule(spec["schedule"], f"{path}.schedule", problems)
+    if isinstance(spec.get("timezone"), str) and spec["timezone"]:
+        _timezone(spec["timezone"], f"{path}.timezone", problems)
+    resources = spec.get("resources")
+    if isinstance(resources, Mapping):
+        _resources(resources, f"{path}.resources", problems)
+    params = spec.get("params")
+    if job_type is not None and isinstance(params, Mapping):
+        job_type.check_params(params, f"{path}.params", problems)
+    return problems
 
 
-def _type_timeout(name: object) -> int:
-    job_type = jobtypes.get(name)
-    return job_type.timeout_seconds if job_type else int(DEFAULTS["timeoutSeconds"])
+def _merge(structural: Problems, semantic: Problems) -> Problems:
+    """Both lists; where a semantic check has its own word on a field, the schema's gives way."""
+    fields = {p.field for p in semantic}
+    return [p for p in structural if p.field not in fields] + semantic
 
 
-def _policy(spec: Mapping[str, Any], path: str, problems: Problems, *, timeout: int) -> Spec:
-    out: Spec = {}
+def _normalized(spec: Mapping[str, Any], job_type: JobType | None) -> Spec:
+    assert job_type is not None  # a valid spec has a registered type
+    out: Spec = {"id": spec["id"], "type": spec["type"], "description": spec.get("description", DEFAULTS["description"])}
     if spec.get("schedule") is not None:
-        out["schedule"] = _schedule(spec["schedule"], f"{path}.schedule", problems)
-    out["timezone"] = _timezone(spec.get("timezone", DEFAULTS["timezone"]), f"{path}.timezone", problems)
-    out["priority"] = ck.choice(spec.get("priority", DEFAULTS["priority"]), f"{path}.priority", problems, PRIORITIES)
-    out["concurrency"] = ck.choice(
-        spec.get("concurrency", DEFAULTS["concurrency"]), f"{path}.concurrency", problems, CONCURRENCY
-    )
-    out["timeoutSeconds"] = ck.integer(
-        spec.get("timeoutSeconds", timeout), f"{path}.timeoutSeconds", problems, low=60, high=86400
-    )
-    out["retries"] = ck.integer(spec.get("retries", DEFAULTS["retries"]), f"{path}.retries", problems, low=0, high=10)
+        out["schedule"] = " ".join(str(spec["schedule"]).split())
+    for name in ("timezone", "priority", "concurrency"):
+        out[name] = spec.get(name, DEFAULTS[name])
+    out["timeoutSeconds"] = _int(spec.get("timeoutSeconds", job_type.timeout_seconds))
+    out["retries"] = _int(spec.get("retries", DEFAULTS["retries"]))
+    out["params"] = copy.deepcopy(dict(spec["params"]))
+    resources = dict(job_type.resources)
+    resources.update(spec.get("resources") or {})
+    resources["gpus"] = _int(resources["gpus"])
+    for name in ("cpu", "memory"):
+        resources[name] = str(resources[name])  # a quantity is a string in a Job
+    out["resources"] = resources
     return out
 
 
-def _params(spec: Mapping[str, Any], job_type: object, path: str, problems: Problems, *, require_data: bool) -> Spec:
-    if not ck.required(spec, "params", path, problems):
-        return {}
-    params = ck.mapping(spec["params"], f"{path}.params", problems)
-    if params is None:
-        return {}
-    registered = jobtypes.get(job_type)
-    if registered is not None:
-        registered.check_params(params, f"{path}.params", problems, require_data=require_data)
-    return copy.deepcopy(dict(params))
+def _int(value: Any) -> int:
+    return int(value)  # the schema said integer: 7200.0 is one
+
+
+# --- what a schema cannot say --------------------------------------------------------------
+
+
+def _resources(obj: Mapping[str, Any], path: str, problems: Problems) -> None:
+    if "cpu" in obj:
+        ck.quantity(obj["cpu"], f"{path}.cpu", problems, minimum=MIN_CPU, unit="CPU")
+    memory = obj.get("memory")
+    if isinstance(memory, str) and memory.endswith("m"):
+        problems.append(Problem(f"{path}.memory", f"'m' means millibytes; did you mean {memory[:-1]}Mi? got {memory!r}"))
+    elif "memory" in obj:
+        ck.quantity(memory, f"{path}.memory", problems, minimum=MIN_MEMORY, unit="bytes (1Mi)")
+
+
+def _schedule(value: str, path: str, problems: Problems) -> None:
+    try:
+        cronexpr.parse(value)
+    except cronexpr.CronError as e:
+        problems.append(Problem(path, f"{e}; got {value!r}"))
+
+
+def _timezone(value: str, path: str, problems: Problems) -> None:
+    if not value.startswith(("/", ".")) and ".." not in value:
+        try:
+            ZoneInfo(value)
+            return
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    problems.append(Problem(path, f"must be an IANA time zone such as \"Europe/Berlin\" or \"UTC\", got {value!r}"))
 
 
 def is_fan_out(spec: Mapping[str, Any]) -> bool:

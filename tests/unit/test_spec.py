@@ -261,7 +261,7 @@ TRAINING_DATA: list[tuple[str, Any, dict[str, str]]] = [
      {"data.trainingData.examples[0].entities[0]": "got 3..9"}),
     ("entity offsets strings", {"examples": [{"text": "hello", "intent": "a",
                                               "entities": [{"start": "0", "end": 2, "entity": "x"}]}]},
-     {"data.trainingData.examples[0].entities[0]": "must be integers"}),
+     {"data.trainingData.examples[0].entities[0].start": "must be an integer, got string"}),
     ("entity value mismatch", {"examples": [{"text": "book for two", "intent": "a",
                                              "entities": [{"start": 9, "end": 12, "entity": "n", "value": "three"}]}]},
      {"data.trainingData.examples[0].entities[0].value": "must equal text[9:12] = 'two'"}),
