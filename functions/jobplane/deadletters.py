@@ -56,6 +56,11 @@ def store_id(key: str) -> str:
     return f"{day}.{name.removesuffix('.json')}"
 
 
+def is_store_id(dead_id: str) -> bool:
+    """Whether ``dead_id`` is a stored dead letter's id (a page token of the listing)."""
+    return _STORE_ID.match(dead_id) is not None and ".." not in dead_id
+
+
 def store_key(dead_id: str) -> str:
     """The key of a store id; ``NotFoundError`` for anything that is not one."""
     match = _STORE_ID.match(dead_id)

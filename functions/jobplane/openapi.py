@@ -1,7 +1,9 @@
 """The API's OpenAPI 3.1 document, served at ``/openapi.json``.
 
-Built from the same constants the validator uses (job types, priorities, bounds), so the
-document cannot drift from what the API accepts. Pure: a function returning a dict.
+Its data schemas (job specs by type, each type's params, the run record, CloudEvent data) are
+``schemas/jobplane.json``'s, the same ones the validator uses, so the document cannot drift
+from what the API accepts; the envelopes (errors, listings, requests) are here. Pure: a
+function returning a dict.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from . import catalogue, schemas
 from . import spec as specs
-from .runs import STATES
 from .settings import JOB_TYPES
 
 VERSION: Final = "0.1.0"
@@ -40,117 +42,52 @@ RUN_ID: Final = _param("runId", "path", "Run id (also the Kubernetes Job's name)
 ARTIFACT: Final = _param("name", "path", "An artifact's file name under the run (metrics.json, confusion_matrix.png, "
                          "model.npz…).", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"})
 BOT_ID: Final = _param("botId", "path", "Bot id.", ID)
-LIMIT: Final = _param("limit", "query", "How many runs, newest first.",
-                      {"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
+LIMIT: Final = _param("limit", "query", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
+PAGE_TOKEN: Final = _param("pageToken", "query", "The previous page's nextPageToken (a bad one is a 400).",
+                           {"type": "string"})
 ETAG: Final = {"ETag": {"description": "The spec's generation; send it back in If-Match.",
                         "schema": {"type": "string"}}}
 
 
-def _spec_schema() -> dict[str, Any]:
-    hyper = {
-        "epochs": {"type": "integer", "minimum": 1, "maximum": 200},
-        "learningRate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "batchSize": {"type": "integer", "minimum": 1, "maximum": 4096},
-        "validationSplit": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
-        "seed": {"type": "integer", "minimum": 0},
-    }
-    return {
-        "type": "object",
-        "required": ["id", "type", "params"],
-        "additionalProperties": False,
-        "properties": {
-            "id": ID,
-            "type": {"enum": list(JOB_TYPES)},
-            "description": {"type": "string", "maxLength": specs.MAX_DESCRIPTION},
-            "schedule": {"type": "string", "description": "5-field cron or @hourly/@daily/@weekly/@monthly/@yearly",
-                         "examples": ["0 3 * * MON-FRI", "@daily"]},
-            "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"]},
-            "priority": {"enum": list(specs.PRIORITIES), "default": "normal"},
-            "concurrency": {"enum": list(specs.CONCURRENCY), "default": "Forbid"},
-            "params": {"type": "object", "description": "Per type. training: botId, trainingData "
-                       "({uri} or {examples}), testData, hyper-parameters, testSplit (default 0.1 per intent, "
-                       "kept out of training); kb-index: botId, and articles ([{id, title, text | uri, format}]) or "
-                       "knowledgeBase ({uri}: a JSON document or a folder under bots/{botId}/), else the bot's "
-                       "bots/{botId}/kb/ folder; maxWords, overlap; "
-                       "bot-test: botId, tests or testData (else the test split held out of the training of the "
-                       "bot's promoted model), minAccuracy (fails a run below it: BelowMinAccuracy), maxDrop "
-                       "(default 0.05: fails a run whose accuracy, macro-F1, entity F1 or an intent's F1 dropped "
-                       "by more since the previous succeeded run of the spec for the bot: Regression). "
-                       "training and bot-test may name bots: \"all\" "
-                       "instead of botId: one run per bot (a run with params.botId runs one bot).",
-                       "properties": {"botId": ID, "bots": {"enum": [specs.ALL_BOTS]},
-                                      "trainingData": _ref("TrainingData"), **hyper}},
-            "resources": {"type": "object", "additionalProperties": False, "properties": {
-                "gpus": {"type": "integer", "minimum": 0, "maximum": 8, "default": 0},
-                "cpu": {"type": "string", "default": "2", "examples": ["500m", "2"]},
-                "memory": {"type": "string", "default": "4Gi"}}},
-            "timeoutSeconds": {"type": "integer", "minimum": 60, "maximum": 86400, "default": 3600},
-            "retries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 2},
-        },
-    }
+def _components_schema(value: Any) -> Any:
+    """A schema definition as OpenAPI components hold it: ``$defs`` references rewritten, the
+    validator's wording keywords (``x-expected``, ``x-problem``) dropped."""
+    if isinstance(value, dict):
+        return {key: _components_schema(item) for key, item in value.items() if key not in ("x-expected", "x-problem")}
+    if isinstance(value, list):
+        return [_components_schema(item) for item in value]
+    if isinstance(value, str) and value.startswith("#/$defs/"):
+        return "#/components/schemas/" + value.removeprefix("#/$defs/")
+    return value
 
 
-def _training_data_schema() -> dict[str, Any]:
-    entity = {"type": "object", "required": ["start", "end", "entity"], "properties": {
-        "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 1},
-        "entity": {"type": "string"}, "value": {"type": "string"}}}
-    example = {"type": "object", "required": ["text", "intent"], "properties": {
-        "text": {"type": "string", "minLength": 1}, "intent": {"type": "string", "minLength": 1},
-        "entities": {"type": "array", "items": entity}}}
-    return {"oneOf": [
-        {"type": "object", "required": ["uri"], "properties": {
-            "uri": {"type": "string", "pattern": "^(gs://|file:///)"}, "format": {"enum": list(specs.DATA_FORMATS)}}},
-        {"type": "object", "required": ["examples"], "properties": {
-            "examples": {"type": "array", "minItems": 1, "items": example}}},
-    ]}
-
-
-def _run_schema() -> dict[str, Any]:
-    time = {"type": ["string", "null"], "format": "date-time"}
-    return {"type": "object", "required": ["id", "specId", "type", "state"], "properties": {
-        "id": ID, "specId": ID, "botId": {"type": ["string", "null"]}, "type": {"enum": list(JOB_TYPES)},
-        "state": {"enum": list(STATES)}, "reason": {"type": ["string", "null"]},
-        "progress": {"type": "number", "minimum": 0, "maximum": 100}, "phase": {"type": ["string", "null"]},
-        "trigger": {"type": "object", "properties": {k: {"type": ["string", "null"]}
-                                                     for k in ("type", "source", "id", "subject")}},
-        "requestedBy": {"type": ["string", "null"]}, "createdAt": time, "startedAt": time, "finishedAt": time,
-        "job": {"type": ["object", "null"], "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}},
-        "metrics": {"type": ["object", "null"]},
-        "artifacts": {"type": "object", "additionalProperties": {"type": "string"}},
-        "cacheKey": {"type": "string", "description": "SHA-256 of the run's inputs (data content, params, "
-                     "trainer image and version)."},
-        "reusedRun": {"type": "string", "description": "A CacheHit run: the succeeded run whose model it reuses."},
-        "cachedFrom": {"type": "object", "description": "A CacheHit run: where its model and metrics come from.",
-                       "properties": {"runId": {"type": "string"}, "specId": {"type": "string"},
-                                      "cacheKey": {"type": "string"}, "finishedAt": time}},
-        "fanOut": {"type": "object", "description": "A fan-out spec's run: the per-bot runs it requested.",
-                   "properties": {"runs": {"type": "integer", "minimum": 0}, "source": {"type": "string"}}},
-        "queue": {"type": ["object", "null"], "description": "Where a queued run's Job waits (Kueue, or the "
-                  "embedded plane's quota); reason in `reason`.", "properties": {
-                      "name": {"type": ["string", "null"], "description": "the LocalQueue"},
-                      "clusterQueue": {"type": ["string", "null"]}, "since": time,
-                      "position": {"type": ["integer", "null"], "minimum": 0}}},
-        "preemptions": {"type": "integer", "minimum": 0,
-                        "description": "Times the run's Job was evicted to give quota back (no failed attempt)."},
-        "traceparent": {"type": "string", "description": "W3C trace context of the trigger (its CloudEvent's "
-                        "traceparent, or derived from its source and id); the Job gets the same trace."},
-    }}
+def _data_schemas() -> dict[str, Any]:
+    return {name: _components_schema(schema) for name, schema in schemas.definitions().items()}
 
 
 def _schemas() -> dict[str, Any]:
     return {
+        **_data_schemas(),
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "details"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"},
                 "details": {"type": "array", "items": {"type": "object", "required": ["field", "problem"],
                                                        "properties": {"field": {"type": "string"},
                                                                       "problem": {"type": "string"}}}}}}}},
-        "Spec": _spec_schema(),
-        "TrainingData": _training_data_schema(),
-        "SpecList": {"type": "object", "properties": {"specs": {"type": "array", "items": _ref("Spec")},
-                                                      "nextPageToken": {"type": "string"}}},
-        "Run": _run_schema(),
-        "RunList": {"type": "object", "properties": {"runs": {"type": "array", "items": _ref("Run")}}},
+        "SpecList": {"type": "object", "required": ["specs"], "properties": {
+            "specs": {"type": "array", "items": _ref("Spec")},
+            "nextPageToken": {"type": "string", "description": "There is more: pass it as pageToken."}}},
+        "RunList": {"type": "object", "required": ["runs"], "properties": {
+            "runs": {"type": "array", "items": _ref("Run")},
+            "nextPageToken": {"type": "string", "description": "There is more: pass it as pageToken."}}},
+        "EventCatalogue": {"type": "object", "required": ["events"], "properties": {
+            "specversion": {"const": "1.0"},
+            "events": {"type": "array", "items": {"type": "object", "required": ["type", "dataschema"], "properties": {
+                "type": {"type": "string"}, "producer": {"type": "string"}, "consumer": {"type": "string"},
+                "subject": {"type": "string"}, "summary": {"type": "string"},
+                "direction": {"enum": ["consumed", "emitted", "internal"]},
+                "datacontenttype": {"const": "application/json"},
+                "dataschema": {"type": "string", "description": "Served here: GET it for the data's JSON Schema."}}}}}},
         "RunRequest": {"type": "object", "additionalProperties": False,
                        "properties": {"params": {"type": "object", "description": "Overrides of the spec's params."},
                                       "force": {"type": "boolean", "description": "Train even when a succeeded run "
@@ -199,8 +136,8 @@ def _spec_paths() -> dict[str, Any]:
     return {
         "/v1/specs": {
             "get": {"operationId": "listSpecs", "summary": "List job specs", "parameters": [
-                _param("limit", "query", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100}),
-                _param("pageToken", "query", "nextPageToken of the previous page.", {"type": "string"})],
+                _param("limit", "query", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 100}),
+                PAGE_TOKEN],
                 "responses": {"200": _json(_ref("SpecList"), "Specs by id."), **_errors(400)}},
             "post": {"operationId": "createSpec", "summary": "Create a job spec", "requestBody": body,
                      "responses": {"201": {**spec, "headers": {**ETAG, "Location": {"schema": {"type": "string"}}}},
@@ -229,7 +166,7 @@ def _run_paths() -> dict[str, Any]:
             "post": {"operationId": "triggerRun", "summary": "Trigger a run of the spec",
                      "requestBody": {"required": False, "content": {JSON: {"schema": _ref("RunRequest")}}},
                      "responses": {"202": accepted, **_errors(400, 404, 413, 415, 503)}},
-            "get": {"operationId": "listSpecRuns", "summary": "The spec's runs, newest first", "parameters": [LIMIT],
+            "get": {"operationId": "listSpecRuns", "summary": "The spec's runs, newest first", "parameters": [LIMIT, PAGE_TOKEN],
                     "responses": {"200": _json(_ref("RunList"), "Runs, newest first."), **_errors(400, 404)}},
         },
         "/v1/runs/{runId}": {"parameters": [RUN_ID], "get": {
@@ -255,9 +192,9 @@ def _bot_paths() -> dict[str, Any]:
                 "200": _json(_ref("Model"), "Model pointer."), **_errors(404)}}},
         "/v1/bots/{botId}/runs": {"parameters": [BOT_ID], "get": {
             "operationId": "listBotRuns", "summary": "The bot's runs, newest first (with their metrics: "
-            "?type=bot-test gives the trend of its tests)", "parameters": [LIMIT, _param(
+            "?type=bot-test gives the trend of its tests)", "parameters": [LIMIT, PAGE_TOKEN, _param(
                 "type", "query", "Only runs of this job type.", {"enum": list(JOB_TYPES)})],
-            "responses": {"200": _json(_ref("RunList"), "Runs, newest first."), **_errors(400)}}},
+            "responses": {"200": _json(_ref("RunList"), "Runs, newest first."), **_errors(400, 404)}}},
         "/v1/bots/{botId}:predict": {"parameters": [BOT_ID], "post": {
             "operationId": "predict", "summary": "Classify an utterance with the bot's model",
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref("PredictRequest")}}},
@@ -286,9 +223,9 @@ def _dead_letter_paths() -> dict[str, Any]:
     return {
         "/v1/deadletters": {"get": {
             "operationId": "listDeadLetters", "summary": "Events the broker gave up on",
-            "parameters": [LIMIT, _param("pageToken", "query", "nextPageToken of the previous page.", {"type": "string"})],
-            "responses": {"200": _json({"type": "object", "properties": {
-                "deadLetters": {"type": "array", "items": item}, "nextPageToken": {"type": ["string", "null"]}}},
+            "parameters": [LIMIT, PAGE_TOKEN],
+            "responses": {"200": _json({"type": "object", "required": ["deadLetters"], "properties": {
+                "deadLetters": {"type": "array", "items": item}, "nextPageToken": {"type": "string"}}},
                 "Dead letters."), **_errors(400, 503)}}},
         "/v1/deadletters:replay": {"post": {
             "operationId": "replayDeadLetters", "summary": "Replay every dead letter not replayed yet",
@@ -323,6 +260,18 @@ def _audit_paths() -> dict[str, Any]:
             "operationId": "metrics", "summary": "This process's counters (Prometheus text format)",
             "responses": {"200": {"description": "Prometheus text exposition format.",
                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    }
+
+
+def _event_paths() -> dict[str, Any]:
+    event_type = _param("eventType", "path", "A CloudEvent type, as listed.", {"type": "string"})
+    return {
+        "/v1/events": {"get": {
+            "operationId": "listEvents", "summary": "The CloudEvents jobplane takes and emits, each with its dataschema",
+            "responses": {"200": _json(_ref("EventCatalogue"), "The catalogue.")}}},
+        catalogue.SCHEMA_PATH.replace("{type}", "{eventType}"): {"parameters": [event_type], "get": {
+            "operationId": "getEventSchema", "summary": "The JSON Schema (2020-12) of one event type's data",
+            "responses": {"200": _json({"type": "object"}, "A JSON Schema document."), **_errors(404)}}},
     }
 
 
@@ -399,8 +348,8 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "jobplane API", "version": VERSION,
                  "description": "Job specs, runs and models of the jobplane event-driven jobs plane."},
-        "paths": _open_paths({**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths(), **_dead_letter_paths(),
-                              **_audit_paths()}),
+        "paths": _open_paths({**_plain_paths(), **_spec_paths(), **_run_paths(), **_bot_paths(), **_event_paths(),
+                              **_dead_letter_paths(), **_audit_paths()}),
         "components": {"schemas": _schemas(), "responses": _responses(), "securitySchemes": _security_schemes()},
         "security": [{"bearer": []}, {"session": []}],
     })

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -28,7 +29,7 @@ from typing import Any, Final
 
 from . import conventions as c
 from . import metrics, workers
-from .errors import NotFoundError, PreconditionFailedError, UnavailableError
+from .errors import NotFoundError, PreconditionFailedError, Problem, UnavailableError, ValidationError
 from .store.base import ObjectStore
 
 Run = dict[str, Any]
@@ -344,30 +345,52 @@ def forget_active(store: ObjectStore, run: Mapping[str, Any]) -> None:
 
 
 FILTER_SCAN: Final = 1000
-"""Most listing entries read for a listing filtered by job type."""
+"""Most listing entries read for one page (a listing filtered by job type may find fewer
+than its limit in them: its page token goes on from the last entry read)."""
+_PAGE_TOKEN: Final = re.compile(r"^\d{13}-[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    next_token: str | None
+    """The last listing entry read (``{invertedTime}-{runId}``) when there may be more."""
 
 
 def list_runs(
     store: ObjectStore, *, spec_id: str | None = None, bot_id: str | None = None, limit: int = 10,
     job_type: str | None = None,
 ) -> list[Run]:
-    """Runs newest first, by a spec's or a bot's index; ``job_type``: only runs of that type
-    (the newest ``limit`` of them among the newest ``FILTER_SCAN`` entries)."""
+    """Runs newest first, by a spec's or a bot's index (the first page of ``page_runs``)."""
+    return page_runs(store, spec_id=spec_id, bot_id=bot_id, limit=limit, job_type=job_type).runs
+
+
+def page_runs(
+    store: ObjectStore, *, spec_id: str | None = None, bot_id: str | None = None, limit: int = 10,
+    job_type: str | None = None, token: str = "",
+) -> RunPage:
+    """One page of runs, newest first, after ``token`` (a previous page's ``next_token``;
+    ``ValidationError`` at field ``pageToken`` for anything else); ``job_type``: only runs of
+    that type among the next ``FILTER_SCAN`` entries."""
     if (spec_id is None) == (bot_id is None):
         raise ValueError("give exactly one of spec_id or bot_id")
+    if token and not _PAGE_TOKEN.match(token):
+        raise ValidationError([Problem("pageToken", "must be a nextPageToken of this listing")], what="query")
     prefix = f"index/specs/{spec_id}/" if spec_id else f"index/bots/{bot_id}/"
-    runs: list[Run] = []
-    for key in store.list(prefix, limit=limit if job_type is None else FILTER_SCAN):
-        run_id = key[len(prefix):].split("-", 1)[1]
+    found: list[Run] = []
+    last, more = "", False
+    for n, key in enumerate(store.list(prefix, start_after=prefix + token if token else "", limit=FILTER_SCAN + 1)):
+        if len(found) >= limit or n >= FILTER_SCAN:
+            more = True
+            break
+        last = key
         try:
-            run = get_run(store, run_id)
+            run = get_run(store, key[len(prefix):].split("-", 1)[1])
         except NotFoundError:
             continue
         if job_type is None or run.get("type") == job_type:
-            runs.append(run)
-            if len(runs) >= limit:
-                break
-    return runs
+            found.append(run)
+    return RunPage(found, last[len(prefix):] if more and last else None)
 
 
 def list_active(store: ObjectStore, *, spec_id: str | None = None, bot_id: str | None = None) -> list[str]:

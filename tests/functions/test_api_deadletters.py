@@ -125,7 +125,7 @@ def test_listing_pages_through_the_store(env: Env) -> None:
     second = env.client.get(f"/v1/deadletters?limit=2&pageToken={first['nextPageToken']}").get_json()
     third = env.client.get(f"/v1/deadletters?limit=2&pageToken={second['nextPageToken']}").get_json()
     ids = [d["eventId"] for page in (first, second, third) for d in page["deadLetters"]]
-    assert sorted(ids) == [f"e{i}" for i in range(5)] and third["nextPageToken"] is None
+    assert sorted(ids) == [f"e{i}" for i in range(5)] and "nextPageToken" not in third  # only when there is more
 
 
 def test_a_replayed_run_callback_carries_a_fresh_token_of_its_run_in_place_of_the_redacted_one(env: Env) -> None:

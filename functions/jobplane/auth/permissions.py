@@ -3,7 +3,7 @@
 Resources ``specs``, ``runs``, ``bots`` of API group ``jobplane.dev`` with verbs get, list,
 create, update, delete; actions are subresources with verb ``create``: ``specs/runs``
 (trigger), ``runs/cancel``, ``bots/predict``, ``bots/search``; ``runs/artifacts`` (get: download
-a run's artifacts); operators' ``deadletters`` (list) and
+a run's artifacts); ``events`` (the CloudEvents catalogue: get, list); operators' ``deadletters`` (list) and
 ``deadletters/replay`` (create); the audit trail ``audit`` (list) and ``metrics`` (get: the
 Prometheus scrape, a credential like any other). The manifests' ClusterRoles
 (``jobplane-viewer``, ``jobplane-editor``) grant exactly these. HEAD is checked as GET.
@@ -59,6 +59,8 @@ RULES: Final[tuple[Rule, ...]] = (
     _rule("GET", "/", "list", "specs"),  # the dashboard's pages, as the API calls they make
     _rule("GET", "/runs/{name}", "get", "runs"),
     _rule("GET", "/bots/{name}", "get", "bots"),
+    _rule("GET", "/v1/events", "list", "events"),
+    _rule("GET", "/v1/events/{name}/schema", "get", "events"),
     _rule("GET", "/v1/deadletters", "list", "deadletters"),
     _rule("POST", "/v1/deadletters:replay", "create", "deadletters", "replay"),
     _rule("POST", "/v1/deadletters/{name}:replay", "create", "deadletters", "replay"),

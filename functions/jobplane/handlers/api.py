@@ -24,7 +24,7 @@ import flask
 from .. import auth
 from .. import conventions as c
 from .. import events as ev
-from .. import artifacts, audit, datauris, deadletters, metrics, openapi, runs, tracing
+from .. import artifacts, audit, catalogue, datauris, deadletters, metrics, openapi, runs, tracing
 from ..errors import (
     ConflictError,
     JobplaneError,
@@ -201,10 +201,24 @@ def openapi_json(request: flask.Request, rt: Runtime, params: Params) -> flask.R
 # --- specs ---------------------------------------------------------------------------------------
 
 
+def _page_token(request: flask.Request, valid: Callable[[str], bool] = lambda token: True) -> str:
+    """The ``pageToken`` query parameter ("" for the first page); 400 at ``pageToken`` for one
+    that no listing gave."""
+    token = request.args.get("pageToken", "")
+    if token and not valid(token):
+        raise ValidationError([Problem("pageToken", "must be a nextPageToken of this listing")], what="query")
+    return token
+
+
+def _paged(key: str, items: list[Any], next_token: str | None) -> dict[str, Any]:
+    """A listing's answer: items under their plural key, ``nextPageToken`` only when there is more."""
+    return {key: items, **({"nextPageToken": next_token} if next_token else {})}
+
+
 def list_specs(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     limit = _limit(request) if "limit" in request.args else MAX_LIMIT
-    token = request.args.get("pageToken", "")
-    after = c.spec_key(_checked_id(token, "page token")) if token else ""
+    token = _page_token(request, lambda t: len(t) <= MAX_ID and bool(_ID.match(t)))
+    after = c.spec_key(token) if token else ""
     keys = list(rt.store.list("specs/", start_after=after, limit=limit + 1))
     specs = []
     for key in keys[:limit]:
@@ -344,10 +358,10 @@ def _run_overrides(body: Any, stored: Mapping[str, Any], *, rt: Runtime) -> dict
 
 def list_spec_runs(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     spec_id = _checked_id(params["spec_id"], "spec")
-    found = runs.list_runs(rt.store, spec_id=spec_id, limit=_limit(request))
-    if not found:
+    page = runs.page_runs(rt.store, spec_id=spec_id, limit=_limit(request), token=_page_token(request))
+    if not page.runs and not page.next_token:
         _read_json(rt, c.spec_key(spec_id), f"no spec {spec_id!r}")
-    return json_response({"runs": found})
+    return json_response(_paged("runs", page.runs, page.next_token))
 
 
 def list_bot_runs(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
@@ -355,7 +369,9 @@ def list_bot_runs(request: flask.Request, rt: Runtime, params: Params) -> flask.
     job_type = request.args.get("type") or None
     if job_type is not None and job_type not in JOB_TYPES:
         raise ValidationError([Problem("type", f"must be one of {', '.join(JOB_TYPES)}, got {job_type!r}")], what="query")
-    return json_response({"runs": runs.list_runs(rt.store, bot_id=bot_id, limit=_limit(request), job_type=job_type)})
+    page = runs.page_runs(rt.store, bot_id=bot_id, limit=_limit(request), job_type=job_type,
+                          token=_page_token(request))
+    return json_response(_paged("runs", page.runs, page.next_token))
 
 
 def get_run(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
@@ -442,13 +458,24 @@ def search(request: flask.Request, rt: Runtime, params: Params) -> flask.Respons
         raise NotImplementedYetError(f"search is not available in this deployment: {e}") from e
 
 
+# --- the CloudEvents catalogue ------------------------------------------------------------------
+
+
+def list_events(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    return json_response(catalogue.catalogue())
+
+
+def event_schema(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    return json_response(catalogue.data_schema(params["event_type"]))
+
+
 # --- dead letters ------------------------------------------------------------------------------
 
 
 def list_dead_letters(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     page = deadletters.list_dead_letters(rt.store, broker=rt.broker, limit=_limit(request),
-                                         token=request.args.get("pageToken", ""))
-    return json_response({"deadLetters": page.items, "nextPageToken": page.next_token})
+                                         token=_page_token(request, deadletters.is_store_id))
+    return json_response(_paged("deadLetters", page.items, page.next_token))
 
 
 def replay_dead_letter(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
@@ -509,6 +536,8 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+)/runs"), {"GET": list_bot_runs}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):predict"), {"POST": predict}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):search"), {"POST": search}),
+    Route(re.compile(r"/v1/events"), {"GET": list_events}),
+    Route(re.compile(r"/v1/events/(?P<event_type>[^/:]+)/schema"), {"GET": event_schema}),
     Route(re.compile(r"/v1/deadletters"), {"GET": list_dead_letters}),
     Route(re.compile(r"/v1/audit"), {"GET": list_audit}),
     Route(re.compile(r"/v1/deadletters:replay"), {"POST": replay_dead_letters}),
