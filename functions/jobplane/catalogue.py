@@ -16,6 +16,8 @@ from . import schemas
 from .errors import NotFoundError
 
 SCHEMA_PATH: Final = "/v1/events/{type}/schema"
+ASYNCAPI_PATH: Final = "/v1/asyncapi.json"
+ASYNCAPI_VERSION: Final = "3.0.0"
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,49 @@ def data_schema(event_type: str) -> dict[str, Any]:
 
 def by_type() -> Mapping[str, EventType]:
     return {e.type: e for e in EVENTS}
+
+
+def asyncapi(version: str) -> dict[str, Any]:
+    """The catalogue as an AsyncAPI 3.0 document: a channel and a message per event type, an
+    operation per direction (``receive``: jobplane takes it; ``send``: jobplane emits it)."""
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for e in EVENTS:
+        name = _camel(e.type)
+        messages[name] = {
+            "name": e.type, "title": e.type, "summary": e.summary, "contentType": ev.JSON,
+            "payload": {"$ref": f"#/components/schemas/{schemas.EVENT_DATA[e.type]}"},
+            "description": f"From {e.producer} to {e.consumer}; subject: {e.subject}. A CloudEvent "
+                           f"(specversion {ev.SPECVERSION}, binary or structured mode) whose data is the payload.",
+        }
+        channels[name] = {"address": e.type, "messages": {name: {"$ref": f"#/components/messages/{name}"}}}
+        actions = {"consumed": ["receive"], "emitted": ["send"]}.get(e.direction, ["receive", "send"])
+        for action in actions:
+            operations[f"{action}{name[0].upper()}{name[1:]}"] = {
+                "action": action, "channel": {"$ref": f"#/channels/{name}"},
+                "messages": [{"$ref": f"#/channels/{name}/messages/{name}"}]}
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {"title": "jobplane CloudEvents", "version": version,
+                 "description": "The CloudEvents jobplane takes and emits through the broker."},
+        "defaultContentType": ev.JSON,
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": _asyncapi_schemas()},
+    }
+
+
+def _asyncapi_schemas() -> dict[str, Any]:
+    """The definitions as AsyncAPI schemas (JSON Schema draft 7 with a string ``discriminator``:
+    the OpenAPI-style mapping is dropped, ``oneOf`` says the same)."""
+    found = schemas.components()
+    for schema in found.values():
+        schema.pop("discriminator", None)
+    return found
+
+
+def _camel(event_type: str) -> str:
+    """``dev.jobplane.run.progress`` → ``runProgress`` (``dev.knative.sources.ping`` → ``sourcesPing``)."""
+    first, *rest = event_type.split(".")[2:]
+    return first + "".join(part.capitalize() for part in rest)

@@ -49,25 +49,9 @@ ETAG: Final = {"ETag": {"description": "The spec's generation; send it back in I
                         "schema": {"type": "string"}}}
 
 
-def _components_schema(value: Any) -> Any:
-    """A schema definition as OpenAPI components hold it: ``$defs`` references rewritten, the
-    validator's wording keywords (``x-expected``, ``x-problem``) dropped."""
-    if isinstance(value, dict):
-        return {key: _components_schema(item) for key, item in value.items() if key not in ("x-expected", "x-problem")}
-    if isinstance(value, list):
-        return [_components_schema(item) for item in value]
-    if isinstance(value, str) and value.startswith("#/$defs/"):
-        return "#/components/schemas/" + value.removeprefix("#/$defs/")
-    return value
-
-
-def _data_schemas() -> dict[str, Any]:
-    return {name: _components_schema(schema) for name, schema in schemas.definitions().items()}
-
-
 def _schemas() -> dict[str, Any]:
     return {
-        **_data_schemas(),
+        **schemas.components(),
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "details"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"},
@@ -269,6 +253,9 @@ def _event_paths() -> dict[str, Any]:
         "/v1/events": {"get": {
             "operationId": "listEvents", "summary": "The CloudEvents jobplane takes and emits, each with its dataschema",
             "responses": {"200": _json(_ref("EventCatalogue"), "The catalogue.")}}},
+        catalogue.ASYNCAPI_PATH: {"get": {
+            "operationId": "getAsyncApi", "summary": "The catalogue as an AsyncAPI 3.0 document",
+            "responses": {"200": _json({"type": "object", "required": ["asyncapi"]}, "AsyncAPI 3.0 document.")}}},
         catalogue.SCHEMA_PATH.replace("{type}", "{eventType}"): {"parameters": [event_type], "get": {
             "operationId": "getEventSchema", "summary": "The JSON Schema (2020-12) of one event type's data",
             "responses": {"200": _json({"type": "object"}, "A JSON Schema document."), **_errors(404)}}},

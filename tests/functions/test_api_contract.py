@@ -156,6 +156,8 @@ def test_event_catalogue_and_dead_letter_routes_answer_as_documented(api: Contra
     for entry in listed:
         assert api.call("GET", entry["dataschema"]).status_code == 200
     assert api.call("GET", "/v1/events/dev.example.nothing/schema").status_code == 404
+    asyncapi = api.call("GET", "/v1/asyncapi.json").get_json()
+    assert {m["name"] for m in asyncapi["components"]["messages"].values()} == {e["type"] for e in listed}
     assert api.call("GET", "/v1/deadletters").status_code == 200
     assert api.call("GET", "/v1/deadletters?pageToken=..%2Fx").status_code == 400
     assert api.call("POST", "/v1/deadletters:replay").status_code == 202
@@ -247,3 +249,16 @@ def test_an_event_types_schema_accepts_its_real_data_and_refuses_bad_data() -> N
     progress = Draft202012Validator(catalogue.data_schema(ev.RUN_PROGRESS))
     assert progress.is_valid({"seq": 3, "progress": 40, "phase": "train", "message": "epoch 2", "eta": 12.5})
     assert not progress.is_valid({"seq": 0, "progress": 140})
+
+
+def test_the_asyncapi_document_refers_only_to_what_it_holds() -> None:
+    document = catalogue.asyncapi("1")
+    assert document["asyncapi"].startswith("3.")
+    text = json.dumps(document)
+    for ref in set(re.findall(r'"\$ref": "#/([^"]+)"', text)):
+        node: Any = document
+        for part in ref.split("/"):
+            node = node[part]
+    actions = {op["action"] for op in document["operations"].values()}
+    assert actions == {"send", "receive"}
+    assert "receiveBotChanged" in document["operations"] and "sendModelReady" in document["operations"]

@@ -61,6 +61,7 @@ RULES: Final[tuple[Rule, ...]] = (
     _rule("GET", "/bots/{name}", "get", "bots"),
     _rule("GET", "/v1/events", "list", "events"),
     _rule("GET", "/v1/events/{name}/schema", "get", "events"),
+    _rule("GET", "/v1/asyncapi.json", "get", "events"),
     _rule("GET", "/v1/deadletters", "list", "deadletters"),
     _rule("POST", "/v1/deadletters:replay", "create", "deadletters", "replay"),
     _rule("POST", "/v1/deadletters/{name}:replay", "create", "deadletters", "replay"),

@@ -465,6 +465,10 @@ def list_events(request: flask.Request, rt: Runtime, params: Params) -> flask.Re
     return json_response(catalogue.catalogue())
 
 
+def asyncapi_json(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
+    return json_response(catalogue.asyncapi(openapi.VERSION))
+
+
 def event_schema(request: flask.Request, rt: Runtime, params: Params) -> flask.Response:
     return json_response(catalogue.data_schema(params["event_type"]))
 
@@ -537,6 +541,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):predict"), {"POST": predict}),
     Route(re.compile(r"/v1/bots/(?P<bot_id>[^/:]+):search"), {"POST": search}),
     Route(re.compile(r"/v1/events"), {"GET": list_events}),
+    Route(re.compile(r"/v1/asyncapi\.json"), {"GET": asyncapi_json}),
     Route(re.compile(r"/v1/events/(?P<event_type>[^/:]+)/schema"), {"GET": event_schema}),
     Route(re.compile(r"/v1/deadletters"), {"GET": list_dead_letters}),
     Route(re.compile(r"/v1/audit"), {"GET": list_audit}),

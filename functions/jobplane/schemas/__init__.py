@@ -108,6 +108,24 @@ def standalone(name: str) -> dict[str, Any]:
     return {"$schema": DIALECT, "$ref": f"#/$defs/{name}", "$defs": copy.deepcopy(doc["$defs"])}
 
 
+def as_components(value: Any) -> Any:
+    """A definition as an OpenAPI or AsyncAPI document's ``components.schemas`` holds it:
+    ``#/$defs/`` references rewritten, the validator's wording keywords (``x-expected``,
+    ``x-problem``) dropped."""
+    if isinstance(value, Mapping):
+        return {key: as_components(item) for key, item in value.items() if key not in ("x-expected", "x-problem")}
+    if isinstance(value, list):
+        return [as_components(item) for item in value]
+    if isinstance(value, str) and value.startswith("#/$defs/"):
+        return "#/components/schemas/" + value.removeprefix("#/$defs/")
+    return value
+
+
+def components() -> dict[str, Any]:
+    """Every definition, as ``components.schemas`` (a fresh copy)."""
+    return {name: as_components(schema) for name, schema in definitions().items()}
+
+
 @cache
 def _validator(name: str) -> Draft202012Validator:
     doc = document()
