@@ -45,6 +45,8 @@ BOT_ID: Final = _param("botId", "path", "Bot id.", ID)
 LIMIT: Final = _param("limit", "query", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
 PAGE_TOKEN: Final = _param("pageToken", "query", "The previous page's nextPageToken (a bad one is a 400).",
                            {"type": "string"})
+NOT_BLANK: Final = "[^\\s\\x1c-\\x1f]"
+"""Some character that is not white space (Python's ``str.strip`` strips U+001C–U+001F too)."""
 ETAG: Final = {"ETag": {"description": "The spec's generation; send it back in If-Match.",
                         "schema": {"type": "string"}}}
 
@@ -82,7 +84,7 @@ def _schemas() -> dict[str, Any]:
                   "properties": {"runId": {"type": "string"}, "modelUri": {"type": "string"},
                                  "metrics": {"type": "object"}}},
         "SearchRequest": {"type": "object", "required": ["query"], "additionalProperties": False,
-                          "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"},
+                          "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": NOT_BLANK},
                                          "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5}}},
         "SearchResults": {"type": "object", "properties": {
             "results": {"type": "array", "items": {"type": "object", "properties": {
@@ -94,7 +96,7 @@ def _schemas() -> dict[str, Any]:
             "index": {"type": "object", "properties": {"runId": {"type": "string"}, "uri": {"type": "string"},
                                                        "passages": {"type": "integer"}}}}},
         "PredictRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
-                           "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"}}},
+                           "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": NOT_BLANK}}},
         "Prediction": {"type": "object", "properties": {
             "intent": {"type": ["string", "null"]}, "confidence": {"type": "number"},
             "entities": {"type": "array", "items": {"type": "object"}}, "model": {"type": "object"}}},

@@ -88,7 +88,7 @@ def validate_spec(obj: object, *, field: str = "spec", require_data: bool = True
 
 def _semantic_problems(spec: Mapping[str, Any], path: str, job_type: JobType | None) -> Problems:
     problems: Problems = []
-    if isinstance(spec.get("schedule"), str) and spec["schedule"].strip():
+    if isinstance(spec.get("schedule"), str):
         _schedule(spec["schedule"], f"{path}.schedule", problems)
     if isinstance(spec.get("timezone"), str) and spec["timezone"]:
         _timezone(spec["timezone"], f"{path}.timezone", problems)
