@@ -43,7 +43,7 @@ test-fast: $(ENCODER_STAMP)
 # schemathesis against a live embedded plane's /openapi.json: a longer pass than `make test`'s.
 CONTRACT_EXAMPLES ?= 200
 contract: $(ENCODER_STAMP)
-	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest -q tests/plane/test_api_schemathesis.py
+	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest -q tests/plane/schemathesis_contract.py
 
 # Benchmarks print their figures beside a baseline measured in the same run.
 # `bench` is the plane's (launch, broker, status); the trainer's and the load test are long and have their own targets.
