@@ -299,7 +299,9 @@ def _plain_paths() -> dict[str, Any]:
 
 
 HTML: Final = {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
-HTML_404: Final = {"description": "No such run or bot (an HTML page).", "content": {"text/html": {"schema": {"type": "string"}}}}
+HTML_404: Final = {"description": "No such run or bot (an HTML page; the API's JSON error for an id that cannot "
+                                  "name one).", "content": {"text/html": {"schema": {"type": "string"}},
+                                                            JSON: {"schema": _ref("Error")}}}
 LOGIN_REDIRECT: Final = {"description": "No session: to the login page.", "headers": {"Location": {"schema": {"type": "string"}}}}
 OPEN: Final[list[dict[str, list[str]]]] = []
 """``security`` of the paths served without a credential."""
