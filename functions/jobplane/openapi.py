@@ -238,7 +238,7 @@ def _audit_paths() -> dict[str, Any]:
         "/v1/audit": {"get": {
             "operationId": "listAudit", "summary": "Who created, changed, deleted, triggered or cancelled what",
             "parameters": [*filters, {**LIMIT, "description": "How many entries, newest first."},
-                           _param("pageToken", "query", "nextPageToken of the previous page.", {"type": "string"})],
+                           PAGE_TOKEN],
             "responses": {"200": _json({"type": "object", "required": ["entries"], "properties": {
                 "entries": {"type": "array", "items": entry}, "nextPageToken": {"type": "string"}}},
                 "Audit entries, newest first."), **_errors(400)}}},

@@ -198,7 +198,7 @@ def test_run_listings_page_newest_first_to_the_end(api: Contract, listing: str) 
 
 
 @pytest.mark.parametrize("listing", ["/v1/specs", "/v1/specs/train-test-bot/runs", "/v1/bots/test-bot/runs",
-                                     "/v1/deadletters"])
+                                     "/v1/deadletters", "/v1/audit"])
 @pytest.mark.parametrize("token", ["../../etc", "x" * 300, "-dash-", "Bad Token"])
 def test_a_page_token_no_listing_gave_is_a_400_at_page_token(api: Contract, listing: str, token: str) -> None:
     api.call("POST", "/v1/specs", json=make_spec())
