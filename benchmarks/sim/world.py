@@ -176,7 +176,8 @@ class World:
                                requested_by="sim", now=START - timedelta(days=1))
             run = runs.transition(run, "succeeded", now=START - timedelta(days=1))
             model = self.store.uri(f"runs/{run['id']}/artifacts/model.npz")
-            run.update(artifacts={"model": model}, metrics={"macro_f1": 0.9}, cacheKey=cache.key_for(spec, self.store, self.rt.settings))
+            run.update(artifacts={"model": model}, metrics={"macro_f1": 0.9}, cacheKey=cache.key_for(spec, self.store, self.rt.settings),
+                       modelUri=model, promoted=True, gate={"decision": "promoted"})  # the seed points the bot at it
             runs.create_record(self.store, run)
             cache.remember(self.store, run)
             self.run_content[run["id"]] = 0

@@ -1,19 +1,29 @@
-"""The result cache: a training run whose inputs match a succeeded run's reuses that run's model.
+"""The result cache: a run whose inputs match a succeeded run's reuses that run's model or index.
 
-A run's inputs are what goes into its model: the training data's content (the SHA-256 of the
+A training run's inputs are what goes into its model: the training data's content (the SHA-256 of the
 stored object's bytes, so a bot reverted to an earlier revision, or the same examples sent
 again, hashes the same), the effective params (the content hashes of ``trainingData`` and ``testData`` stand
-for their URIs), the trainer image and the trainer version. Their SHA-256 is
+for their URIs), the trainer image and the trainer version. A ``kb-index`` run's inputs are the
+content hashes of its articles, read as its Job reads them (``jobplane.kbkey``), the passage
+params with their defaults, the image and the trainer version. Their SHA-256 is
 the run's ``cacheKey``, recorded on the run at launch. When such a run succeeds, the status
 function writes ``cache/{type}/{cacheKey}.json`` naming it (``remember``), so a lookup is one
 read of a key derived from the inputs, never a listing. A later run with the same key ends
 ``skipped`` with reason ``CacheHit``, ``reusedRun``/``cachedFrom`` naming the run whose model
-and metrics it points at, and no Job (``launching``); the bot's model pointer is moved to that
-model when it names another (``point_model_at``: a bot reverted to an earlier revision gets
-that revision's model back). ``force: true`` on the request trains anyway.
+(or index) and metrics it points at, and no Job (``launching``); the bot's model pointer (or
+index pointer ``bots/{botId}/index.json``) is moved to that run's when it names another
+(``point_bot_at``: a bot reverted to an earlier revision gets that revision's model back),
+never back behind a newer change's. ``force: true`` on the request trains (indexes) anyway.
 
-Other job types hook in through ``HASHERS`` (``kb-index``'s per-article cache is its own;
-it can register a hasher of its inputs here and reuse ``lookup``/``remember``).
+Only what the promotion gate let through is reused (``standing``). A bot's succeeded run is
+reused as it stands when it was promoted. When the gate judged its model and refused it (worse
+than the current one by more than the margin), or promotion was not requested, the same inputs
+would make the same model and be refused again: a later run is still a ``CacheHit`` with no Job,
+but the pointer stays where it is, and the run's message and ``cachedFrom.promoted: false`` say
+so (``force: true`` trains again). When the gate never judged it (its pointer named a newer
+run's model or index at the time, or the decision is not made yet), the lookup is a miss: the
+run trains or indexes again and is judged on its own, so a bot reverted to such inputs still
+gets a model of them.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from . import conventions as c
-from . import runs
+from . import kbkey, promotion, runs
 from .errors import NotFoundError, PermanentError, PreconditionFailedError
 from .settings import Settings
 from .store import split_uri
@@ -46,7 +56,7 @@ DATA_PARAMS: Final = ("trainingData", "testData")
 NOT_INPUTS: Final = frozenset({*DATA_PARAMS, "force"})
 """Params that are not inputs as such (the data's content hashes stand for the data's URIs)."""
 CAS_ATTEMPTS: Final = 10
-RECORD_FIELDS: Final = ("cacheKey", "reusedRun", "cachedFrom", "metrics", "artifacts", "modelUri")
+RECORD_FIELDS: Final = ("cacheKey", "reusedRun", "cachedFrom", "metrics", "artifacts", "modelUri", "indexUri")
 """What a run record carries of the cache (its key; on a hit, what it reuses)."""
 
 Hasher = Callable[[Mapping[str, Any], ObjectStore, Settings], "str | None"]
@@ -54,10 +64,12 @@ Hasher = Callable[[Mapping[str, Any], ObjectStore, Settings], "str | None"]
 
 @dataclass(frozen=True)
 class Hit:
-    """A succeeded run with the same inputs: its id, metrics and artifacts."""
+    """A succeeded run with the same inputs: its id, metrics and artifacts; ``promoted``:
+    whether its model or index may become the bot's (``standing``)."""
 
     key: str
     run: runs.Run
+    promoted: bool = True
 
 
 def entry_key(job_type: str, key: str) -> str:
@@ -92,17 +104,24 @@ def training_key(spec: Mapping[str, Any], store: ObjectStore, settings: Settings
         if content is None:
             return None
         contents[name] = content
-    inputs = {
-        "type": spec.get("type"),
-        "data": contents,
-        "params": {k: v for k, v in params.items() if k not in NOT_INPUTS},
-        "image": settings.image_for(str(spec.get("type"))),
-        "trainerVersion": TRAINER_VERSION,
-    }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return _digest(spec, {"data": contents, "params": {k: v for k, v in params.items() if k not in NOT_INPUTS}}, settings)
 
 
-HASHERS: Final[dict[str, Hasher]] = {"training": training_key}
+def kb_index_key(spec: Mapping[str, Any], store: ObjectStore, settings: Settings) -> str | None:
+    """The cache key of a kb-index spec's inputs (``jobplane.kbkey``); None when its articles
+    cannot be told (the Job would refuse them)."""
+    found = kbkey.inputs(spec.get("params") or {}, store)
+    return None if found is None else _digest(spec, found, settings)
+
+
+def _digest(spec: Mapping[str, Any], inputs: Mapping[str, Any], settings: Settings) -> str:
+    """SHA-256 of a run's inputs with its type, image and trainer version."""
+    job_type = str(spec.get("type"))
+    whole = {"type": job_type, **inputs, "image": settings.image_for(job_type), "trainerVersion": TRAINER_VERSION}
+    return hashlib.sha256(json.dumps(whole, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+HASHERS: Final[dict[str, Hasher]] = {"training": training_key, "kb-index": kb_index_key}
 """Job type → the key of a spec's inputs. Types without one are never cached."""
 
 
@@ -123,7 +142,31 @@ def lookup(store: ObjectStore, job_type: str, key: str) -> Hit | None:
         return None
     if run.get("state") != "succeeded" or run.get("cacheKey") != key:
         return None
-    return Hit(key=key, run=run)
+    found = standing(run)
+    return None if found == UNJUDGED else Hit(key=key, run=run, promoted=found == PROMOTED)
+
+
+PROMOTED: Final = "promoted"
+REFUSED: Final = "refused"
+UNJUDGED: Final = "unjudged"
+
+
+def standing(run: Mapping[str, Any]) -> str:
+    """How a succeeded run may be reused (see the module's docstring): ``PROMOTED`` (or it has
+    no bot pointer to move), ``REFUSED`` (judged and refused, or promotion not requested: a hit
+    that leaves the pointer alone) or ``UNJUDGED`` (a miss)."""
+    if not run.get("botId") or run.get("type") not in promotion.PROMOTED_TYPES or run.get("promoted") is True:
+        return PROMOTED
+    gate = run.get("gate")
+    if not isinstance(gate, Mapping):
+        return UNJUDGED  # the decision is not made yet
+    if str(gate.get("decision", "")).startswith("not requested"):
+        return REFUSED
+    candidate, current, margin = gate.get("candidate"), gate.get("current"), gate.get("margin", promotion.MARGIN)
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (candidate, current, margin))
+    if numbers and float(candidate) < float(current) - float(margin):  # type: ignore[arg-type]
+        return REFUSED
+    return UNJUDGED  # kept because a newer run's stood, or the pointer kept changing
 
 
 def remember(store: ObjectStore, run: Mapping[str, Any]) -> bool:
@@ -156,30 +199,36 @@ def remember(store: ObjectStore, run: Mapping[str, Any]) -> bool:
 def reused(run: runs.Run, hit: Hit, *, now: datetime) -> runs.Run:
     """``run`` ended ``skipped``/``CacheHit``, pointing at ``hit``'s model and metrics."""
     source = hit.run
+    what = "index" if source.get("type") == "kb-index" else "model"
     new = runs.transition(run, "skipped", reason=REASON, now=now)
-    new["message"] = f"inputs match run {source['id']}: its model is reused, no Job"
+    new["message"] = f"inputs match run {source['id']}: its {what} is reused, no Job"
+    if not hit.promoted:
+        decision = (source.get("gate") or {}).get("decision") or "not promoted"
+        new["message"] = (f"inputs match run {source['id']}, whose {what} was not promoted ({decision}): "
+                          f"no Job, and the bot keeps its current {what} (force: true runs again)")
     new["reusedRun"] = source["id"]
     new["cachedFrom"] = {"runId": source["id"], "specId": source.get("specId"), "cacheKey": hit.key,
-                         "finishedAt": source.get("finishedAt")}
+                         "finishedAt": source.get("finishedAt"), "promoted": hit.promoted}
     new["cacheKey"] = hit.key
     new["metrics"] = source.get("metrics")
     new["artifacts"] = dict(source.get("artifacts") or {})
-    if source.get("modelUri") or (source.get("artifacts") or {}).get("model"):
-        new["modelUri"] = source.get("modelUri") or source["artifacts"]["model"]
+    for field, artifact in (("modelUri", "model"), ("indexUri", "index")):
+        if source.get(field) or new["artifacts"].get(artifact):
+            new[field] = source.get(field) or new["artifacts"][artifact]
     return new
 
 
-def point_model_at(store: ObjectStore, run: Mapping[str, Any], *, now: datetime) -> bool:
-    """Move the bot's model pointer to the model a ``CacheHit`` run reuses, unless it names
-    that run already. The pointer's order is the deciding run's creation time, so a hit
-    never moves it back behind a model promoted for a newer change."""
+def point_bot_at(store: ObjectStore, run: Mapping[str, Any], *, now: datetime) -> bool:
+    """Move the bot's model pointer (a kb-index run: its index pointer) to what a ``CacheHit``
+    run reuses, unless it names that run already or the reused run was not promoted
+    (``cachedFrom.promoted: false``). The pointer's order is the deciding run's creation time,
+    so a hit never moves it back behind a model or index promoted for a newer change."""
     bot, source = run.get("botId"), run.get("reusedRun")
-    model_uri = run.get("modelUri")
-    if not bot or not source or not model_uri:
+    pointed = _pointer(run)
+    if not bot or not source or pointed is None or (run.get("cachedFrom") or {}).get("promoted") is False:
         return False
-    key = c.bot_model_key(str(bot))
-    pointer = {"botId": bot, "runId": source, "specId": run.get("specId"), "modelUri": model_uri,
-               "validationUri": (run.get("artifacts") or {}).get("validation"),
+    key, body = pointed
+    pointer = {"botId": bot, "runId": source, "specId": run.get("specId"), **body,
                "metrics": run.get("metrics") or {}, "cachedFrom": source, "reusedBy": run["id"],
                "runCreatedAt": run.get("createdAt"), "promotedAt": runs.rfc3339(now)}
     for _ in range(CAS_ATTEMPTS):
@@ -191,11 +240,21 @@ def point_model_at(store: ObjectStore, run: Mapping[str, Any], *, now: datetime)
         if current and current.get("runId") == source:
             return False
         if current and str(current.get("runCreatedAt") or "") > str(run.get("createdAt")):
-            return False  # a newer change's model stands
+            return False  # a newer change's model or index stands
         try:
             store.write(key, json.dumps(pointer, indent=1, sort_keys=True).encode(), if_generation_match=generation)
-            log.info("bot %s: model pointer moved to run %s (cache hit %s)", bot, source, run["id"])
+            log.info("bot %s: %s moved to run %s (cache hit %s)", bot, key, source, run["id"])
             return True
         except PreconditionFailedError:
             continue
     return False
+
+
+def _pointer(run: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The bot pointer a hit of ``run``'s type moves, and what it names; None without one."""
+    bot, artifacts = str(run.get("botId")), run.get("artifacts") or {}
+    if run.get("type") == "kb-index":
+        return (c.bot_index_key(bot), {"indexUri": run["indexUri"], "manifestUri": artifacts.get("manifest")}) \
+            if run.get("indexUri") else None
+    return (c.bot_model_key(bot), {"modelUri": run["modelUri"], "validationUri": artifacts.get("validation")}) \
+        if run.get("modelUri") else None

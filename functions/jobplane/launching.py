@@ -73,14 +73,14 @@ def _reuse(run: runs.Run, hit: cache.Hit, *, stored: runs.Stored | None, replace
            rt: Runtime) -> None:
     """A cache hit: the run ends ``skipped``/``CacheHit`` naming the run it reuses, with no
     Job; it replaces the slot's older runs as a launch would (their models are of older
-    inputs), and the bot's model pointer moves to the reused model."""
+    inputs), and the bot's model (index) pointer moves to the reused one if it was promoted."""
     final = cache.reused(run, hit, now=rt.clock())
     writes = [*runs.start_index(rt.store, runs.listing_keys(final)),
               *(workers.submit(_supersede, old, by=run, rt=rt) for old in replaces),
               *([workers.submit(rt.store.sync, slots.slot_key(run))] if exclusive else [])]
     record = _alongside(lambda: _store(final, stored, rt=rt), *writes)
     workers.wait_for(writes)
-    cache.point_model_at(rt.store, record, now=rt.clock())
+    cache.point_bot_at(rt.store, record, now=rt.clock())
 
 
 def _claim(policy: str, run: runs.Run, *, rt: Runtime) -> Claimed | Ended:
