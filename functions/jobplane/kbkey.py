@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from . import conventions as c
@@ -27,6 +28,10 @@ from .store.base import ObjectStore
 PARAM_DEFAULTS: Final = {"maxWords": 80, "overlap": 20}
 """The passage params and the trainer's defaults (``jobplane_trainer.kbtext``): an omitted
 param and its default give the same key."""
+
+READERS: Final = 16
+"""Article reads in flight while a folder is hashed (its own pool: the launch may itself run
+on ``jobplane.workers``' threads)."""
 
 
 class Unkeyed(Exception):
@@ -68,12 +73,15 @@ def _article(given: object, bot: str, store: ObjectStore) -> dict[str, Any]:
 
 
 def _folder(prefix: str, store: ObjectStore) -> list[dict[str, Any]]:
-    """One article per object under ``prefix``: its name and its bytes' hash."""
+    """One article per object under ``prefix``: its name and its bytes' hash (read ``READERS``
+    at a time: on GCS each read is a round trip)."""
     try:
         names = sorted(store.list(prefix))
     except PermanentError as e:
         raise Unkeyed from e
-    return [{"name": name[len(prefix):], "sha256": _sha(_read(name, store))} for name in names]
+    with ThreadPoolExecutor(min(READERS, max(1, len(names))), thread_name_prefix="jobplane-kbkey") as pool:
+        hashes = list(pool.map(lambda name: _sha(_read(name, store)), names))
+    return [{"name": name[len(prefix):], "sha256": digest} for name, digest in zip(names, hashes, strict=True)]
 
 
 def _confined(uri: object, bot: str, store: ObjectStore) -> str:
