@@ -235,6 +235,15 @@ def test_a_knowledge_base_reverted_to_earlier_articles_gets_that_index_back(plan
     assert (pointer["runId"], pointer["indexUri"], pointer["reusedBy"]) == (first["id"], first["indexUri"], reverted["id"])
 
 
+def test_a_kb_hit_never_moves_the_index_pointer_back_behind_a_newer_change(plane: Plane) -> None:
+    first = plane.succeed(plane.kb_changed("evt-1", revision="r1"))
+    plane.newer_pointer(c.bot_index_key("pizza-bot"))
+    again = plane.kb_changed("evt-2", revision="r2")
+
+    assert again["reason"] == "CacheHit" and again["reusedRun"] == first["id"]
+    assert plane.index_pointer()["runId"] == "newer"
+
+
 def test_one_changed_article_byte_reindexes(plane: Plane) -> None:
     plane.succeed(plane.kb_changed("evt-1", revision="r1"))
     text = next(a["text"] for a in ARTICLES if a["id"] == "interest")
