@@ -87,6 +87,17 @@ def test_a_reindex_reuses_the_unchanged_articles(plane: Plane) -> None:
     support_plane.wait_for(new_text_served, timeout=WAIT, what="search to serve the re-indexed article")
 
 
+def test_the_same_articles_again_are_a_cache_hit_with_no_job_and_search_serves_the_same_index(plane: Plane) -> None:
+    articles = changed(ARTICLES, "opening-hours", "Branches now open every day, Sundays too, from 8 am to 8 pm.")
+    served = json.loads(plane.store.read(c.bot_index_key(BOT)).data)["runId"]
+    event = bot_changed("evt-2-again", "r2-again", knowledgeBase={"articles": articles})
+    post(plane, event)
+    run = final(plane, runs.run_id_for(f"kb-{BOT}", source=event.source, event_id=event.id))
+    assert (run["state"], run["reason"], run["reusedRun"]) == ("skipped", "CacheHit", served), run
+    assert run.get("job") is None
+    assert search(plane, "is the bank open on sunday").json()["index"]["runId"] == served
+
+
 def test_an_index_that_fails_its_checks_fails_the_run_and_is_not_promoted(plane: Plane) -> None:
     before = json.loads(plane.store.read(c.bot_index_key(BOT)).data)["runId"]
     bad = [*ARTICLES, {"id": "empty", "title": "Empty", "format": "html", "text": "<nav>menu only</nav>"}]

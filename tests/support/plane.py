@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from jobplane import runs
+from jobplane import promotion
 
 if TYPE_CHECKING:
     from jobplane.local.plane import Plane
@@ -36,13 +36,15 @@ def wait_for(check: Callable[[], Any], *, timeout: float, what: str = "condition
 
 
 def final_run(plane: Plane, run_id: str, *, timeout: float) -> dict[str, Any]:
-    """The run record from ``GET /v1/runs/{run_id}`` once its state is terminal."""
+    """The run record from ``GET /v1/runs/{run_id}`` once its state is terminal and, for a
+    bot's succeeded training or kb-index, its promotion decided (``promotion.settled``: the
+    record reads ``succeeded`` a moment before the pointer moves)."""
 
     session = api(plane)
 
     def done() -> dict[str, Any] | None:
         response = session.get(f"{plane.url}/v1/runs/{run_id}", timeout=10)
         body = response.json() if response.status_code == 200 else None
-        return body if body and body["state"] in runs.TERMINAL else None
+        return body if body and promotion.settled(body) else None
 
     return wait_for(done, timeout=timeout, what=f"run {run_id} to end")  # type: ignore[no-any-return]
