@@ -212,7 +212,7 @@ def reused(run: runs.Run, hit: Hit, *, now: datetime) -> runs.Run:
     new["cacheKey"] = hit.key
     new["metrics"] = source.get("metrics")
     new["artifacts"] = dict(source.get("artifacts") or {})
-    for field, artifact in (("modelUri", "model"), ("indexUri", "index")):
+    for field, artifact in (("modelUri", "model"), ("indexUri", "index")) if hit.promoted else ():  # as promotion._note
         if source.get(field) or new["artifacts"].get(artifact):
             new[field] = source.get(field) or new["artifacts"][artifact]
     return new

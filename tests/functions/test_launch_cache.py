@@ -197,6 +197,7 @@ def test_a_model_the_gate_refused_is_a_hit_that_leaves_the_bots_model_alone(plan
     assert worse["promoted"] is False and plane.pointer()["runId"] == r1["id"]
     assert again["reason"] == "CacheHit" and again["reusedRun"] == worse["id"]
     assert again["cachedFrom"]["promoted"] is False and "not promoted" in again["message"]
+    assert "modelUri" not in again and again["artifacts"]["model"] == worse["artifacts"]["model"]
     assert plane.pointer()["runId"] == r1["id"]  # the refused model never becomes the bot's
     assert len(plane.launcher.launch_calls) == 2
 
