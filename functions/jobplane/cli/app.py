@@ -65,12 +65,13 @@ EventingDir = Annotated[Path | None, typer.Option(
 def root(ctx: typer.Context, verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at INFO, one line per HTTP request.")] = False,
          url: Url = None, token: Token = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     level = logging.INFO if verbose else logging.WARNING
-    if ctx.invoked_subcommand == "up":  # the plane's lines as JSON (JOBPLANE_LOG_FORMAT=text: plain), as on a cluster
-        from .. import logs
+    from .. import logs
 
-        logs.configure(logs.format_from(os.environ), level=level)
-    else:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # `up` logs the plane's lines as JSON (JOBPLANE_LOG_FORMAT=text: plain), as on a cluster; the
+    # other commands (the demo's plane too) write plain warnings for people. Configured here
+    # first, so the functions the plane loads keep it (logs.configure(keep=True)).
+    fmt = logs.format_from(os.environ) if ctx.invoked_subcommand == "up" else "text"
+    logs.configure(fmt, level=level)
     logging.getLogger("werkzeug").setLevel(level)  # one line per request only with -v
 
 
