@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -16,6 +17,20 @@ def restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI (run in-process by typer's CliRunner) and functions/main.py set up the root
+    logger; undo it after every test, so neither a handler left writing to a CliRunner's closed
+    stream nor a changed level leaks into the next test (pytest's own handlers are left alone)."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in before
+                    and (getattr(h, "_jobplane", False) or type(h) is logging.StreamHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
 def test_every_event_accepted_before_the_plane_stops_has_exactly_one_run_after_a_restart(up: Up, signum: int) -> None:
     bots = [f"durable-{i}" for i in range(24)]
     up.start()
-    assert [post(up.url, bot_changed(bot)) for bot in bots] == [202] * len(bots)
+    with ThreadPoolExecutor(8) as senders:  # at once, so deliveries are still due when the signal comes
+        assert list(senders.map(lambda bot: post(up.url, bot_changed(bot)), bots)) == [202] * len(bots)
     code = up.signal(signum)
 
     assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 0), up.log.read_text()[-3000:]

@@ -92,10 +92,13 @@ def list_runs(ctx: typer.Context,
 
 def status(ctx: typer.Context, run_id: RunId, follow_: Follow = False, interval: Interval = POLL_SECONDS,
            url: Url = None, token: Token = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Show a run: state, progress, ETA, why, timings, metrics, artifacts."""
+    """Show a run: state, progress, ETA, why, timings, metrics, artifacts.
+
+    With --follow, a run not recorded yet is waited for (up to 30 s): a trigger or an event
+    answers with the run id a moment before the launch function records the run."""
     api = Api(Target.from_context(ctx))
     if follow_:
-        finish(ctx, api, run_id, interval=interval)
+        finish(ctx, api, run_id, interval=interval, appear_within=APPEAR_SECONDS)
         return
     record = api.get(f"/v1/runs/{run_id}")
     print_json(record) if wants_json(ctx) else console().print(run_summary(record))
