@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,14 @@ def test_the_real_trainer_on_data_that_can_never_train_fails_the_run_once_with_i
     assert run["state"] == "failed" and run["reason"] == "BadData", run
     assert "hello" in run["message"]
     assert attempts == ["attempt-1.log"]  # podFailurePolicy: the bad-data exit code is never retried
+
+
+def test_a_plane_started_twice_serves_once_and_its_stop_ends_every_thread(tmp_path: Path) -> None:
+    def serving() -> int:
+        return sum(t.name == "jobplane-http" for t in threading.enumerate())
+
+    before = serving()
+    with Plane(tmp_path / "data", port=0, env={}).start() as plane:  # __enter__ starts it again
+        assert serving() == before + 1
+        assert plane.start() is plane
+    assert serving() == before

@@ -311,6 +311,11 @@ class Plane:
             log.info("%d Job(s) of the previous plane still wait for quota: %s", len(waiting), ", ".join(waiting))
 
     def start(self) -> Plane:
+        """Serve, deliver, fire and reconcile; a second call (``with Plane(...).start()``) is a
+        no-op: two ``serve_forever`` loops on one server outlive ``shutdown``, and the one left
+        spins on the closed socket."""
+        if self._threads:
+            return self
         try:
             self._recover_jobs()
             self._build()
