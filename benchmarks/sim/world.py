@@ -143,8 +143,18 @@ class World:
         heapq.heappush(self._heap, (when, next(self._seq), action))
 
     def run(self) -> Report:
+        """The week, with the plane's INFO lines silenced while it runs (and only then: a test
+        run in the same process logs as before)."""
+        logger = logging.getLogger("jobplane")
+        saved = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            return self._run()
+        finally:
+            logger.setLevel(saved)
+
+    def _run(self) -> Report:
         started = time.perf_counter()
-        logging.getLogger("jobplane").setLevel(logging.WARNING)
         self._seed()
         self._plan_week()
         while self._heap:
