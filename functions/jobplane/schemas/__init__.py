@@ -27,18 +27,19 @@ from typing import Any, Final
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
+from .. import events as ev
 from ..errors import Problem
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 EVENT_DATA: Final[Mapping[str, str]] = {
-    "dev.jobplane.bot.changed": "BotChangedData",
-    "dev.knative.sources.ping": "PingData",
-    "dev.jobplane.run.requested": "RunRequestedData",
-    "dev.jobplane.run.launched": "RunLaunchedData",
-    "dev.jobplane.run.progress": "RunProgressData",
-    "dev.jobplane.run.succeeded": "RunSucceededData",
-    "dev.jobplane.run.failed": "RunFailedData",
-    "dev.jobplane.model.ready": "ModelReadyData",
+    ev.BOT_CHANGED: "BotChangedData",
+    ev.PING: "PingData",
+    ev.RUN_REQUESTED: "RunRequestedData",
+    ev.RUN_LAUNCHED: "RunLaunchedData",
+    ev.RUN_PROGRESS: "RunProgressData",
+    ev.RUN_SUCCEEDED: "RunSucceededData",
+    ev.RUN_FAILED: "RunFailedData",
+    ev.MODEL_READY: "ModelReadyData",
 }
 """Each CloudEvent type jobplane takes or emits → its data's definition."""
 _KINDS: Final = {dict: "object", list: "array", str: "string", bool: "boolean"}
